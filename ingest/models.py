@@ -1,0 +1,212 @@
+"""The data that flows between stages: small frozen dataclasses.
+
+Each stage takes one of these and returns the next; none of them knows about
+Redis, RQ or the database. `to_dict`/`from_dict` exist only where an object
+crosses a process boundary (RQ job arguments, CLI JSON, webhook payloads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A feed the poller watches, with what the last fetch taught us."""
+
+    id: int
+    url: str
+    title: str | None = None
+    interval: int | None = None  # fixed seconds between polls; None: the default
+    etag: str | None = None
+    last_modified: str | None = None
+    status: str = "active"  # active | disabled | gone
+    last_polled_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_errors: int = 0
+    next_poll_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one conditional GET returned. `content` is None on 304 Not Modified."""
+
+    url: str  # final URL after redirects
+    status: int
+    content: bytes | None
+    headers: dict[str, str]
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One feed entry as parsed, before any cleaning. Travels in RQ jobs as JSON."""
+
+    feed_id: int
+    feed_url: str
+    entry_key: str  # identity within the feed: guid, else canonical link, else content hash
+    url: str | None
+    title: str
+    content: str  # HTML (or text) of the fullest body the feed carries
+    summary: str | None = None
+    published_at: datetime | None = None
+    author: str | None = None
+    feed_title: str | None = None
+    language_hint: str | None = None  # declared by the feed or page; only a hint
+    is_html: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["published_at"] = iso(self.published_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RawEntry:
+        values = dict(data)
+        values["published_at"] = parse_iso(values.get("published_at"))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A parsed feed document: its metadata and entries, in document order."""
+
+    title: str | None
+    link: str | None
+    language: str | None
+    entries: list[RawEntry]
+    ttl_minutes: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CleanDocument:
+    """The article a reader would call the article: clean title, text, canonical URL."""
+
+    title: str
+    text: str  # paragraphs separated by one blank line
+    summary: str | None
+    url: str | None  # canonical: tracking parameters and fragment removed
+    removed: list[str] = field(default_factory=list)  # paragraphs the rules dropped, for debugging
+
+
+@dataclass(frozen=True)
+class LanguageResult:
+    """ISO 639-1 code (or `und`) and the detector's confidence in it, 0..1."""
+
+    code: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class DedupResult:
+    """Which story an article belongs to, and why.
+
+    kind: `new` (starts a story), `exact` (same canonical URL or body hash as an
+    earlier article: not stored again), `near` (syndicated copy: stored, joins the story).
+    """
+
+    story_id: str
+    kind: str
+    duplicate_of: str | None = None
+    similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """A processed article as stored and as sent in webhooks."""
+
+    id: str
+    feed_id: int
+    feed_url: str
+    entry_key: str
+    url: str | None
+    title: str
+    text: str
+    summary: str | None
+    language: str
+    language_confidence: float
+    published_at: datetime | None
+    story_id: str
+    content_hash: str
+    fetched_at: datetime
+    author: str | None = None
+    updated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The webhook's `article` object (and the CLI's JSON line)."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "title": self.title,
+            "text": self.text,
+            "summary": self.summary,
+            "language": self.language,
+            "language_confidence": round(self.language_confidence, 4),
+            "published_at": iso(self.published_at),
+            "feed_url": self.feed_url,
+            "story_id": self.story_id,
+        }
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscriber's topic query and where its alerts go."""
+
+    id: str
+    name: str
+    query: str
+    webhook: str
+    secret: str  # whsec_...
+    status: str = "active"  # active | paused | disabled
+    status_reason: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One subscription matched one article, through these terms."""
+
+    subscription_id: str
+    matched_terms: list[str]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One (subscription, story) alert in the outbox. `id` is the webhook-id."""
+
+    id: str
+    subscription_id: str
+    story_id: str
+    article_id: str
+    matched_terms: list[str]
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None

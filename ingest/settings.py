@@ -1,0 +1,174 @@
+"""Every setting the service reads, from environment variables, in one table.
+
+Configuration enters once, at the edge: `Settings.from_env()` parses and
+validates the environment; everything below takes plain arguments.
+The README's configuration table is generated from `SETTINGS` (see
+`ingest settings --markdown`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+
+
+def _schedule(raw: str) -> tuple[float, ...]:
+    values = tuple(float(part) for part in raw.split(",") if part.strip())
+    if not values or any(v < 0 for v in values):
+        raise ValueError("must be a comma-separated list of seconds, e.g. 5,300,1800")
+    return values
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _optional(raw: str) -> str | None:
+    return raw or None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default, parser and meaning."""
+
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("INGEST_DATA_DIR", "data_dir", "./data", Path,
+            "Directory for the embedded Redis, the SQLite database and other local state."),
+    Setting("REDIS_URL", "redis_url", "", _optional,
+            "Redis server. Unset: an embedded Valkey server is started under the data directory "
+            "and shared by every `ingest` command using that directory."),
+    Setting("DATABASE_URL", "database_url", "", _optional,
+            "`sqlite:///path.db` or `postgresql://...`. Unset: `sqlite:///<data dir>/ingest.db`."),
+    Setting("INGEST_REDIS_PREFIX", "redis_prefix", "ingest:", str,
+            "Prefix of the service's own Redis keys (dedup index, poller state)."),
+    Setting("INGEST_QUEUE_PREFIX", "queue_prefix", "", str,
+            "Prefix of the RQ queue names (`ingest`, `alerts`); lets several deployments share a Redis."),
+    Setting("INGEST_LOG_FORMAT", "log_format", "auto", _choice("auto", "json", "console"),
+            "`json`, `console` (key=value), or `auto`: console on a terminal, JSON otherwise."),
+    Setting("INGEST_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"),
+            "Minimum log level."),
+    Setting("INGEST_POLL_INTERVAL", "poll_interval", "600", _positive_int,
+            "Default seconds between two polls of a feed (a feed's own `--interval` overrides)."),
+    Setting("INGEST_FETCH_TIMEOUT", "fetch_timeout", "20", _non_negative_float,
+            "Seconds allowed for one feed fetch, connect and read included."),
+    Setting("INGEST_MAX_BODY_BYTES", "max_body_bytes", "10485760", _positive_int,
+            "Largest feed or page body read, after decompression; larger bodies are cut off and refused."),
+    Setting("INGEST_MAX_ENTRIES", "max_entries", "1000", _positive_int,
+            "Most entries taken from one fetch of a feed."),
+    Setting("INGEST_ALLOWED_NETWORKS", "allowed_networks", "", _networks,
+            "Comma-separated CIDRs that are allowed although non-public (e.g. `127.0.0.0/8` for a demo). "
+            "Feed and webhook URLs resolving to other loopback, private, link-local or reserved "
+            "addresses are refused."),
+    Setting("INGEST_USER_AGENT", "user_agent", "news-ingest/0.1 (+https://example.invalid/contact)", str,
+            "User-Agent sent with every fetch; put a contact URL in it."),
+    Setting("INGEST_BATCH_SIZE", "batch_size", "50", _positive_int,
+            "Entries per worker job."),
+    Setting("INGEST_DEDUP_WINDOW_DAYS", "dedup_window_days", "7", _positive_int,
+            "Days during which a syndicated copy joins its original's story."),
+    Setting("INGEST_DEDUP_THRESHOLD", "dedup_threshold", "0.5", float,
+            "Estimated word-shingle Jaccard similarity above which two bodies are one story."),
+    Setting("INGEST_WEBHOOK_RETRY_SCHEDULE", "webhook_retry_schedule", "5,300,1800,7200,18000,36000,36000",
+            _schedule, "Seconds to wait before each webhook retry; after the last one the alert is dead-lettered."),
+    Setting("INGEST_WEBHOOK_TIMEOUT", "webhook_timeout", "15", _non_negative_float,
+            "Seconds a webhook receiver has to answer."),
+    Setting("INGEST_SWEEP_INTERVAL", "sweep_interval", "30", _positive_int,
+            "Seconds between two sweeps that re-queue alerts whose job was lost."),
+    Setting("INGEST_API_TOKEN", "api_token", "", _optional,
+            "Bearer token required by the HTTP API (everything but health checks)."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one process."""
+
+    data_dir: Path
+    redis_url: str | None
+    database_url: str | None
+    redis_prefix: str
+    queue_prefix: str
+    log_format: str
+    log_level: str
+    poll_interval: int
+    fetch_timeout: float
+    max_body_bytes: int
+    max_entries: int
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    user_agent: str
+    batch_size: int
+    dedup_window_days: int
+    dedup_threshold: float
+    webhook_retry_schedule: tuple[float, ...]
+    webhook_timeout: float
+    sweep_interval: int
+    api_token: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse the environment; a bad value raises ConfigError naming the variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env, setting.default)
+            try:
+                values[setting.field] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}={raw!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'ingest.db'}"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and the demo use it)."""
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(changes)
+        return Settings(**current)
+
+
+ENV_NAMES = frozenset(s.env for s in SETTINGS)
+
+
+def settings_table() -> str:
+    """The README's configuration table, in Markdown."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | `{s.default}` | {s.doc} |" for s in SETTINGS]
+    return "\n".join(rows)
