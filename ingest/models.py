@@ -56,6 +56,7 @@ class FetchResult:
     headers: dict[str, str]
     etag: str | None = None
     last_modified: str | None = None
+    permanent_redirect: str | None = None  # where a 301/308 chain from the requested URL led
 
     @property
     def not_modified(self) -> bool:

@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from ingest.settings import Settings
+from ingest.store.base import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def _redis_base_url() -> str:
@@ -157,3 +157,94 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# -- databases: the `store` fixture runs a test against SQLite and PostgreSQL ----------
+
+
+def _pg_bindir() -> Path:
+    """Where initdb/pg_ctl live: on PATH, else the newest Debian-layout install."""
+    import glob
+    import shutil
+
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not candidates:
+        raise RuntimeError("PostgreSQL does not answer and no initdb/pg_ctl is installed")
+    return Path(candidates[-1]).parent
+
+
+def _start_postgres() -> tuple[str, Callable[[], None]]:
+    """A throwaway PostgreSQL server in a temp dir on a free port; returns its admin URL and a stopper."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    bindir, port = _pg_bindir(), free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="ingest-test-pg-"))  # not under pytest's root-only dirs
+    datadir = workdir / "pgdata"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        prefix = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(workdir, "postgres")
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*prefix, *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {done.stderr or done.stdout}")
+
+    run(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-w", "-l", str(workdir / "server.log"),
+        "start")
+
+    def stop() -> None:
+        run(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own (`ingest_test_<pid>`), dropped at the end.
+
+    Created on the machine's PostgreSQL (TEST_POSTGRES_URL, default 127.0.0.1:5432 db `test`),
+    or, if that does not answer, on a throwaway server started here.
+    """
+    import psycopg
+
+    admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    stop: Callable[[], None] | None = None
+    try:
+        psycopg.connect(admin, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        admin, stop = _start_postgres()
+    name = f"ingest_test_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    base = admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    if stop:
+        stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty, migrated store: a fresh SQLite file, or the run's PostgreSQL database emptied."""
+    from ingest.store.postgres import PostgresStore
+    from ingest.store.sqlite import SQLiteStore
+
+    opened: SQLiteStore | PostgresStore
+    if request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "ingest.db")
+    else:
+        opened = PostgresStore(request.getfixturevalue("postgres_url"))
+        opened.reset()
+    yield opened
+    opened.close()

@@ -19,6 +19,14 @@ class Store(Protocol):
     # -- lifecycle -------------------------------------------------------
     def close(self) -> None: ...
 
+    def ping(self) -> None:
+        """Raise StoreError if the database does not answer (health checks)."""
+        ...
+
+    def upgrade(self) -> int:
+        """Apply pending schema migrations (idempotent); return the schema version."""
+        ...
+
     # -- feeds -------------------------------------------------------------
     def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None) -> Feed:
         """Add a feed, or return the existing one with that URL."""
@@ -58,6 +66,24 @@ class Store(Protocol):
         """Newest first."""
         ...
 
+    def update_article(self, article: Article) -> None:
+        """Replace the content of entry (feed_id, entry_key); sets `updated`, keeps id and story_id."""
+        ...
+
+    def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None: ...
+
+    def articles_in_story(self, story_id: str) -> list[Article]:
+        """Oldest first."""
+        ...
+
+    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
+        """Full-text: articles whose title or text contain every word of `query`, best first."""
+        ...
+
+    def delete_articles_older_than(self, cutoff: datetime, *, batch: int = 1000) -> int:
+        """Retention: delete articles fetched before `cutoff` in batches; return how many."""
+        ...
+
     # -- subscriptions -----------------------------------------------------
     def add_subscription(self, sub: Subscription) -> Subscription: ...
 
@@ -66,6 +92,15 @@ class Store(Protocol):
     def list_subscriptions(self) -> list[Subscription]: ...
 
     def set_subscription_status(self, sub_id: str, status: str, reason: str | None) -> None: ...
+
+    def update_subscription(self, sub_id: str, *, name: str | None = None, query: str | None = None,
+                            webhook: str | None = None, secret: str | None = None) -> Subscription:
+        """Change the given fields (None: unchanged); return the stored subscription."""
+        ...
+
+    def remove_subscription(self, sub_id: str) -> None:
+        """Remove the subscription and its alerts."""
+        ...
 
     def subscriptions_version(self) -> str:
         """Changes whenever a subscription is added, changed or removed (matcher reload key)."""

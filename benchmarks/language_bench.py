@@ -1,0 +1,77 @@
+"""Language detection: accuracy on the lingua test data, time per article, RSS of the loaded models.
+
+Usage: .venv/bin/python benchmarks/language_bench.py --data DIR   (DIR holds <iso>/testdata/sentences.txt)
+Prints figures only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from ingest.language import LanguageDetector
+
+EN_ARTICLE = (Path(__file__).resolve().parent.parent / "ingest/demo/feeds/seed_sohu_armenia.txt").read_text()
+ZH_ARTICLE = ("中新网北京10月31日电 国家统计局31日发布数据显示，10月份，中国制造业采购经理指数为51.4%，"
+              "比上月上升0.3个百分点，制造业继续保持稳步恢复态势。") * 12
+
+
+def rss_mb() -> float:
+    """Resident set size of this process, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def per_call_ms(detector: LanguageDetector, text: str, rounds: int = 2000) -> float:
+    """Mean wall time of one detect() call, in milliseconds."""
+    start = time.perf_counter()
+    for _ in range(rounds):
+        detector.detect(text)
+    return (time.perf_counter() - start) / rounds * 1000
+
+
+def accuracy(detector: LanguageDetector, data: Path, kind: str, group: int) -> None:
+    """Per-language and mean accuracy; `group` sentences are joined to make one text."""
+    scores: dict[str, float] = {}
+    wrong: Counter[str] = Counter()
+    for folder in sorted(p for p in data.iterdir() if (p / "testdata").is_dir()):
+        lines = [x for x in (folder / "testdata" / f"{kind}.txt").read_text().splitlines() if x.strip()]
+        texts = [" ".join(lines[i:i + group]) for i in range(0, len(lines), group)]
+        hits = 0
+        for text in texts:
+            code = detector.detect(text).code
+            hits += code == folder.name
+            if code != folder.name:
+                wrong[f"{folder.name}->{code}"] += 1
+        scores[folder.name] = hits / len(texts)
+    mean = sum(scores.values()) / len(scores)
+    low = sorted(scores.items(), key=lambda kv: kv[1])[:8]
+    print(f"{kind} x{group}: mean accuracy {mean:.3f} over {len(scores)} languages; lowest {low}")
+    print(f"  most common errors: {wrong.most_common(8)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, help="lingua test-data directory")
+    args = parser.parse_args(argv)
+    before = rss_mb()
+    start = time.perf_counter()
+    detector = LanguageDetector()
+    print(f"load: {time.perf_counter() - start:.2f} s, RSS {before:.0f} -> {rss_mb():.0f} MB")
+    en, zh = EN_ARTICLE[:2048], ZH_ARTICLE
+    print(f"en article ({len(en)} chars): {per_call_ms(detector, en):.3f} ms/detect -> {detector.detect(en)}")
+    print(f"zh article ({len(zh)} chars): {per_call_ms(detector, zh):.3f} ms/detect -> {detector.detect(zh)}")
+    if args.data:
+        accuracy(detector, args.data, "sentences", 1)
+        accuracy(detector, args.data, "sentences", 5)
+        print(f"RSS after accuracy runs: {rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The `ingest` command. Results go to stdout, logs and progress to stderr.
+
+Command names and flags are a contract: scripts call them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ingest.errors import IngestError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ingest.cli import commands, up
+
+    parser = argparse.ArgumentParser(prog="ingest", description="Streaming news ingestion service.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    feeds = sub.add_parser("feeds", help="manage feeds").add_subparsers(dest="action", required=True)
+    p = feeds.add_parser("add", help="add a feed by URL")
+    p.add_argument("url")
+    p.add_argument("--interval", type=int, metavar="SECONDS", help="fixed seconds between polls")
+    p.set_defaults(func=commands.feeds_add)
+    p = feeds.add_parser("list", help="list feeds and their fetch state")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=commands.feeds_list)
+    p = feeds.add_parser("remove", help="remove a feed")
+    p.add_argument("feed_id", type=int)
+    p.set_defaults(func=commands.feeds_remove)
+
+    subs = sub.add_parser("subs", help="manage subscriptions").add_subparsers(dest="action", required=True)
+    p = subs.add_parser("add", help="add a topic subscription")
+    p.add_argument("--query", required=True)
+    p.add_argument("--webhook", required=True, metavar="URL")
+    p.add_argument("--secret", help="whsec_... (generated when omitted)")
+    p.add_argument("--name")
+    p.set_defaults(func=commands.subs_add)
+    p = subs.add_parser("list", help="list subscriptions")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=commands.subs_list)
+
+    p = sub.add_parser("poll", help="run the poller")
+    p.add_argument("--once", action="store_true", help="poll every feed once now, queue what is new, exit")
+    p.set_defaults(func=commands.poll)
+
+    p = sub.add_parser("worker", help="run an RQ worker on the ingest and alerts queues")
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.set_defaults(func=commands.worker)
+
+    p = sub.add_parser("process", help="clean and language-tag one document, print it as JSON")
+    p.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    p.add_argument("--title", help="title (default: the first line of a text document)")
+    p.add_argument("--url")
+    p.add_argument("--html", action="store_true", help="the document is HTML")
+    p.add_argument("--jsonl", action="store_true", help="JSON Lines in, one article per line out")
+    p.set_defaults(func=commands.process)
+
+    arts = sub.add_parser("articles", help="stored articles").add_subparsers(dest="action", required=True)
+    p = arts.add_parser("list", help="newest first")
+    p.add_argument("--json", action="store_true", help="JSON Lines with the webhook's article fields")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=commands.articles_list)
+
+    p = sub.add_parser("match", help="match one document against a query, print the result as JSON")
+    p.add_argument("query")
+    p.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    p.add_argument("--title", default="")
+    p.set_defaults(func=commands.match)
+
+    p = sub.add_parser("up", help="poller, workers and rq-dashboard in one process tree")
+    p.add_argument("--demo", action="store_true", help="also serve demo feeds and a demo webhook receiver")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--dashboard-port", type=int, default=9181)
+    p.set_defaults(func=up.up)
+
+    p = sub.add_parser("settings", help="print the environment variables the service reads")
+    p.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    p.set_defaults(func=commands.settings_cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IngestError as exc:
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

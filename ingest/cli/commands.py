@@ -1,0 +1,220 @@
+"""The CLI's commands: parse arguments, call the library, print results to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import ConfigError
+from ingest.models import Feed, RawEntry, Subscription, iso, utcnow
+from ingest.settings import SETTINGS, Settings, settings_table
+
+if TYPE_CHECKING:
+    from ingest.pipeline import Preparer
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from workers.context import init_context
+
+    return init_context(Settings.from_env())
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in obj.items()}
+
+
+# -- feeds -------------------------------------------------------------------
+
+def feeds_add(args: argparse.Namespace) -> int:
+    from ingest.netsafe import check_url
+
+    ctx = _context()
+    if args.interval is not None and args.interval < 60:
+        raise ConfigError("--interval must be at least 60 seconds")
+    check_url(args.url, ctx.settings.allowed_networks)
+    feed = ctx.store.add_feed(args.url, interval=args.interval)
+    print(f"{feed.id}\t{feed.url}")
+    return 0
+
+
+def feed_dict(feed: Feed) -> dict[str, Any]:
+    return _json_ready(asdict(feed))
+
+
+def feeds_list(args: argparse.Namespace) -> int:
+    ctx = _context()
+    for feed in ctx.store.list_feeds():
+        if args.json:
+            _emit(feed_dict(feed))
+        else:
+            state = feed.last_error or ("ok" if feed.last_success_at else "never polled")
+            print(f"{feed.id}\t{feed.status}\t{feed.url}\t{feed.title or ''}\t{state}")
+    return 0
+
+
+def feeds_remove(args: argparse.Namespace) -> int:
+    _context().store.remove_feed(args.feed_id)
+    return 0
+
+
+# -- subscriptions -----------------------------------------------------------
+
+def subs_add(args: argparse.Namespace) -> int:
+    from ingest.alert import new_secret, validate_secret
+    from ingest.match import parse_query
+    from ingest.netsafe import check_url
+
+    ctx = _context()
+    parse_query(args.query)  # refuses a bad query with its position before anything is stored
+    check_url(args.webhook, ctx.settings.allowed_networks)
+    secret = validate_secret(args.secret) if args.secret else new_secret()
+    sub_id = "sub_" + uuid.uuid4().hex[:16]
+    sub = ctx.store.add_subscription(Subscription(
+        id=sub_id, name=args.name or args.query, query=args.query, webhook=args.webhook,
+        secret=secret, created_at=utcnow()))
+    print(f"{sub.id}\t{sub.secret}")
+    return 0
+
+
+def sub_dict(sub: Subscription) -> dict[str, Any]:
+    data = _json_ready(asdict(sub))
+    data.pop("secret")
+    return data
+
+
+def subs_list(args: argparse.Namespace) -> int:
+    ctx = _context()
+    for sub in ctx.store.list_subscriptions():
+        if args.json:
+            _emit(sub_dict(sub))
+        else:
+            print(f"{sub.id}\t{sub.status}\t{sub.name}\t{sub.query}\t{sub.webhook}")
+    return 0
+
+
+# -- running -----------------------------------------------------------------
+
+def poll(args: argparse.Namespace) -> int:
+    from workers.poller import poll_once, run_poller
+
+    ctx = _context()
+    if args.once:
+        summary = poll_once(ctx, only_due=False)
+        _emit(summary.__dict__)
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_poller(ctx, stop)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    run_worker(_context(), burst=args.burst)
+    return 0
+
+
+# -- documents ---------------------------------------------------------------
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _processed(preparer: Preparer, title: str, content: str, *, is_html: bool,
+               url: str | None, feed_title: str | None = None) -> dict[str, Any]:
+    entry = RawEntry(feed_id=0, feed_url="", entry_key="", url=url, title=title, content=content,
+                     is_html=is_html, feed_title=feed_title)
+    doc = preparer.prepare(entry)
+    return {"title": doc.clean.title, "url": doc.clean.url, "text": doc.clean.text,
+            "summary": doc.clean.summary, "language": doc.language.code,
+            "language_confidence": round(doc.language.confidence, 4), "removed": doc.clean.removed}
+
+
+def _preparer() -> Preparer:
+    """Clean and language only: no Redis, no database."""
+    from ingest.clean import load_rules
+    from ingest.language import LanguageDetector
+    from ingest.pipeline import Preparer
+
+    return Preparer(LanguageDetector(), load_rules(Settings.from_env().clean_rules))
+
+
+def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"line {number}: not JSON: {exc.msg}") from None
+
+
+def process(args: argparse.Namespace) -> int:
+    preparer = _preparer()
+    if args.jsonl:
+        for number, doc in _jsonl(args.file):
+            html, text = doc.get("html"), doc.get("text")
+            if html is None and text is None:
+                raise ConfigError(f"line {number}: needs an \"html\" or a \"text\" field")
+            _emit(_processed(preparer, doc.get("title") or "", html if html is not None else text,
+                             is_html=html is not None, url=doc.get("url"),
+                             feed_title=doc.get("feed_title")))
+            sys.stdout.flush()
+        return 0
+    content = _read(args.file)
+    title = args.title
+    if title is None and not args.html:
+        title, _, content = content.partition("\n")
+    _emit(_processed(preparer, (title or "").strip(), content, is_html=args.html, url=args.url))
+    return 0
+
+
+def articles_list(args: argparse.Namespace) -> int:
+    ctx = _context()
+    for article in ctx.store.list_articles(limit=args.limit):
+        if args.json:
+            _emit(article.to_dict())
+        else:
+            print(f"{iso(article.fetched_at)}\t{article.language}\t{article.story_id}\t{article.title}")
+    return 0
+
+
+def match(args: argparse.Namespace) -> int:
+    from ingest.match import MatchDocument, match_query
+
+    text = _read(args.file)
+    result = match_query(args.query, MatchDocument(title=args.title, text=text))
+    _emit({"query": args.query, "matched": result is not None,
+           "matched_terms": result.matched_terms if result else []})
+    return 0 if result else 1
+
+
+def settings_cmd(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(settings_table())
+        return 0
+    current = Settings.from_env()
+    for setting in SETTINGS:
+        print(f"{setting.env}={getattr(current, setting.field)!s}")
+    return 0
+

@@ -1,0 +1,204 @@
+"""Wires the stages for a batch of entries: clean -> dedup -> language -> store -> match -> outbox.
+
+Stages are pure or own their I/O; this module only decides the order and
+what flows on. Only articles the store reports as new reach matching, and
+only alerts the outbox reports as new are handed back for delivery, so a
+batch that runs twice produces nothing the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ingest.alert import alert_id
+from ingest.clean import Rules, clean_document
+from ingest.dedup import DedupItem, Deduplicator, fingerprint
+from ingest.language import LanguageDetector
+from ingest.log import get_logger
+from ingest.match import MatchDocument, Matcher
+from ingest.models import Alert, Article, CleanDocument, LanguageResult, RawEntry, utcnow
+from ingest.store.base import Store
+
+log = get_logger(__name__)
+
+LANGUAGE_SAMPLE_CHARS = 2000
+
+
+def article_id(feed_id: int, entry_key: str) -> str:
+    """Deterministic, so re-processing an entry finds the same article."""
+    return "art_" + hashlib.sha256(f"{feed_id}\x00{entry_key}".encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class ProcessedDocument:
+    """An entry after clean and language, before dedup and store (the CLI's `process`)."""
+
+    clean: CleanDocument
+    language: LanguageResult
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, for logs and the caller's next step."""
+
+    stored: list[Article] = field(default_factory=list)
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class SubscriptionIndex:
+    """The matcher over active subscriptions, refreshed when the store says they changed."""
+
+    def __init__(self, store: Store, *, check_every: float = 2.0) -> None:
+        self._store = store
+        self._check_every = check_every
+        self._checked_at = 0.0
+        self._version: str | None = None
+        self._queries: dict[str, str] = {}
+        self.matcher = Matcher()
+
+    def current(self) -> Matcher:
+        """The matcher, at most `check_every` seconds behind the database."""
+        now = time.monotonic()
+        if now - self._checked_at >= self._check_every:
+            self._checked_at = now
+            version = self._store.subscriptions_version()
+            if version != self._version:
+                self._reload()
+                self._version = version
+        return self.matcher
+
+    def _reload(self) -> None:
+        wanted = {s.id: s.query for s in self._store.list_subscriptions() if s.status == "active"}
+        for sub_id, query in self._queries.items():
+            if wanted.get(sub_id) != query:
+                self.matcher.remove(sub_id)
+        for sub_id, query in wanted.items():
+            if self._queries.get(sub_id) != query:
+                self.matcher.add(sub_id, query)
+        self._queries = wanted
+        log.info("subscriptions_loaded", count=len(wanted))
+
+
+class Preparer:
+    """Clean and language-tag entries: the stages that need no Redis and no database."""
+
+    def __init__(self, detector: LanguageDetector, rules: Rules | None = None) -> None:
+        self.detector = detector
+        self.rules = rules
+
+    def prepare(self, entry: RawEntry) -> ProcessedDocument:
+        clean = clean_document(entry.title, entry.content, is_html=entry.is_html, url=entry.url,
+                               feed_title=entry.feed_title, summary=entry.summary, rules=self.rules)
+        sample = f"{clean.title}\n{clean.text[:LANGUAGE_SAMPLE_CHARS]}"
+        return ProcessedDocument(clean, self.detector.detect(sample, hint=entry.language_hint))
+
+
+class Pipeline:
+    """Everything a worker does to a batch of entries; models are loaded once per instance."""
+
+    def __init__(self, store: Store, dedup: Deduplicator, preparer: Preparer) -> None:
+        self.store = store
+        self.dedup = dedup
+        self.prepare = preparer.prepare
+        self.subscriptions = SubscriptionIndex(store)
+
+    def process(self, entries: Sequence[RawEntry]) -> BatchResult:
+        result = BatchResult()
+        fresh = self._split_known(entries, result)
+        if not fresh:
+            return result
+        timer = _Timer(result.seconds)
+        with timer("clean_language"):
+            prepared = [(entry, self.prepare(entry)) for entry in fresh]
+        with timer("dedup"):
+            articles = self._assign_stories(prepared, result)
+        with timer("store"):
+            result.stored = self.store.add_articles(articles)
+        with timer("match"):
+            candidates = self._match(result.stored)
+        with timer("outbox"):
+            result.alerts = self.store.add_alerts(candidates) if candidates else []
+        return result
+
+    def _split_known(self, entries: Sequence[RawEntry], result: BatchResult) -> list[RawEntry]:
+        """Entries never stored go on; changed ones become updates (no new story, no alert)."""
+        fresh = []
+        for entry in entries:
+            existing = self.store.get_article_by_entry(entry.feed_id, entry.entry_key)
+            if existing is None:
+                fresh.append(entry)
+                continue
+            doc = self.prepare(entry)
+            if fingerprint(doc.clean.text, doc.clean.url).content_hash == existing.content_hash:
+                result.unchanged += 1
+                continue
+            self.store.update_article(self._article(entry, doc, existing.story_id, existing.id,
+                                                    updated=True))
+            result.updated += 1
+            log.info("article_updated", article_id=existing.id, url=existing.url)
+        return fresh
+
+    def _assign_stories(self, prepared: list[tuple[RawEntry, ProcessedDocument]],
+                        result: BatchResult) -> list[Article]:
+        items = []
+        for entry, doc in prepared:
+            fp = fingerprint(doc.clean.text, doc.clean.url)
+            items.append(DedupItem(article_id(entry.feed_id, entry.entry_key), fp, entry.published_at))
+        stories = self.dedup.assign(items)
+        articles = []
+        for (entry, doc), item, story in zip(prepared, items, stories, strict=True):
+            if story.kind != "new":
+                result.duplicates += 1
+            articles.append(self._article(entry, doc, story.story_id, item.article_id,
+                                          item.fingerprint.content_hash))
+        return articles
+
+    def _article(self, entry: RawEntry, doc: ProcessedDocument, story_id: str, art_id: str,
+                 content_hash: str | None = None, *, updated: bool = False) -> Article:
+        clean = doc.clean
+        return Article(
+            id=art_id, feed_id=entry.feed_id, feed_url=entry.feed_url, entry_key=entry.entry_key,
+            url=clean.url, title=clean.title, text=clean.text, summary=clean.summary,
+            language=doc.language.code, language_confidence=doc.language.confidence,
+            published_at=entry.published_at, story_id=story_id,
+            content_hash=content_hash or fingerprint(clean.text, clean.url).content_hash,
+            fetched_at=utcnow(), author=entry.author, updated=updated,
+        )
+
+    def _match(self, articles: Sequence[Article]) -> list[Alert]:
+        matcher = self.subscriptions.current()
+        alerts = []
+        for article in articles:
+            doc = MatchDocument(title=article.title, text=article.text, language=article.language,
+                                feed_url=article.feed_url, url=article.url)
+            for match in matcher.match(doc):
+                alerts.append(Alert(
+                    id=alert_id(match.subscription_id, article.story_id),
+                    subscription_id=match.subscription_id, story_id=article.story_id,
+                    article_id=article.id, matched_terms=match.matched_terms, created_at=utcnow(),
+                ))
+        return alerts
+
+
+class _Timer:
+    """Adds wall time per stage into a dict (the benchmarks read it)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+
+    def __call__(self, name: str) -> _Timer:
+        self._name = name
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self._into[self._name] = self._into.get(self._name, 0.0) + time.perf_counter() - self._start

@@ -1,0 +1,400 @@
+"""The Store written once in SQL both backends understand.
+
+SQLite and PostgreSQL agree on `INSERT ... ON CONFLICT DO NOTHING RETURNING`,
+`DELETE ... WHERE id IN (SELECT ... LIMIT n)` and everything else used here, so
+backends only supply connections, transactions, timestamp conversion,
+full-text search and migrations. Statements use `?` placeholders; the
+PostgreSQL backend rewrites them, so shared SQL must never contain `%` or a
+literal `?`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from ingest.errors import NotFound, StoreError
+from ingest.models import Alert, Article, Feed, Subscription, utcnow
+
+FEED_COLS = ("id, url, title, interval, etag, last_modified, status, last_polled_at, last_success_at, "
+             "last_error, consecutive_errors, next_poll_at, created_at")
+ARTICLE_FIELDS = ("id", "feed_id", "feed_url", "entry_key", "url", "title", "text", "summary", "language",
+                  "language_confidence", "published_at", "story_id", "content_hash", "fetched_at",
+                  "author", "updated")
+ARTICLE_COLS = ", ".join(ARTICLE_FIELDS)
+SUB_COLS = "id, name, query, webhook, secret, status, status_reason, created_at"
+ALERT_COLS = ("id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
+              "next_attempt_at, last_error, created_at, delivered_at")
+
+# Rows per multi-row INSERT and keys per IN list: far below both backends' parameter limits.
+CHUNK = 500
+
+
+class Cursor(Protocol):
+    """The DB-API subset both drivers' cursors share."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def marks(count: int, width: int = 1) -> str:
+    """`?, ?` for an IN list, or `(?, ?), (?, ?)` for `count` rows of `width` values."""
+    if width == 1:
+        return ", ".join("?" * count)
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
+
+
+class SQLStore(ABC):
+    """Everything but connections and dialect details; see `SQLiteStore`, `PostgresStore`."""
+
+    # -- backend hooks -----------------------------------------------------
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Cursor]:
+        """A cursor inside a write transaction, committed on success."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Cursor]:
+        """A cursor for reads (no write lock taken)."""
+
+    @abstractmethod
+    def _ts(self, dt: datetime | None) -> Any:
+        """A datetime as the backend stores it (always UTC)."""
+
+    @abstractmethod
+    def _dt(self, value: Any) -> datetime | None:
+        """A stored timestamp back as an aware UTC datetime."""
+
+    @abstractmethod
+    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]: ...
+
+    @abstractmethod
+    def upgrade(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def ping(self) -> None: ...
+
+    # -- row conversion ------------------------------------------------------
+    def _feed(self, r: Sequence[Any]) -> Feed:
+        return Feed(id=int(r[0]), url=r[1], title=r[2], interval=r[3], etag=r[4], last_modified=r[5],
+                    status=r[6], last_polled_at=self._dt(r[7]), last_success_at=self._dt(r[8]),
+                    last_error=r[9], consecutive_errors=int(r[10]), next_poll_at=self._dt(r[11]),
+                    created_at=self._dt(r[12]))
+
+    def _article(self, r: Sequence[Any]) -> Article:
+        return Article(id=r[0], feed_id=int(r[1]), feed_url=r[2], entry_key=r[3], url=r[4], title=r[5],
+                       text=r[6], summary=r[7], language=r[8], language_confidence=float(r[9]),
+                       published_at=self._dt(r[10]), story_id=r[11], content_hash=r[12],
+                       fetched_at=self._dt(r[13]) or utcnow(), author=r[14], updated=bool(r[15]))
+
+    def _sub(self, r: Sequence[Any]) -> Subscription:
+        return Subscription(id=r[0], name=r[1], query=r[2], webhook=r[3], secret=r[4], status=r[5],
+                            status_reason=r[6], created_at=self._dt(r[7]))
+
+    def _alert(self, r: Sequence[Any]) -> Alert:
+        return Alert(id=r[0], subscription_id=r[1], story_id=r[2], article_id=r[3],
+                     matched_terms=list(json.loads(r[4])), status=r[5], attempts=int(r[6]),
+                     next_attempt_at=self._dt(r[7]), last_error=r[8], created_at=self._dt(r[9]),
+                     delivered_at=self._dt(r[10]))
+
+    def _article_values(self, a: Article) -> list[Any]:
+        return [a.id, a.feed_id, a.feed_url, a.entry_key, a.url, a.title, a.text, a.summary, a.language,
+                a.language_confidence, self._ts(a.published_at), a.story_id, a.content_hash,
+                self._ts(a.fetched_at), a.author, bool(a.updated)]
+
+    # -- feeds -------------------------------------------------------------
+    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None) -> Feed:
+        """Add a feed, or return the existing one with that URL."""
+        with self._write() as cur:
+            cur.execute("INSERT INTO feeds (url, title, interval, created_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (url) DO NOTHING", (url, title, interval, self._ts(utcnow())))
+            cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE url = ?", (url,))
+            return self._feed(cur.fetchone())
+
+    def get_feed(self, feed_id: int) -> Feed:
+        with self._read() as cur:
+            cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE id = ?", (feed_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no feed with id {feed_id}")
+        return self._feed(row)
+
+    def list_feeds(self) -> list[Feed]:
+        with self._read() as cur:
+            cur.execute(f"SELECT {FEED_COLS} FROM feeds ORDER BY id")
+            return [self._feed(r) for r in cur.fetchall()]
+
+    def remove_feed(self, feed_id: int) -> None:
+        """Remove the feed and its seen keys; its stored articles stay (they carry the feed URL)."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM feeds WHERE id = ?", (feed_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no feed with id {feed_id}")
+
+    def due_feeds(self, now: datetime) -> list[Feed]:
+        """Active feeds whose next poll time has come (never-polled first, then most overdue)."""
+        with self._read() as cur:
+            cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE status = 'active' "
+                        "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
+                        "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id", (self._ts(now),))
+            return [self._feed(r) for r in cur.fetchall()]
+
+    def record_fetch(self, feed: Feed) -> None:
+        """Persist the fetch-state fields of `feed` (etag, times, errors, status, next poll, title)."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE feeds SET title = ?, etag = ?, last_modified = ?, status = ?, last_polled_at = ?, "
+                "last_success_at = ?, last_error = ?, consecutive_errors = ?, next_poll_at = ? WHERE id = ?",
+                (feed.title, feed.etag, feed.last_modified, feed.status, self._ts(feed.last_polled_at),
+                 self._ts(feed.last_success_at), feed.last_error, feed.consecutive_errors,
+                 self._ts(feed.next_poll_at), feed.id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no feed with id {feed.id}")
+
+    # -- seen entries ------------------------------------------------------
+    def unseen_entry_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
+        """The keys of `keys` that this feed has never queued."""
+        wanted = list(dict.fromkeys(keys))
+        seen: set[str] = set()
+        with self._read() as cur:
+            for part in chunks(wanted):
+                cur.execute(f"SELECT entry_key FROM seen_entries WHERE feed_id = ? "
+                            f"AND entry_key IN ({marks(len(part))})", (feed_id, *part))
+                seen.update(r[0] for r in cur.fetchall())
+        return set(wanted) - seen
+
+    def mark_entries_seen(self, feed_id: int, keys: Iterable[str]) -> None:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return
+        now = self._ts(utcnow())
+        with self._write() as cur:
+            for part in chunks(unique):
+                params = [v for key in part for v in (feed_id, key, now)]
+                cur.execute(f"INSERT INTO seen_entries (feed_id, entry_key, seen_at) "
+                            f"VALUES {marks(len(part), 3)} ON CONFLICT DO NOTHING", params)
+
+    # -- articles ----------------------------------------------------------
+    def add_articles(self, articles: Sequence[Article]) -> list[Article]:
+        """Insert in one batch; return only the articles that were not stored before, in input order."""
+        if not articles:
+            return []
+        width = len(ARTICLE_FIELDS)
+        inserted: set[str] = set()
+        with self._write() as cur:
+            for part in chunks(articles):
+                params = [v for a in part for v in self._article_values(a)]
+                cur.execute(f"INSERT INTO articles ({ARTICLE_COLS}) VALUES {marks(len(part), width)} "
+                            "ON CONFLICT DO NOTHING RETURNING id", params)
+                inserted.update(r[0] for r in cur.fetchall())
+        new: list[Article] = []
+        for article in articles:
+            if article.id in inserted:
+                inserted.discard(article.id)  # a repeated id in the input counts once
+                new.append(article)
+        return new
+
+    def update_article(self, article: Article) -> None:
+        """Replace the content of the stored entry (feed_id, entry_key); its id and story stay."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE articles SET url = ?, title = ?, text = ?, summary = ?, language = ?, "
+                "language_confidence = ?, published_at = ?, content_hash = ?, fetched_at = ?, author = ?, "
+                "updated = ? WHERE feed_id = ? AND entry_key = ?",
+                (article.url, article.title, article.text, article.summary, article.language,
+                 article.language_confidence, self._ts(article.published_at), article.content_hash,
+                 self._ts(article.fetched_at), article.author, True, article.feed_id, article.entry_key))
+            if cur.rowcount == 0:
+                raise NotFound(f"no article with feed id {article.feed_id} "
+                               f"and entry key {article.entry_key!r}")
+
+    def _articles_where(self, where: str, params: Sequence[Any], tail: str = "") -> list[Article]:
+        with self._read() as cur:
+            cur.execute(f"SELECT {ARTICLE_COLS} FROM articles WHERE {where} {tail}", params)
+            return [self._article(r) for r in cur.fetchall()]
+
+    def get_article(self, article_id: str) -> Article:
+        found = self._articles_where("id = ?", (article_id,))
+        if not found:
+            raise NotFound(f"no article with id {article_id!r}")
+        return found[0]
+
+    def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None:
+        found = self._articles_where("feed_id = ? AND entry_key = ?", (feed_id, entry_key))
+        return found[0] if found else None
+
+    def find_article_by_url(self, url: str) -> Article | None:
+        """The earliest stored article with this URL (the original of any later copy)."""
+        found = self._articles_where("url = ?", (url,), "ORDER BY fetched_at, id LIMIT 1")
+        return found[0] if found else None
+
+    def list_articles(self, *, limit: int = 50) -> list[Article]:
+        """Newest first."""
+        return self._articles_where("1 = 1", (limit,), "ORDER BY fetched_at DESC, id DESC LIMIT ?")
+
+    def articles_in_story(self, story_id: str) -> list[Article]:
+        """Oldest first: the story's original, then its copies."""
+        return self._articles_where("story_id = ?", (story_id,), "ORDER BY fetched_at, id")
+
+    def delete_articles_older_than(self, cutoff: datetime, *, batch: int = 1000) -> int:
+        """Delete articles fetched before `cutoff`, `batch` rows per transaction; return how many."""
+        total = 0
+        while True:
+            with self._write() as cur:
+                cur.execute("DELETE FROM articles WHERE id IN "
+                            "(SELECT id FROM articles WHERE fetched_at < ? LIMIT ?)",
+                            (self._ts(cutoff), batch))
+                deleted = cur.rowcount
+            total += deleted
+            if deleted < batch:
+                return total
+
+    # -- subscriptions -----------------------------------------------------
+    def _bump_subscriptions(self, cur: Cursor) -> None:
+        cur.execute("UPDATE meta SET value = value + 1 WHERE key = 'subscriptions_version'")
+
+    def add_subscription(self, sub: Subscription) -> Subscription:
+        """Insert; an existing id is an error (ids are generated, a clash is a bug or a replay)."""
+        stored = sub if sub.created_at else replace(sub, created_at=utcnow())
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO subscriptions (id, name, query, webhook, secret, status, status_reason, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                (stored.id, stored.name, stored.query, stored.webhook, stored.secret, stored.status,
+                 stored.status_reason, self._ts(stored.created_at), self._ts(utcnow())))
+            if cur.fetchone() is None:
+                raise StoreError(f"a subscription with id {sub.id!r} already exists")
+            self._bump_subscriptions(cur)
+        return self.get_subscription(sub.id)
+
+    def get_subscription(self, sub_id: str) -> Subscription:
+        with self._read() as cur:
+            cur.execute(f"SELECT {SUB_COLS} FROM subscriptions WHERE id = ?", (sub_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no subscription with id {sub_id!r}")
+        return self._sub(row)
+
+    def list_subscriptions(self) -> list[Subscription]:
+        with self._read() as cur:
+            cur.execute(f"SELECT {SUB_COLS} FROM subscriptions ORDER BY created_at, id")
+            return [self._sub(r) for r in cur.fetchall()]
+
+    def _change_subscription(self, sub_id: str, changes: dict[str, Any]) -> None:
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        with self._write() as cur:
+            cur.execute(f"UPDATE subscriptions SET {sets}, updated_at = ? WHERE id = ?",
+                        (*changes.values(), self._ts(utcnow()), sub_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no subscription with id {sub_id!r}")
+            self._bump_subscriptions(cur)
+
+    def set_subscription_status(self, sub_id: str, status: str, reason: str | None) -> None:
+        self._change_subscription(sub_id, {"status": status, "status_reason": reason})
+
+    def update_subscription(self, sub_id: str, *, name: str | None = None, query: str | None = None,
+                            webhook: str | None = None, secret: str | None = None) -> Subscription:
+        """Change the given fields (None: unchanged) and return the subscription as stored."""
+        given = {"name": name, "query": query, "webhook": webhook, "secret": secret}
+        changes = {column: value for column, value in given.items() if value is not None}
+        if changes:
+            self._change_subscription(sub_id, changes)
+        return self.get_subscription(sub_id)
+
+    def remove_subscription(self, sub_id: str) -> None:
+        """Remove the subscription and its alerts (pending deliveries would have nowhere to go)."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no subscription with id {sub_id!r}")
+            self._bump_subscriptions(cur)
+
+    def subscriptions_version(self) -> str:
+        """Changes whenever a subscription is added, changed or removed (matcher reload key)."""
+        with self._read() as cur:
+            cur.execute("SELECT value FROM meta WHERE key = 'subscriptions_version'")
+            return str(cur.fetchone()[0])
+
+    # -- alerts ------------------------------------------------------------
+    def _alert_values(self, a: Alert, now: datetime) -> list[Any]:
+        return [a.id, a.subscription_id, a.story_id, a.article_id, json.dumps(list(a.matched_terms)),
+                a.status, a.attempts, self._ts(a.next_attempt_at), a.last_error,
+                self._ts(a.created_at or now), self._ts(a.delivered_at)]
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Insert; one alert per (subscription_id, story_id). Return only the new ones, in input order."""
+        if not alerts:
+            return []
+        now = utcnow()
+        inserted: set[str] = set()
+        with self._write() as cur:
+            for part in chunks(alerts):
+                params = [v for a in part for v in self._alert_values(a, now)]
+                cur.execute(f"INSERT INTO alerts ({ALERT_COLS}) VALUES {marks(len(part), 11)} "
+                            "ON CONFLICT DO NOTHING RETURNING id", params)
+                inserted.update(r[0] for r in cur.fetchall())
+        new: list[Alert] = []
+        for alert in alerts:
+            if alert.id in inserted:
+                inserted.discard(alert.id)
+                new.append(alert if alert.created_at else replace(alert, created_at=now))
+        return new
+
+    def get_alert(self, alert_id: str) -> Alert:
+        with self._read() as cur:
+            cur.execute(f"SELECT {ALERT_COLS} FROM alerts WHERE id = ?", (alert_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no alert with id {alert_id!r}")
+        return self._alert(row)
+
+    def record_attempt(self, alert_id: str, *, status: str, attempts: int,
+                       next_attempt_at: datetime | None, error: str | None) -> None:
+        """Persist one delivery attempt; `delivered_at` is set when status becomes `delivered`."""
+        delivered_at = utcnow() if status == "delivered" else None
+        with self._write() as cur:
+            cur.execute("UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
+                        "delivered_at = coalesce(delivered_at, ?) WHERE id = ?",
+                        (status, attempts, self._ts(next_attempt_at), error, self._ts(delivered_at),
+                         alert_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no alert with id {alert_id!r}")
+
+    def pending_alerts(self, due_before: datetime, *, limit: int = 1000) -> list[Alert]:
+        """Pending alerts whose next attempt is at or before `due_before`, most overdue first."""
+        with self._read() as cur:
+            cur.execute(f"SELECT {ALERT_COLS} FROM alerts WHERE status = 'pending' "
+                        "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+                        "ORDER BY next_attempt_at IS NOT NULL, next_attempt_at, created_at, id LIMIT ?",
+                        (self._ts(due_before), limit))
+            return [self._alert(r) for r in cur.fetchall()]
+
+    def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[Alert]:
+        """Newest first, optionally only one status."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        with self._read() as cur:
+            cur.execute(f"SELECT {ALERT_COLS} FROM alerts {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                        (*params, limit))
+            return [self._alert(r) for r in cur.fetchall()]

@@ -1,0 +1,205 @@
+"""Versioned schema migrations, one ordered list per backend.
+
+Migration N (1-based) is `SQLITE[N-1]` / `POSTGRES[N-1]`: a list of statements
+applied in one transaction together with its `schema_version` row. Never edit
+a released migration; append a new one. Both lists must stay the same length
+so the two backends always report the same version for the same schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER PRIMARY KEY,"
+    " applied_at TEXT NOT NULL)"
+)
+
+# Fixed key of the PostgreSQL advisory lock that serializes migrations across processes.
+PG_MIGRATION_LOCK = 4_242_001
+
+SQLITE: list[list[str]] = [
+    [
+        """CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL UNIQUE,
+            title TEXT,
+            interval INTEGER,
+            etag TEXT,
+            last_modified TEXT,
+            status TEXT NOT NULL DEFAULT 'active',
+            last_polled_at TEXT,
+            last_success_at TEXT,
+            last_error TEXT,
+            consecutive_errors INTEGER NOT NULL DEFAULT 0,
+            next_poll_at TEXT,
+            created_at TEXT NOT NULL,
+            redirect_url TEXT,
+            redirect_count INTEGER NOT NULL DEFAULT 0,
+            muted_reason TEXT)""",
+        "CREATE INDEX feeds_due ON feeds (status, next_poll_at)",
+        """CREATE TABLE seen_entries (
+            feed_id INTEGER NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
+            entry_key TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (feed_id, entry_key))""",
+        # `rid` is the stable rowid the external-content FTS table points at (an
+        # implicit rowid may change on VACUUM); `id` is the article's identity.
+        """CREATE TABLE articles (
+            rid INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            feed_id INTEGER NOT NULL,
+            feed_url TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            url TEXT,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            summary TEXT,
+            language TEXT NOT NULL,
+            language_confidence REAL NOT NULL,
+            published_at TEXT,
+            story_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            author TEXT,
+            updated INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (feed_id, entry_key))""",
+        "CREATE INDEX articles_story ON articles (story_id)",
+        "CREATE INDEX articles_fetched ON articles (fetched_at)",
+        "CREATE INDEX articles_url ON articles (url)",
+        """CREATE VIRTUAL TABLE articles_fts USING fts5(
+            title, text, content='articles', content_rowid='rid',
+            tokenize='unicode61 remove_diacritics 2')""",
+        """CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN
+            INSERT INTO articles_fts (rowid, title, text) VALUES (new.rid, new.title, new.text);
+        END""",
+        """CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, text)
+            VALUES ('delete', old.rid, old.title, old.text);
+        END""",
+        """CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, text ON articles BEGIN
+            INSERT INTO articles_fts (articles_fts, rowid, title, text)
+            VALUES ('delete', old.rid, old.title, old.text);
+            INSERT INTO articles_fts (rowid, title, text) VALUES (new.rid, new.title, new.text);
+        END""",
+        """CREATE TABLE subscriptions (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            query TEXT NOT NULL,
+            webhook TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            status_reason TEXT,
+            options TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        """CREATE TABLE alerts (
+            id TEXT PRIMARY KEY,
+            subscription_id TEXT NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+            story_id TEXT NOT NULL,
+            article_id TEXT NOT NULL,
+            matched_terms TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT,
+            UNIQUE (subscription_id, story_id))""",
+        "CREATE INDEX alerts_pending ON alerts (status, next_attempt_at)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
+    ],
+]
+
+POSTGRES: list[list[str]] = [
+    [
+        """CREATE TABLE feeds (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            title TEXT,
+            interval INTEGER,
+            etag TEXT,
+            last_modified TEXT,
+            status TEXT NOT NULL DEFAULT 'active',
+            last_polled_at TIMESTAMPTZ,
+            last_success_at TIMESTAMPTZ,
+            last_error TEXT,
+            consecutive_errors INTEGER NOT NULL DEFAULT 0,
+            next_poll_at TIMESTAMPTZ,
+            created_at TIMESTAMPTZ NOT NULL,
+            redirect_url TEXT,
+            redirect_count INTEGER NOT NULL DEFAULT 0,
+            muted_reason TEXT)""",
+        "CREATE INDEX feeds_due ON feeds (status, next_poll_at)",
+        """CREATE TABLE seen_entries (
+            feed_id BIGINT NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
+            entry_key TEXT NOT NULL,
+            seen_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (feed_id, entry_key))""",
+        """CREATE TABLE articles (
+            id TEXT PRIMARY KEY,
+            feed_id BIGINT NOT NULL,
+            feed_url TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            url TEXT,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            summary TEXT,
+            language TEXT NOT NULL,
+            language_confidence DOUBLE PRECISION NOT NULL,
+            published_at TIMESTAMPTZ,
+            story_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            fetched_at TIMESTAMPTZ NOT NULL,
+            author TEXT,
+            updated BOOLEAN NOT NULL DEFAULT FALSE,
+            search TSVECTOR GENERATED ALWAYS AS (
+                to_tsvector('simple', coalesce(title, '') || ' ' || coalesce(text, ''))) STORED,
+            UNIQUE (feed_id, entry_key))""",
+        "CREATE INDEX articles_story ON articles (story_id)",
+        "CREATE INDEX articles_fetched ON articles (fetched_at)",
+        "CREATE INDEX articles_url ON articles (url)",
+        "CREATE INDEX articles_search ON articles USING GIN (search)",
+        """CREATE TABLE subscriptions (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            query TEXT NOT NULL,
+            webhook TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            status_reason TEXT,
+            options TEXT NOT NULL DEFAULT '{}',
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE alerts (
+            id TEXT PRIMARY KEY,
+            subscription_id TEXT NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+            story_id TEXT NOT NULL,
+            article_id TEXT NOT NULL,
+            matched_terms TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMPTZ,
+            last_error TEXT,
+            created_at TIMESTAMPTZ NOT NULL,
+            delivered_at TIMESTAMPTZ,
+            UNIQUE (subscription_id, story_id))""",
+        "CREATE INDEX alerts_pending ON alerts (status, next_attempt_at)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
+    ],
+]
+
+assert len(SQLITE) == len(POSTGRES), "both backends must have the same migrations"
+
+LATEST = len(SQLITE)
+
+# Data tables, children first: what a test (or a reset) empties.
+DATA_TABLES = ("alerts", "seen_entries", "articles", "subscriptions", "feeds")
+
+
+def pending(migrations: Sequence[Sequence[str]], current: int) -> list[tuple[int, Sequence[str]]]:
+    """The (version, statements) pairs above `current`, in order."""
+    return [(number, stmts) for number, stmts in enumerate(migrations, start=1) if number > current]

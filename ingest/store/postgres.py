@@ -1,0 +1,162 @@
+"""PostgreSQL backend (psycopg 3): same semantics as the SQLite store.
+
+One autocommit connection per store, shared by the process's threads under a
+lock; writes run in explicit transactions. A connection found broken (or that
+fails a ping after sitting idle) is replaced before the next operation, so a
+database restart costs at most the operation that was running.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from ingest.errors import StoreError
+from ingest.log import get_logger
+from ingest.models import Article, utcnow
+from ingest.store import migrations
+from ingest.store._sql import ARTICLE_COLS, Cursor, SQLStore
+
+log = get_logger(__name__)
+
+CONNECT_TIMEOUT = 10
+IDLE_PING_SECONDS = 30.0
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class _QmarkCursor:
+    """A psycopg cursor that accepts the shared SQL's `?` placeholders."""
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any:
+        return self._cur.executemany(sql.replace("?", "%s"), params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+
+class PostgresStore(SQLStore):
+    """A store on a PostgreSQL database; the schema is migrated on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+        self._last_used = time.monotonic()
+        self.upgrade()
+
+    # -- connection and transactions -----------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            conn.execute("SET TIME ZONE 'UTC'")
+            return conn
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def _healthy_conn(self) -> psycopg.Connection[Any]:
+        """The connection, replaced first if it is known broken or fails a ping after idling."""
+        conn = self._conn
+        if not (conn.closed or conn.broken) and time.monotonic() - self._last_used > IDLE_PING_SECONDS:
+            with suppress(psycopg.Error):  # on a dead link this sets `broken`
+                conn.execute("SELECT 1")
+        if conn.closed or conn.broken:
+            log.warning("store.reconnect", backend="postgresql")
+            if not conn.closed:
+                conn.close()
+            self._conn = self._connect()
+        self._last_used = time.monotonic()
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        with self._lock:
+            conn = self._healthy_conn()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield _QmarkCursor(cur)
+            except psycopg.Error as exc:
+                raise StoreError(f"postgresql: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        with self._lock:
+            conn = self._healthy_conn()
+            try:
+                with conn.cursor() as cur:
+                    yield _QmarkCursor(cur)
+            except psycopg.Error as exc:
+                raise StoreError(f"postgresql: {exc}") from exc
+
+    def _ts(self, dt: datetime | None) -> Any:
+        if dt is None:
+            return None
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+    def _dt(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+    # -- lifecycle -------------------------------------------------------------
+    def upgrade(self) -> int:
+        """Apply pending migrations under an advisory lock (one process at a time); return the version."""
+        with self._write() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(?)", (migrations.PG_MIGRATION_LOCK,))
+            cur.execute(migrations.SCHEMA_VERSION_TABLE)
+            cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+            current = int(cur.fetchone()[0])
+            for version, statements in migrations.pending(migrations.POSTGRES, current):
+                for statement in statements:
+                    cur.execute(statement)
+                cur.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                            (version, utcnow().isoformat()))
+                log.info("store.migrated", backend="postgresql", version=version)
+                current = version
+        return current
+
+    def ping(self) -> None:
+        with self._read() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def reset(self) -> None:
+        """Empty every data table (tests, `ingest db reset`); the schema stays."""
+        with self._write() as cur:
+            cur.execute(f"TRUNCATE {', '.join(migrations.DATA_TABLES)} RESTART IDENTITY CASCADE")
+
+    # -- full-text search ------------------------------------------------------
+    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
+        """Articles whose title or text contain every word of `query`, best match first."""
+        words = _WORD.findall(query)
+        if not words:
+            return []
+        with self._read() as cur:
+            cur.execute(f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
+                        "WHERE search @@ q ORDER BY ts_rank(search, q) DESC, fetched_at DESC LIMIT ?",
+                        (" ".join(words), limit))
+            return [self._article(r) for r in cur.fetchall()]

@@ -1,0 +1,140 @@
+"""The alert stage: payload, Standard Webhooks signature, one delivery attempt, retry timing."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from ingest.alert import (
+    alert_id,
+    build_payload,
+    deliver,
+    new_secret,
+    next_delay,
+    parse_retry_after,
+    validate_secret,
+)
+from ingest.errors import AlertDeliveryError, ConfigError
+from ingest.models import Article, Subscription
+from tests.conftest import LoopbackServer, Response
+
+ARTICLE = Article(
+    id="art_1", feed_id=1, feed_url="https://feeds.example/world.xml", entry_key="guid:1",
+    url="https://news.example/a/1", title="Ceasefire agreed", text="Both sides agreed.\n\nTalks resume.",
+    summary="Both sides agreed.", language="en", language_confidence=0.97,
+    published_at=datetime(2020, 10, 31, 18, 5, tzinfo=UTC), story_id="art_1", content_hash="abc",
+    fetched_at=datetime(2020, 10, 31, 18, 6, tzinfo=UTC),
+)
+
+
+def _sub(webhook: str, secret: str | None = None) -> Subscription:
+    return Subscription(id="sub_1", name="Armenia", query="Armenia AND ceasefire", webhook=webhook,
+                        secret=secret or new_secret())
+
+
+class TestPayload:
+    def test_fields_are_the_contract(self) -> None:
+        """The body carries exactly the documented fields."""
+        body = json.loads(build_payload(_sub("https://hooks.example/x"), ARTICLE, ["ceasefire"]))
+        assert body["type"] == "article.matched"
+        assert set(body["data"]) == {"subscription_id", "subscription_name", "query", "matched_terms",
+                                     "article"}
+        assert set(body["data"]["article"]) == {
+            "id", "url", "title", "text", "summary", "language", "language_confidence", "published_at",
+            "feed_url", "story_id"}
+        assert body["data"]["article"]["published_at"] == "2020-10-31T18:05:00Z"
+
+    def test_alert_id_is_stable_per_subscription_and_story(self) -> None:
+        """Every attempt and replay of one (subscription, story) shares its webhook-id."""
+        assert alert_id("sub_1", "story_a") == alert_id("sub_1", "story_a")
+        assert alert_id("sub_1", "story_a") != alert_id("sub_1", "story_b")
+        assert alert_id("sub_1", "story_a").startswith("msg_")
+
+
+class TestSecrets:
+    def test_generated_secret_is_valid(self) -> None:
+        """A generated secret passes our own validation and the reference library's."""
+        secret = new_secret()
+        assert validate_secret(secret) == secret
+        Webhook(secret)
+
+    @pytest.mark.parametrize("bad", ["plain", "whsec_!!notbase64", "whsec_c2hvcnQ="])
+    def test_bad_secret_refused(self, bad: str) -> None:
+        """Secrets without the prefix, not base64, or too short are refused with a reason."""
+        with pytest.raises(ConfigError, match="secret"):
+            validate_secret(bad)
+
+
+class TestDeliver:
+    def test_signature_verifies_with_reference_library(self, http_server: LoopbackServer) -> None:
+        """A receiver using the standardwebhooks package accepts what we send."""
+        http_server.routes["/hook"] = Response(204)
+        sub = _sub(http_server.url("/hook"))
+        body = build_payload(sub, ARTICLE, ["Armenia"])
+        with httpx.Client() as client:
+            result = deliver(client, sub.webhook, "msg_abc", body, [sub.secret], timeout=5)
+        assert result.status == 204
+        request = http_server.requests[-1]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        payload = Webhook(sub.secret).verify(request.body, headers)
+        assert payload["data"]["article"]["id"] == "art_1"
+        assert headers["webhook-id"] == "msg_abc"
+
+    def test_rotation_sends_both_signatures(self, http_server: LoopbackServer) -> None:
+        """With two secrets, receivers holding either one verify the message."""
+        http_server.routes["/hook"] = Response(200)
+        old, new = new_secret(), new_secret()
+        body = build_payload(_sub("x", new), ARTICLE, [])
+        with httpx.Client() as client:
+            deliver(client, http_server.url("/hook"), "msg_r", body, [new, old], timeout=5)
+        request = http_server.requests[-1]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        assert len(headers["webhook-signature"].split()) == 2
+        Webhook(old).verify(request.body, headers)
+        Webhook(new).verify(request.body, headers)
+
+    @pytest.mark.parametrize("status", [301, 404, 500])
+    def test_non_2xx_is_a_failure(self, http_server: LoopbackServer, status: int) -> None:
+        """3xx is never followed and, like 4xx/5xx, fails the attempt."""
+        http_server.routes["/hook"] = Response(status, headers={"Location": http_server.url("/else")})
+        with httpx.Client() as client, pytest.raises(AlertDeliveryError, match=f"HTTP {status}"):
+            deliver(client, http_server.url("/hook"), "msg_x", b"{}", [new_secret()], timeout=5)
+        assert [r.path for r in http_server.requests] == ["/hook"]
+
+    def test_410_marks_gone_and_429_carries_retry_after(self, http_server: LoopbackServer) -> None:
+        """410 tells the caller to disable; Retry-After reaches the caller."""
+        http_server.routes["/gone"] = Response(410)
+        http_server.routes["/busy"] = Response(429, headers={"Retry-After": "120"})
+        with httpx.Client() as client:
+            with pytest.raises(AlertDeliveryError) as gone:
+                deliver(client, http_server.url("/gone"), "m", b"{}", [new_secret()], timeout=5)
+            with pytest.raises(AlertDeliveryError) as busy:
+                deliver(client, http_server.url("/busy"), "m", b"{}", [new_secret()], timeout=5)
+        assert gone.value.gone and not busy.value.gone
+        assert busy.value.retry_after == 120
+
+
+class TestRetryTiming:
+    def test_schedule_with_jitter_then_exhausted(self) -> None:
+        """Each failure waits its step plus at most 10% jitter; after the last step, None."""
+        rng = random.Random(1)
+        schedule = (1.0, 2.0, 4.0)
+        delays = [next_delay(schedule, n, rng=rng) for n in (1, 2, 3)]
+        assert all(d is not None and s <= d <= s * 1.1 for d, s in zip(delays, schedule, strict=True))
+        assert next_delay(schedule, 4) is None
+
+    def test_retry_after_is_honoured_but_capped(self) -> None:
+        """A receiver's Retry-After lengthens the wait, never beyond the schedule's longest step."""
+        assert next_delay((1.0, 2.0, 4.0), 1, retry_after=3) >= 3  # type: ignore[operator]
+        assert next_delay((1.0, 2.0, 4.0), 1, retry_after=9999) <= 4.4  # type: ignore[operator]
+
+    def test_parse_retry_after_forms(self) -> None:
+        """Delta-seconds and HTTP-dates are understood; junk is ignored."""
+        assert parse_retry_after("30") == 30
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+        assert parse_retry_after("soon") is None

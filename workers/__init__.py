@@ -1,0 +1,4 @@
+"""RQ wiring: queues, job entry points, the poller loop and the sweeper.
+
+Only this package imports rq; `ingest/` stays a plain library.
+"""

@@ -1,0 +1,95 @@
+"""Per-process dependencies, built once: models load before the first job, not per job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import httpx
+import redis
+
+from ingest.log import configure_logging
+from ingest.settings import Settings
+from ingest.store import open_store
+from ingest.store.base import Store
+
+
+def redis_url(settings: Settings) -> str:
+    """REDIS_URL, or the embedded server of the data directory (started on first use)."""
+    if settings.redis_url:
+        return settings.redis_url
+    from ingest.redis_server import start_embedded
+
+    return start_embedded(settings.data_dir / "redis")
+
+
+@dataclass
+class Context:
+    """What jobs, the poller and the CLI share within one process."""
+
+    settings: Settings
+    _closers: list = field(default_factory=list)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(redis_url(self.settings), health_check_interval=30)
+
+    @cached_property
+    def store(self) -> Store:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(self.settings.effective_database_url)
+        self._closers.append(store.close)
+        return store
+
+    @cached_property
+    def pipeline(self):  # type: ignore[no-untyped-def]
+        """The loaded pipeline (language models included): the expensive part, built once."""
+        from ingest.clean import load_rules
+        from ingest.dedup import Deduplicator
+        from ingest.language import LanguageDetector
+        from ingest.pipeline import Pipeline, Preparer
+
+        dedup = Deduplicator(self.redis, prefix=self.settings.redis_prefix,
+                             window_days=self.settings.dedup_window_days,
+                             threshold=self.settings.dedup_threshold)
+        preparer = Preparer(LanguageDetector(), load_rules(self.settings.clean_rules))
+        return Pipeline(self.store, dedup, preparer)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """Client for webhook deliveries: refuses non-public addresses at connect time."""
+        from ingest.fetch import make_client
+
+        client = make_client(self.settings)
+        self._closers.append(client.close)
+        return client
+
+    @cached_property
+    def queues(self):  # type: ignore[no-untyped-def]
+        from workers.queues import get_queues
+
+        return get_queues(self.redis, self.settings.queue_prefix)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+
+
+_current: Context | None = None
+
+
+def init_context(settings: Settings | None = None) -> Context:
+    """Make (or replace) the process's context; the CLI calls it with parsed settings."""
+    global _current
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    if _current is not None:
+        _current.close()
+    _current = Context(settings)
+    return _current
+
+
+def get_context() -> Context:
+    """The process's context; a job started by a plain `rq worker` builds it from the environment."""
+    return _current or init_context()
