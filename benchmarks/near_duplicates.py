@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.dedup import Fingerprint, fingerprint, normalize, similarity  # noqa: E402
+from ingest.dedup import Fingerprint, fingerprint, normalize, similarity
 
 HEADERS = ["By Staff Writer | Syndicated News Service", "EXCLUSIVE — Updated 14:32 GMT",
            "From our partners at the Daily Wire Desk. Reading time: 4 minutes",
@@ -44,9 +44,9 @@ def load_bodies(paths: list[Path]) -> list[str]:
             bodies += [v["articleBody"] for v in json.loads(truth.read_text()).values()]
             continue
         for file in sorted(path.glob("*/*.json")):
-            for version in json.loads(file.read_text()).values():
-                sections = version.get("body", {}).get("sections", [])
-                bodies.append("\n\n".join(p for s in sections for p in s.get("paragraphs", [])))
+            versions = list(json.loads(file.read_text()).values())  # versions of one page: keep one
+            sections = versions[-1].get("body", {}).get("sections", []) if versions else []
+            bodies.append("\n\n".join(p for s in sections for p in s.get("paragraphs", [])))
     return [b for b in bodies if fingerprint(b, None).signature is not None]
 
 
@@ -117,7 +117,7 @@ def main() -> None:
     overlap: list[tuple[float, int, int]] = []
     for i in range(len(bodies)):
         for j in range(i + 1, len(bodies)):
-            hit, sim = matches(fps[i], fps[j], args.threshold)
+            hit, _sim = matches(fps[i], fps[j], args.threshold)
             negatives += 1
             fp_count += hit
             overlap.append((word_jaccard(words[i], words[j]), i, j))
@@ -129,7 +129,8 @@ def main() -> None:
     for name, (hit, total) in buckets.items():
         print(f"  trimmed {name}: recall {hit / max(1, total):.4f} ({hit}/{total})")
     print(f"negative pairs: {negatives}   false positives: {fp_count}")
-    print(f"same-subject pairs (100 highest word overlap, word Jaccard {hardest[-1][0]:.2f}-{hardest[0][0]:.2f}):"
+    low, high = hardest[-1][0], hardest[0][0]
+    print(f"same-subject pairs (100 highest word overlap, word Jaccard {low:.2f}-{high:.2f}):"
           f" false positives {hard_fp}, highest estimated similarity {hard_max:.3f}")
     print(f"precision: {tp / max(1, tp + fp_count):.4f}")
 

@@ -2,9 +2,10 @@
 
 Exact: the canonical URL or the sha256 of the normalized body was seen before.
 Near: MinHash over word 3-shingles (character 4-grams for CJK/Thai script),
-LSH with 32 bands of 3 rows (a pair at Jaccard 0.5 shares a band with
-probability 0.986, at 0.6 with 0.9996), verified by the Jaccard estimated from
-128 one-byte ("b-bit") minhash values.
+LSH with 32 bands of 2 rows (a pair at Jaccard 0.3 shares a band with
+probability 0.95, at 0.5 with 0.9999; a trimmed copy with a new header can sit
+near 0.35), verified by the similarity estimated from 128 one-byte ("b-bit")
+minhash values: containment of the shorter body in the longer (see `similarity`).
 
 Memory stays bounded and cost per article flat because every index entry lives
 in a time bucket (one bucket per `bucket_seconds`, default a day) that expires
@@ -271,8 +272,8 @@ for _ = 1, nitems do
     local story = ''
     if best then story = best.story end
     if story == aid then story = '' end
-    redis.call('SET', prefix .. 'd:' .. seq, ts .. '\n' .. aid .. '\n' .. story .. '\n' .. size .. '\n' .. sig,
-               'EXAT', expire_at)
+    local rec = ts .. '\n' .. aid .. '\n' .. story .. '\n' .. size .. '\n' .. sig
+    redis.call('SET', prefix .. 'd:' .. seq, rec, 'EXAT', expire_at)
     for _, e in ipairs(ex) do put('x:', e[1], e[2], seq) end
     for _, band in ipairs(bands) do put('b:', band[1], band[2], seq) end
     if best then

@@ -24,6 +24,7 @@ UNDETERMINED = "und"
 SAMPLE_CHARS = 600
 FAST_MIN_PROB = 0.995  # py3langid (normalised) probability above which it is trusted
 MIN_CONFIDENCE = 0.5  # below this lingua's best guess is "unsure"
+DISAGREE_PROB = 0.6  # py3langid at least this sure of another family's language: mixed text
 TIE_MARGIN = 0.15  # top two closer than this: a near-tie the hint may break, else `und`
 
 # Languages py3langid mixes up with a neighbour lingua tells apart better.
@@ -37,7 +38,14 @@ _CONFUSABLE = frozenset({
     "zh", "ja", "ko", "fa", "ur", "ar",
     "st", "tn", "ts", "xh", "zu", "sn", "so", "sw", "yo", "lg", "mi",
 })
+# Close relatives the two detectors may split between without the text being mixed.
+_FAMILY = {code: group[0] for group in (
+    ("hr", "bs", "sr", "sl", "mk", "bg"), ("nb", "no", "nn", "da", "sv"), ("id", "ms", "tl"),
+    ("cs", "sk"), ("es", "ca", "gl", "pt"), ("ru", "uk", "be"), ("nl", "af"), ("zh", "ja"),
+    ("ar", "fa", "ur"), ("hi", "mr", "ne"),
+) for code in group}
 _LINGUA_BY_CODE: dict[str, Language] = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
+UNSURE = LanguageResult(UNDETERMINED, 0.0)
 _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
 
@@ -94,26 +102,33 @@ class LanguageDetector:
         """Best language of `text`; the hint (a declared language) only breaks near-ties."""
         snippet = sample(" ".join(text.split()))
         if _letters(snippet) < self.min_chars:
-            return LanguageResult(UNDETERMINED, 0.0)
+            return UNSURE
         code, prob = self._fast.classify(snippet)
         if prob >= FAST_MIN_PROB and code in _LINGUA_BY_CODE and code not in _CONFUSABLE:
             return LanguageResult(code, round(float(prob), 4))
-        return self._careful(snippet, normalize_hint(hint))
+        return self._careful(snippet, normalize_hint(hint), (code, float(prob)))
 
-    def _careful(self, snippet: str, hint: str | None) -> LanguageResult:
-        """lingua's ranking; `und` when unsure or a near-tie the hint does not settle."""
+    def _careful(self, snippet: str, hint: str | None, fast: tuple[str, float]) -> LanguageResult:
+        """lingua's ranking; `und` when unsure, mixed or a near-tie the hint does not settle."""
         values = self._lingua.compute_language_confidence_values(snippet)
         if not values:
-            return LanguageResult(UNDETERMINED, 0.0)
-        top = values[0]
-        second = values[1].value if len(values) > 1 else 0.0
-        top_code = top.language.iso_code_639_1.name.lower()
-        if hint and hint != top_code:
-            hinted = next((v for v in values[:3] if v.language.iso_code_639_1.name.lower() == hint), None)
-            if hinted is not None and top.value - hinted.value < TIE_MARGIN:
-                return LanguageResult(hint, round(hinted.value, 4))
-        if top.value < MIN_CONFIDENCE or top.value - second < TIE_MARGIN:
-            if hint == top_code:
-                return LanguageResult(top_code, round(top.value, 4))
-            return LanguageResult(UNDETERMINED, round(top.value, 4))
-        return LanguageResult(top_code, round(top.value, 4))
+            return UNSURE
+        ranked = [(v.language.iso_code_639_1.name.lower(), v.value) for v in values[:3]]
+        (top, top_value), second_value = ranked[0], ranked[1][1] if len(ranked) > 1 else 0.0
+        if _disagree(fast, top):
+            return LanguageResult(hint, round(top_value, 4)) if hint in (fast[0], top) else UNSURE
+        if hint and hint != top:
+            hinted = next((value for code, value in ranked if code == hint), None)
+            if hinted is not None and top_value - hinted < TIE_MARGIN:
+                return LanguageResult(hint, round(hinted, 4))
+        if (top_value < MIN_CONFIDENCE or top_value - second_value < TIE_MARGIN) and hint != top:
+            return UNSURE
+        return LanguageResult(top, round(top_value, 4))
+
+
+def _disagree(fast: tuple[str, float], top: str) -> bool:
+    """Both detectors fairly sure of languages from different families: the text is mixed."""
+    code, prob = fast
+    if prob < DISAGREE_PROB or code == top or code not in _LINGUA_BY_CODE:
+        return False
+    return _FAMILY.get(code, code) != _FAMILY.get(top, top)

@@ -106,7 +106,7 @@ def address_problem(addr: Address, allowed: Sequence[Network]) -> str | None:
         # mapped and NAT64 (DNS64 networks) addresses are their IPv4 address;
         # other tunnels must be safe on both ends
         if addr.ipv4_mapped or addr in _NAT64[0]:
-            candidates = _embedded_v4(addr)[:1]
+            candidates = [*_embedded_v4(addr)[:1]]
         else:
             candidates = [addr, *_embedded_v4(addr)]
     for candidate in candidates:

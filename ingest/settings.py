@@ -56,6 +56,10 @@ def _optional(raw: str) -> str | None:
     return raw or None
 
 
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw) if raw else None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, default, parser and meaning."""
@@ -111,6 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between two sweeps that re-queue alerts whose job was lost."),
     Setting("INGEST_API_TOKEN", "api_token", "", _optional,
             "Bearer token required by the HTTP API (everything but health checks)."),
+    Setting("INGEST_CLEAN_RULES", "clean_rules", "", _optional_path,
+            "TOML file of site-specific cleaning rules, added to the bundled generic ones "
+            "(format: `ingest/rules/default.toml`; rules may be scoped to domains)."),
 )
 
 
@@ -138,6 +145,7 @@ class Settings:
     webhook_timeout: float
     sweep_interval: int
     api_token: str | None
+    clean_rules: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

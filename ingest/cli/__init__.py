@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from ingest.errors import IngestError
+from ingest.log import configure_logging
+from ingest.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard-port", type=int, default=9181)
     p.set_defaults(func=up.up)
 
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    p = db.add_parser("upgrade", help="apply pending schema migrations, print the schema version")
+    p.set_defaults(func=commands.db_upgrade)
+
     p = sub.add_parser("settings", help="print the environment variables the service reads")
     p.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
     p.set_defaults(func=commands.settings_cmd)
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        configure_logging(Settings.from_env())  # logs to stderr before anything can log to stdout
         return int(args.func(args) or 0)
     except IngestError as exc:
         print(f"ingest: error: {exc}", file=sys.stderr)

@@ -209,6 +209,20 @@ def match(args: argparse.Namespace) -> int:
     return 0 if result else 1
 
 
+def db_upgrade(args: argparse.Namespace) -> int:
+    """Migrations also run on first use; this runs them explicitly (the compose `migrate` service)."""
+    from ingest.store import open_store
+
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.effective_database_url)
+    try:
+        print(store.upgrade())
+    finally:
+        store.close()
+    return 0
+
+
 def settings_cmd(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_table())

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import ahocorasick
@@ -41,20 +41,25 @@ from ingest.models import Match
 
 log = get_logger(__name__)
 
-Cover = list[tuple[str, str]]  # ("k", index key) or ("p", wildcard prefix)
+Item = tuple[str, str]  # ("k", index key) or ("p", wildcard prefix)
+Clause = tuple[Item, ...]  # one item, or two keys that must both be present
+Cover = list[Clause]  # the query cannot match unless one clause is present
+MAX_CLAUSES = 16
 _FIELD_PENALTY = 10_000  # prefer words over lang:/feed:/domain: keys, which many queries share
 _CHAR_PENALTY = 100  # a single CJK character is a poor key
 _SEP = "\x01"
 
 
-@dataclass(frozen=True)
-class _Sub:
-    id: str
+@dataclass(eq=False)
+class _Entry:
+    """One distinct query text and the subscriptions that share it (evaluated once per article)."""
+
     query: Query
     must: frozenset[str]
-    cover: tuple[tuple[str, str], ...] | None
+    cover: tuple[Clause, ...] | None  # any clause present makes it a candidate; None: always evaluate
     prefixes: tuple[str, ...]
     simple_terms: tuple[str, ...] | None  # set: an AND of plain words and fields, decided by `must`
+    ids: set[str] = field(default_factory=set)
 
 
 def _is_simple(node: Node) -> bool:
@@ -76,9 +81,11 @@ class Matcher:
     """Subscriptions indexed for one-pass matching of articles."""
 
     def __init__(self, subscriptions: Iterable[tuple[str, str]] = ()) -> None:
-        self._subs: dict[str, _Sub] = {}
-        self._index: dict[str, set[str]] = {}
-        self._prefix_index: dict[str, set[str]] = {}
+        self._entries: dict[str, _Entry] = {}  # query text -> entry
+        self._sub_query: dict[str, str] = {}  # subscription id -> query text
+        self._pairs: dict[str, dict[str, set[str]]] = {}  # key -> key -> query texts needing both
+        self._index: dict[str, set[str]] = {}  # key -> query texts
+        self._prefix_index: dict[str, set[str]] = {}  # wildcard prefix -> query texts
         self._prefix_refs: Counter[str] = Counter()
         self._always: set[str] = set()
         self._automaton: ahocorasick.Automaton | None = None
@@ -87,96 +94,133 @@ class Matcher:
             self.add(sub_id, query)
 
     def __len__(self) -> int:
-        return len(self._subs)
+        return len(self._sub_query)
 
     def __contains__(self, sub_id: object) -> bool:
-        return sub_id in self._subs
+        return sub_id in self._sub_query
 
     def add(self, sub_id: str, query: str | Query) -> Query:
         """Index a subscription (replacing one with the same id); a bad query raises QueryError."""
-        parsed = query if isinstance(query, Query) else parse_query(query)
-        if sub_id in self._subs:
+        text = query.text if isinstance(query, Query) else query
+        if self._sub_query.get(sub_id) == text:
+            return self._entries[text].query
+        entry = self._entries.get(text) or self._new_entry(query)
+        if sub_id in self._sub_query:
             self.remove(sub_id)
-        root = parsed.root
-        cover = self._cover(root)
-        prefixes = tuple(sorted({leaf.prefix for leaf in _all_prefixes(root)}))
-        simple = tuple(dict.fromkeys(leaf.original for leaf in parsed.leaves())) if _is_simple(root) else None
-        sub = _Sub(sub_id, parsed, root.must(), tuple(cover) if cover is not None else None, prefixes, simple)
-        self._subs[sub_id] = sub
-        self._link(sub)
-        return parsed
+        entry.ids.add(sub_id)
+        self._sub_query[sub_id] = text
+        return entry.query
 
     def remove(self, sub_id: str) -> bool:
         """Forget a subscription; False if it was not there."""
-        sub = self._subs.pop(sub_id, None)
-        if sub is None:
+        text = self._sub_query.pop(sub_id, None)
+        if text is None:
             return False
-        self._unlink(sub)
+        entry = self._entries[text]
+        entry.ids.discard(sub_id)
+        if not entry.ids:
+            del self._entries[text]
+            self._unlink(text, entry)
         return True
 
-    def _link(self, sub: _Sub) -> None:
-        if sub.cover is None:
-            self._always.add(sub.id)
-        else:
-            for kind, key in sub.cover:
-                target = self._index if kind == "k" else self._prefix_index
-                target.setdefault(key, set()).add(sub.id)
-        for prefix in sub.prefixes:
+    def _new_entry(self, query: str | Query) -> _Entry:
+        parsed = query if isinstance(query, Query) else parse_query(query)
+        root = parsed.root
+        must = root.must()
+        cover = self._cover(root)
+        prefixes = tuple(sorted({leaf.prefix for leaf in _all_prefixes(root)}))
+        simple = tuple(dict.fromkeys(leaf.original for leaf in parsed.leaves())) if _is_simple(root) else None
+        entry = _Entry(parsed, must, tuple(cover) if cover is not None else None, prefixes, simple)
+        self._entries[parsed.text] = entry
+        self._link(parsed.text, entry)
+        return entry
+
+    def _link(self, text: str, entry: _Entry) -> None:
+        if entry.cover is None:
+            self._always.add(text)
+        for clause in entry.cover or ():
+            if len(clause) == 2:
+                (_, first), (_, second) = clause
+                self._pairs.setdefault(first, {}).setdefault(second, set()).add(text)
+            else:
+                kind, key = clause[0]
+                (self._index if kind == "k" else self._prefix_index).setdefault(key, set()).add(text)
+        for prefix in entry.prefixes:
             if not self._prefix_refs[prefix]:
                 self._automaton_stale = True
             self._prefix_refs[prefix] += 1
 
-    def _unlink(self, sub: _Sub) -> None:
-        self._always.discard(sub.id)
-        for kind, key in sub.cover or ():
-            target = self._index if kind == "k" else self._prefix_index
-            ids = target.get(key)
-            if ids is not None:
-                ids.discard(sub.id)
-                if not ids:
-                    del target[key]
-        for prefix in sub.prefixes:
+    def _unlink(self, text: str, entry: _Entry) -> None:
+        self._always.discard(text)
+        for clause in entry.cover or ():
+            if len(clause) == 2:
+                (_, first), (_, second) = clause
+                inner = self._pairs[first]
+                _discard(inner, second, text)
+                if not inner:
+                    del self._pairs[first]
+            else:
+                kind, key = clause[0]
+                _discard(self._index if kind == "k" else self._prefix_index, key, text)
+        for prefix in entry.prefixes:
             self._prefix_refs[prefix] -= 1
             if self._prefix_refs[prefix] <= 0:
                 del self._prefix_refs[prefix]
                 self._automaton_stale = True
 
+    def _item_cost(self, item: Item) -> int:
+        kind, key = item
+        postings = self._index if kind == "k" else self._prefix_index
+        cost = len(postings.get(key, ())) + 1
+        if key.startswith("\x00"):
+            cost += _FIELD_PENALTY
+        elif kind == "k" and len(key) == 1 and is_char_token(key):
+            cost += _CHAR_PENALTY
+        return cost
+
     def _cost(self, cover: Cover) -> int:
-        total = 0
-        for kind, key in cover:
-            postings = self._index if kind == "k" else self._prefix_index
-            total += len(postings.get(key, ())) + 1
-            if key.startswith("\x00"):
-                total += _FIELD_PENALTY
-            elif kind == "k" and len(key) == 1 and is_char_token(key):
-                total += _CHAR_PENALTY
-        return total
+        """Roughly how many other queries share these postings; a pair of keys is nearly free."""
+        return sum(1 if len(clause) == 2 else self._item_cost(clause[0]) for clause in cover)
 
     def _cover(self, node: Node) -> Cover | None:
-        """The cheapest key set at least one of which any match must contain; None if there is none."""
+        """Clauses one of which every match contains; None when no such set exists (NOT)."""
         if isinstance(node, Term):
-            return [("k", node.key)]
+            return [(("k", node.key),)]
         if isinstance(node, Prefix):
-            return [("p", node.prefix)]
+            return [(("p", node.prefix),)]
         if isinstance(node, Phrase):
-            return min(([("k", k)] for k in _phrase_keys(node)), key=self._cost)
+            keys = sorted({("k", k) for k in _phrase_keys(node)}, key=self._item_cost)
+            return [tuple(sorted(keys[:2], key=_pair_order))]
         if isinstance(node, Lang | Feed | Domain):
-            return [("k", next(iter(node.must())))]
+            return [(("k", next(iter(node.must()))),)]
         if isinstance(node, Title):
             return self._cover(node.child)
         if isinstance(node, And | Near):
-            parts = node.children if isinstance(node, And) else [node.left, node.right]
-            options = [c for c in map(self._cover, parts) if c is not None]
-            return min(options, key=self._cost) if options else None
+            return self._and_cover(node.children if isinstance(node, And) else [node.left, node.right])
         if isinstance(node, Or):
             union: Cover = []
             for child in node.children:
                 part = self._cover(child)
                 if part is None:
                     return None
-                union += [item for item in part if item not in union]
+                union += [clause for clause in part if clause not in union]
             return union
         return None  # Not
+
+    def _and_cover(self, children: list[Node]) -> Cover | None:
+        """The cheapest child's clauses, each paired with a key of a second child when that stays small."""
+        covers = sorted((c for c in map(self._cover, children) if c is not None), key=self._cost)
+        if not covers:
+            return None
+        best = covers[0]
+        if all(len(clause) == 2 for clause in best):
+            return best
+        for other in covers[1:]:
+            if len(best) * len(other) <= MAX_CLAUSES:
+                product = list(dict.fromkeys(_pair(a, b) for a in best for b in other))
+                if all(len(clause) == 2 for clause in product):
+                    return product
+        return best
 
     def _prefix_automaton(self) -> ahocorasick.Automaton | None:
         if self._automaton_stale:
@@ -208,35 +252,64 @@ class Matcher:
         return prepared
 
     def candidates(self, prepared: PreparedDocument) -> set[str]:
-        """Ids of the subscriptions worth evaluating for this article."""
+        """Query texts worth evaluating for this article."""
         found = set(self._always)
-        index = self._index
-        for key in prepared.keys:
-            ids = index.get(key)
-            if ids:
-                found |= ids
+        keys = prepared.keys
+        index, pairs = self._index, self._pairs
+        for key in keys:
+            texts = index.get(key)
+            if texts:
+                found |= texts
+            inner = pairs.get(key)
+            if inner:
+                for second in inner.keys() & keys:
+                    found |= inner[second]
         for prefix in prepared.prefix_hits:
-            ids = self._prefix_index.get(prefix)
-            if ids:
-                found |= ids
+            texts = self._prefix_index.get(prefix)
+            if texts:
+                found |= texts
         return found
 
     def match(self, doc: MatchDocument) -> list[Match]:
         """Every subscription the article matches, ordered by subscription id."""
         prepared = self.prepare(doc)
         keys = prepared.keys
-        subs = self._subs
+        entries = self._entries
         out: list[Match] = []
-        for sub_id in self.candidates(prepared):
-            sub = subs[sub_id]
-            if not sub.must <= keys:
+        for text in self.candidates(prepared):
+            entry = entries[text]
+            if not entry.must <= keys:
                 continue
-            if sub.simple_terms is not None:
-                out.append(Match(sub_id, list(sub.simple_terms)))
-            elif sub.query.root.evaluate(prepared):
-                out.append(Match(sub_id, _matched_terms(sub.query, prepared)))
+            if entry.simple_terms is not None:
+                terms = list(entry.simple_terms)
+            elif entry.query.root.evaluate(prepared):
+                terms = _matched_terms(entry.query, prepared)
+            else:
+                continue
+            out.extend(Match(sub_id, list(terms)) for sub_id in entry.ids)
         out.sort(key=lambda m: m.subscription_id)
         return out
+
+
+def _pair_order(item: Item) -> tuple[bool, str]:
+    """Field keys go second, so the pair index is keyed by the rarer word."""
+    return item[1].startswith("\x00"), item[1]
+
+
+def _pair(a: Clause, b: Clause) -> Clause:
+    """A clause requiring `a` and a key of `b`; `a` alone when a wildcard is involved."""
+    if len(a) == 2 or a[0][0] == "p":
+        return a
+    keys = [item for item in b if item[0] == "k" and item != a[0]]
+    return tuple(sorted((a[0], keys[0]), key=_pair_order)) if keys else a
+
+
+def _discard(index: dict[str, set[str]], key: str, text: str) -> None:
+    texts = index.get(key)
+    if texts is not None:
+        texts.discard(text)
+        if not texts:
+            del index[key]
 
 
 def _all_prefixes(node: Node) -> list[Prefix]:

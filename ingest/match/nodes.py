@@ -152,7 +152,10 @@ class And(Node):
     children: list[Node]
 
     def evaluate(self, doc: PreparedDocument) -> bool:
-        return all(c.evaluate(doc) for c in self.children)
+        for child in self.children:
+            if not child.evaluate(doc):
+                return False
+        return True
 
     def collect(self, doc: PreparedDocument, out: list[str]) -> None:
         for child in self.children:
@@ -171,7 +174,10 @@ class Or(Node):
     children: list[Node]
 
     def evaluate(self, doc: PreparedDocument) -> bool:
-        return any(c.evaluate(doc) for c in self.children)
+        for child in self.children:
+            if child.evaluate(doc):
+                return True
+        return False
 
     def collect(self, doc: PreparedDocument, out: list[str]) -> None:
         for child in self.children:

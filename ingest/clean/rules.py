@@ -1,0 +1,165 @@
+"""Paragraph-level residue rules, loaded from TOML (see ingest/rules/default.toml).
+
+Rules are anchored (^ or $) and length-bounded by construction: a drop rule
+only looks at paragraphs up to `max_chars` long and a strip rule only removes a
+fragment that short, so no rule can eat a long real paragraph.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError
+
+MAX_DROP_CHARS = 1000  # no drop rule may look at longer paragraphs than this
+MAX_STRIP_CHARS = 300  # no strip rule may remove a longer fragment
+DEFAULT_FILE = "default.toml"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One drop or strip rule; empty `domains` means every site."""
+
+    name: str
+    kind: str  # drop | strip
+    pattern: re.Pattern[str]
+    max_chars: int
+    domains: tuple[str, ...] = ()
+    at_end: bool = False  # strip rules: removes a trailing (True) or leading (False) fragment
+
+    def applies_to(self, host: str | None) -> bool:
+        """Scoped rules apply to their domains and subdomains only."""
+        if not self.domains:
+            return True
+        return host is not None and any(host == d or host.endswith("." + d) for d in self.domains)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Every rule in force, plus what title cleaning needs."""
+
+    drop: tuple[Rule, ...] = ()
+    strip: tuple[Rule, ...] = ()
+    original_title: tuple[re.Pattern[str], ...] = ()
+    site_names: tuple[str, ...] = ()
+    sources: tuple[str, ...] = field(default=())
+
+    def merged(self, other: Rules) -> Rules:
+        """These rules followed by `other`'s (site files add to the defaults)."""
+        return Rules(self.drop + other.drop, self.strip + other.strip,
+                     self.original_title + other.original_title,
+                     self.site_names + other.site_names, self.sources + other.sources)
+
+    def original_title_in(self, paragraph: str) -> str | None:
+        """The title an "Original title: ..." paragraph gives, if it is one."""
+        for pattern in self.original_title:
+            match = pattern.search(paragraph)
+            if match:
+                return match.group("title").strip() or None
+        return None
+
+    def strip_fragments(self, paragraph: str, host: str | None) -> str:
+        """Remove leading/trailing residue fragments until none is left."""
+        for _ in range(8):
+            before = paragraph
+            for rule in self.strip:
+                if rule.applies_to(host):
+                    paragraph = _strip_one(rule, paragraph)
+            if paragraph == before:
+                break
+        return paragraph
+
+    def dropping_rule(self, paragraph: str, host: str | None) -> str | None:
+        """Name of the first drop rule matching the paragraph, if any."""
+        length = len(paragraph)
+        for rule in self.drop:
+            if length <= rule.max_chars and rule.applies_to(host) and rule.pattern.search(paragraph):
+                return rule.name
+        return None
+
+
+def _strip_one(rule: Rule, paragraph: str) -> str:
+    """Apply one strip rule; only the bounded head or tail is searched."""
+    if rule.at_end:
+        offset = max(0, len(paragraph) - rule.max_chars)
+        match = rule.pattern.search(paragraph, offset)
+        if match and match.end() == len(paragraph) and len(match.group(0)) <= rule.max_chars:
+            return paragraph[: match.start()].rstrip()
+        return paragraph
+    match = rule.pattern.match(paragraph)
+    if match and len(match.group(0)) <= rule.max_chars:
+        return paragraph[match.end():].lstrip()
+    return paragraph
+
+
+def _compile(raw: str, where: str, *, case_sensitive: bool = False) -> re.Pattern[str]:
+    flags = 0 if case_sensitive else re.IGNORECASE
+    try:
+        return re.compile(raw, flags)
+    except re.error as exc:
+        raise ConfigError(f"clean rules: {where}: bad pattern: {exc}") from None
+
+
+def _rule(entry: dict[str, Any], kind: str, source: str, index: int) -> Rule:
+    """Validate one [[drop]]/[[strip]] table: anchored, bounded, compiled."""
+    name = str(entry.get("name") or f"{kind}-{index}")
+    where = f"{source}: {kind} rule {name!r}"
+    raw = entry.get("pattern")
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"clean rules: {where}: `pattern` is required")
+    limit = MAX_DROP_CHARS if kind == "drop" else MAX_STRIP_CHARS
+    max_chars = int(entry.get("max_chars", 200))
+    if not 0 < max_chars <= limit:
+        raise ConfigError(f"clean rules: {where}: max_chars must be 1..{limit}")
+    at_end = raw.endswith("$") and not raw.startswith("^")
+    if kind == "strip" and not (raw.startswith("^") or raw.endswith("$")):
+        raise ConfigError(f"clean rules: {where}: strip patterns must start with ^ or end with $")
+    if kind == "drop" and not (raw.startswith("^") or raw.endswith("$")):
+        raise ConfigError(f"clean rules: {where}: drop patterns must start with ^ or end with $")
+    domains = tuple(str(d).lower().lstrip(".") for d in entry.get("domains", ()))
+    pattern = _compile(raw, where, case_sensitive=bool(entry.get("case_sensitive", False)))
+    return Rule(name, kind, pattern, max_chars, domains, at_end)
+
+
+def parse_rules(text: str, source: str = "<string>") -> Rules:
+    """Rules from TOML text; a bad file raises ConfigError naming the rule."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"clean rules: {source}: {exc}") from None
+    drop = tuple(_rule(e, "drop", source, i) for i, e in enumerate(data.get("drop", [])))
+    strip = tuple(_rule(e, "strip", source, i) for i, e in enumerate(data.get("strip", [])))
+    titles = tuple(_compile(e["pattern"], f"{source}: original_title")
+                   for e in data.get("original_title", []))
+    if any("title" not in p.groupindex for p in titles):
+        raise ConfigError(f"clean rules: {source}: original_title patterns need a (?P<title>...) group")
+    names = tuple(str(n) for n in data.get("site_names", []))
+    return Rules(drop, strip, titles, names, (source,))
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> Rules:
+    """The bundled generic rules, parsed once per process."""
+    text = (Path(__file__).resolve().parent.parent / "rules" / DEFAULT_FILE).read_text(encoding="utf-8")
+    return parse_rules(text, DEFAULT_FILE)
+
+
+@lru_cache(maxsize=8)
+def _site_rules(path: Path) -> Rules:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"clean rules: cannot read {path}: {exc.strerror}") from None
+    return parse_rules(text, str(path))
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """The bundled rules, plus a site-specific file (INGEST_CLEAN_RULES) when given."""
+    if path is None:
+        return default_rules()
+    return default_rules().merged(_site_rules(Path(path)))

@@ -1,0 +1,98 @@
+"""Language stage: ISO 639-1 codes, `und` when unsure, hints only break ties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.clean import clean_document
+from ingest.language import LanguageDetector, normalize_hint
+from ingest.models import LanguageResult
+
+SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
+
+SAMPLES = {
+    "en": "The central bank raised its benchmark interest rate on Wednesday, citing persistent inflation "
+          "in services and a labour market that remains tight despite slowing growth.",
+    "zh": "国家统计局31日发布数据显示，10月份中国制造业采购经理指数为51.4%，比上月上升0.3个百分点。",
+    "ru": "Центральный банк в среду повысил ключевую ставку, сославшись на устойчивую инфляцию и "
+          "высокий спрос на кредиты со стороны населения.",
+    "de": "Die Bundesregierung hat am Mittwoch ein neues Entlastungspaket beschlossen, das vor allem "
+          "Familien mit geringem Einkommen zugutekommen soll.",
+    "fr": "Le gouvernement a présenté mercredi un projet de loi visant à réduire les délais d'attente "
+          "dans les hôpitaux publics, une mesure réclamée par les soignants.",
+    "es": "El Gobierno aprobó este martes un nuevo paquete de ayudas para los agricultores afectados por "
+          "la sequía, que se extenderá hasta finales del próximo año.",
+    "ar": "أعلنت وزارة الصحة يوم الأربعاء عن خطة جديدة لتوسيع نطاق التطعيم في المناطق الريفية بالتعاون "
+          "مع منظمات دولية.",
+}
+
+
+@pytest.fixture(scope="module")
+def detector() -> LanguageDetector:
+    """One detector for the module: models load once."""
+    return LanguageDetector()
+
+
+@pytest.mark.parametrize("code", sorted(SAMPLES))
+def test_detects_each_language(detector: LanguageDetector, code: str) -> None:
+    """A news sentence in each core language gets its ISO 639-1 code with high confidence."""
+    result = detector.detect(SAMPLES[code])
+    assert result.code == code
+    assert 0.5 < result.confidence <= 1.0
+
+
+def test_seed_article_is_english(detector: LanguageDetector) -> None:
+    """The cleaned seed article is English."""
+    raw_title, body = SEED.read_text(encoding="utf-8").split("\n", 1)
+    doc = clean_document(raw_title, body, is_html=False)
+    assert detector.detect(f"{doc.title}\n\n{doc.text}").code == "en"
+
+
+def test_long_text_is_sampled_not_confused(detector: LanguageDetector) -> None:
+    """A long article whose tail is another language is judged by its opening."""
+    text = SAMPLES["de"] * 8 + SAMPLES["en"] * 30
+    assert detector.detect(text).code == "de"
+
+
+@pytest.mark.parametrize("text", ["", "OK", "12:30 — 4:2", "Breaking", "!!! ??? 2024"])
+def test_short_text_is_undetermined(detector: LanguageDetector, text: str) -> None:
+    """Too little text gives `und` with zero confidence."""
+    assert detector.detect(text).code == "und"
+    assert detector.detect(text).confidence == 0.0
+
+
+def test_min_chars_is_configurable() -> None:
+    """A lower threshold lets a short headline through."""
+    text = "Regierung beschließt Entlastung"
+    assert LanguageDetector(min_chars=200).detect(text).code == "und"
+    assert LanguageDetector(min_chars=10).detect(text).code == "de"
+
+
+def test_hint_does_not_override_a_clear_result(detector: LanguageDetector) -> None:
+    """A wrong declared language does not beat clear evidence."""
+    assert detector.detect(SAMPLES["fr"], hint="en").code == "fr"
+    assert detector.detect(SAMPLES["ru"], hint="uk-UA").code == "ru"
+
+
+def test_hint_breaks_a_near_tie(detector: LanguageDetector) -> None:
+    """Text that fits two close languages follows the hint, and is `und` without one."""
+    text = "Saya suka makan nasi goreng setiap hari bersama keluarga di rumah."
+    assert detector.detect(text).code == "und"
+    assert detector.detect(text, hint="ms").code == "ms"
+    assert detector.detect(text, hint="id").code == "id"
+
+
+def test_mixed_text_is_undetermined(detector: LanguageDetector) -> None:
+    """Half one language, half another: unsure, so `und`."""
+    text = "Die Regierung hat beschlossen und the government has decided"
+    assert detector.detect(text) == LanguageResult("und", 0.0)
+    assert detector.detect(text, hint="de").code == "de"
+
+
+@pytest.mark.parametrize(("hint", "expected"), [
+    ("en-US", "en"), ("ZH_hans", "zh"), ("no", "nb"), ("xx", None), (None, None), ("", None)])
+def test_normalize_hint(hint: str | None, expected: str | None) -> None:
+    """Feed language tags reduce to lingua's ISO 639-1 codes."""
+    assert normalize_hint(hint) == expected
