@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import multiprocessing
 import random
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import redis
+import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,7 +34,7 @@ from ingest.dedup import BANDS, DedupItem, Deduplicator, Fingerprint, fingerprin
 WORDS_PER_BODY = 450
 BATCH = 50
 _VOCAB: list[str] = []
-_WEIGHTS: np.ndarray | None = None
+_CDF: np.ndarray = np.ones(1)
 
 
 def vocabulary(data: Path | None) -> list[str]:
@@ -49,15 +51,16 @@ def vocabulary(data: Path | None) -> list[str]:
 
 
 def _init(vocab: list[str]) -> None:
-    global _VOCAB, _WEIGHTS
+    global _VOCAB, _CDF
     _VOCAB = vocab
-    ranks = np.arange(1, len(vocab) + 1, dtype=np.float64)
-    _WEIGHTS = (1 / ranks) / (1 / ranks).sum()
+    weights = 1 / np.arange(1, len(vocab) + 1, dtype=np.float64)
+    _CDF = np.cumsum(weights) / weights.sum()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 
 
 def body(seed: int) -> str:
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(_VOCAB), WORDS_PER_BODY, p=_WEIGHTS)
+    idx = np.minimum(np.searchsorted(_CDF, rng.random(WORDS_PER_BODY)), len(_VOCAB) - 1)
     words = [_VOCAB[i] for i in idx]
     return "\n\n".join(" ".join(words[i : i + 75]) for i in range(0, WORDS_PER_BODY, 75))
 

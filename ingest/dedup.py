@@ -145,8 +145,8 @@ def fingerprint(text: str, url: str | None) -> Fingerprint:
     """Hash, canonical URL and MinHash/LSH signature of one article body."""
     norm = normalize(text)
     content_hash = hashlib.sha256(norm.encode()).hexdigest()
-    tokens = _TOKEN.findall(norm)
-    chars = len(_CHAR_TOKEN.findall(norm)) if norm else 0
+    chars = len(_CHAR_TOKEN.findall(norm))
+    tokens = _TOKEN.findall(norm) if chars else norm.split()
     words = len(tokens) - chars + chars // 2
     if words < MIN_WORDS:
         return Fingerprint(content_hash, canonical_url(url), None, (), words)

@@ -39,11 +39,12 @@ _CONFUSABLE = frozenset({
     "st", "tn", "ts", "xh", "zu", "sn", "so", "sw", "yo", "lg", "mi",
 })
 # Close relatives the two detectors may split between without the text being mixed.
-_FAMILY = {code: group[0] for group in (
+_FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
     ("hr", "bs", "sr", "sl", "mk", "bg"), ("nb", "no", "nn", "da", "sv"), ("id", "ms", "tl"),
-    ("cs", "sk"), ("es", "ca", "gl", "pt"), ("ru", "uk", "be"), ("nl", "af"), ("zh", "ja"),
-    ("ar", "fa", "ur"), ("hi", "mr", "ne"),
-) for code in group}
+    ("cs", "sk"), ("es", "ca", "gl", "pt", "it", "la"), ("ru", "uk", "be", "bg", "mk", "sr", "kk", "mn"),
+    ("nl", "af"), ("zh", "ja"), ("ar", "fa", "ur"), ("hi", "mr", "ne"),
+    ("st", "tn", "ts", "xh", "zu", "sn", "sw", "lg", "nso"),
+))
 _LINGUA_BY_CODE: dict[str, Language] = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
 UNSURE = LanguageResult(UNDETERMINED, 0.0)
 _LOCK = threading.Lock()
@@ -131,4 +132,4 @@ def _disagree(fast: tuple[str, float], top: str) -> bool:
     code, prob = fast
     if prob < DISAGREE_PROB or code == top or code not in _LINGUA_BY_CODE:
         return False
-    return _FAMILY.get(code, code) != _FAMILY.get(top, top)
+    return not any(code in family and top in family for family in _FAMILIES)

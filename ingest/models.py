@@ -44,6 +44,31 @@ class Feed:
     consecutive_errors: int = 0
     next_poll_at: datetime | None = None
     created_at: datetime | None = None
+    # redirects: a 301/308 target seen on `redirect_count` consecutive polls (moved at 3)
+    redirect_url: str | None = None
+    redirect_count: int = 0
+    muted_reason: str | None = None  # why the feed is not polled (410 Gone, ...); `feeds enable` clears it
+    previous_urls: tuple[str, ...] = ()  # URLs the feed had before permanent redirects moved it
+    # the scheduler's last decision, and what it learnt about the feed's publishing
+    schedule_interval: int | None = None  # seconds until the next poll, as chosen
+    schedule_reason: str | None = None  # why that interval, in words
+    last_entry_at: datetime | None = None  # newest entry date seen (or when new entries last appeared)
+    entry_interval: int | None = None  # observed seconds between new entries (moving average)
+    last_status: int | None = None  # HTTP status of the last fetch that got an answer
+
+
+@dataclass(frozen=True)
+class WebSubSubscription:
+    """A feed's WebSub (PubSubHubbub) subscription at its hub."""
+
+    feed_id: int
+    hub: str
+    topic: str
+    secret: str  # HMAC key for X-Hub-Signature; never printed
+    state: str = "pending"  # pending | active | denied | failed
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,8 @@ class ParsedFeed:
     entries: list[RawEntry]
     ttl_minutes: int | None = None
     warnings: list[str] = field(default_factory=list)
+    hub: str | None = None  # WebSub hub the feed advertises
+    self_url: str | None = None  # the feed's own URL as it declares it (the WebSub topic)
 
 
 @dataclass(frozen=True)
@@ -211,3 +238,14 @@ class Alert:
     last_error: str | None = None
     created_at: datetime | None = None
     delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ArticleFilter:
+    """Which stored articles a listing or search wants (None: any); times bound `fetched_at`."""
+
+    language: str | None = None
+    feed_id: int | None = None
+    story_id: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive

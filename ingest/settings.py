@@ -52,6 +52,12 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _flag(raw: str) -> bool:
+    if raw.lower() not in ("0", "1", "true", "false", "yes", "no", ""):
+        raise ValueError("must be 1 or 0")
+    return raw.lower() in ("1", "true", "yes")
+
+
 def _optional(raw: str) -> str | None:
     return raw or None
 
@@ -118,6 +124,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INGEST_CLEAN_RULES", "clean_rules", "", _optional_path,
             "TOML file of site-specific cleaning rules, added to the bundled generic ones "
             "(format: `ingest/rules/default.toml`; rules may be scoped to domains)."),
+    Setting("INGEST_API_MAX_BODY_BYTES", "api_max_body_bytes", "65536", _positive_int,
+            "Largest request body the HTTP API reads; larger ones are refused with 413."),
+    Setting("INGEST_METRICS_PUBLIC", "metrics_public", "0", _flag,
+            "`1`: `/metrics` answers without the API token (for a scraper on a private network)."),
+    Setting("INGEST_SECRET_GRACE_SECONDS", "secret_grace_seconds", "86400", _positive_int,
+            "After a webhook secret is rotated, seconds during which alerts are also signed "
+            "with the previous secret."),
+    Setting("INGEST_MIN_POLL_INTERVAL", "min_poll_interval", "120", _positive_int,
+            "Shortest seconds between two polls of a feed the adaptive scheduler chooses."),
+    Setting("INGEST_MAX_POLL_INTERVAL", "max_poll_interval", "86400", _positive_int,
+            "Longest seconds between two polls (also caps Cache-Control, Expires, `<ttl>`, "
+            "Retry-After and the error backoff)."),
+    Setting("INGEST_FETCH_CONCURRENCY", "fetch_concurrency", "100", _positive_int,
+            "Feeds the poller fetches at the same time, in all."),
+    Setting("INGEST_FETCH_PER_HOST", "fetch_per_host", "4", _positive_int,
+            "Feeds the poller fetches at the same time from one host."),
+    Setting("INGEST_CONNECT_TIMEOUT", "connect_timeout", "10", _non_negative_float,
+            "Seconds allowed to connect to a feed's server (within `INGEST_FETCH_TIMEOUT`)."),
+    Setting("INGEST_READ_TIMEOUT", "read_timeout", "15", _non_negative_float,
+            "Seconds a feed's server may stay silent while sending (within `INGEST_FETCH_TIMEOUT`)."),
+    Setting("INGEST_CONTACT_URL", "contact_url", "", _optional,
+            "Contact URL put into the default User-Agent, so feed owners can reach the operator."),
+    Setting("INGEST_PUBLIC_URL", "public_url", "", _optional,
+            "Public base URL of the HTTP API (e.g. `https://ingest.example.com`). Set: feeds that "
+            "advertise a WebSub hub are subscribed with callback `<url>/websub/<feed id>`; unset: no push."),
+    Setting("INGEST_WEBSUB_LEASE", "websub_lease", "864000", _positive_int,
+            "Seconds of WebSub lease requested from hubs (renewed a day before it ends)."),
+    Setting("INGEST_WEBSUB_POLL_INTERVAL", "websub_poll_interval", "21600", _positive_int,
+            "Seconds between fallback polls of a feed whose WebSub subscription is active."),
 )
 
 
@@ -146,6 +181,19 @@ class Settings:
     sweep_interval: int
     api_token: str | None
     clean_rules: Path | None = None
+    min_poll_interval: int = 120
+    max_poll_interval: int = 86400
+    fetch_concurrency: int = 100
+    fetch_per_host: int = 4
+    connect_timeout: float = 10.0
+    read_timeout: float = 15.0
+    contact_url: str | None = None
+    public_url: str | None = None
+    websub_lease: int = 864000
+    websub_poll_interval: int = 21600
+    api_max_body_bytes: int = 65536
+    metrics_public: bool = False
+    secret_grace_seconds: int = 86400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,12 +21,12 @@ BLOCK_TAGS = (
 _LOOKS_HTML = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^>]*|/[a-zA-Z][a-zA-Z0-9]*\s*|!--.*?--)>", re.S)
 _DOUBLE_BR = re.compile(f"{LINE}\\s*{LINE}")
 _BLANK_LINE = re.compile(r"\n\s*\n")
-_INVISIBLE = str.maketrans({"\u200b": "", "\u200c": "", "\u200d": "", "\ufeff": "", "\u00ad": ""})
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\ufeff\u00ad]")
 
 
 def normalize_space(text: str) -> str:
     """Collapse every run of whitespace (NBSP included) to one space; drop zero-width characters."""
-    return " ".join(text.translate(_INVISIBLE).split())
+    return " ".join(_INVISIBLE.sub("", text).split())
 
 
 def looks_like_html(content: str) -> bool:

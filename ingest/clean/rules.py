@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,14 @@ class Rules:
                 return match.group("title").strip() or None
         return None
 
+    @cached_property
+    def _prefilter(self) -> _Prefilter:
+        return _Prefilter.build(self)
+
     def strip_fragments(self, paragraph: str, host: str | None) -> str:
         """Remove leading/trailing residue fragments until none is left."""
+        if not self._prefilter.may_strip(paragraph, host):
+            return paragraph
         for _ in range(8):
             before = paragraph
             for rule in self.strip:
@@ -76,11 +82,75 @@ class Rules:
 
     def dropping_rule(self, paragraph: str, host: str | None) -> str | None:
         """Name of the first drop rule matching the paragraph, if any."""
+        if not self._prefilter.may_drop(paragraph, host):
+            return None
         length = len(paragraph)
         for rule in self.drop:
             if length <= rule.max_chars and rule.applies_to(host) and rule.pattern.search(paragraph):
                 return rule.name
         return None
+
+
+def _union(rules: list[Rule]) -> re.Pattern[str] | None:
+    """One alternation of several rules' patterns, each keeping its own case flag."""
+    if not rules:
+        return None
+    parts = [f"(?{'i' if r.pattern.flags & re.IGNORECASE else ''}:{r.pattern.pattern})" for r in rules]
+    try:
+        return re.compile("|".join(parts))
+    except re.error:  # e.g. two rules reuse a group name: no prefilter, every rule runs
+        return re.compile("")
+
+
+@dataclass(frozen=True)
+class _Union:
+    """Start-anchored rules tried with one match(); end-anchored ones each search their own bounded tail.
+
+    (A union of tail rules would search the widest window with every alternative: slower, not faster.)
+    """
+
+    head: re.Pattern[str] | None
+    tails: tuple[Rule, ...]
+
+    @classmethod
+    def of(cls, rules: list[Rule]) -> _Union:
+        heads = [r for r in rules if r.pattern.pattern.startswith("^")]
+        tails = tuple(r for r in rules if not r.pattern.pattern.startswith("^"))
+        return cls(_union(heads), tails)
+
+    def hits(self, paragraph: str) -> bool:
+        if self.head is not None and self.head.match(paragraph):
+            return True
+        size = len(paragraph)
+        return any(r.pattern.search(paragraph, max(0, size - r.max_chars)) for r in self.tails)
+
+
+@dataclass(frozen=True)
+class _Prefilter:
+    """Unions of the unscoped rules: one or two searches say whether any rule could fire.
+
+    Most paragraphs are clean; they pay a few regex calls instead of thirty.
+    """
+
+    drop: _Union
+    drop_max: int
+    strip: _Union
+    scoped: bool
+
+    @classmethod
+    def build(cls, rules: Rules) -> _Prefilter:
+        drop = [r for r in rules.drop if not r.domains]
+        strip = [r for r in rules.strip if not r.domains]
+        scoped = any(r.domains for r in rules.drop + rules.strip)
+        return cls(_Union.of(drop), max((r.max_chars for r in drop), default=0), _Union.of(strip), scoped)
+
+    def may_drop(self, paragraph: str, host: str | None) -> bool:
+        if self.scoped and host:
+            return True
+        return len(paragraph) <= self.drop_max and self.drop.hits(paragraph)
+
+    def may_strip(self, paragraph: str, host: str | None) -> bool:
+        return bool(self.scoped and host) or self.strip.hits(paragraph)
 
 
 def _strip_one(rule: Rule, paragraph: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_left
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from ingest.match.text import is_char_token, tokenize
+from ingest.match.text import TOKEN_RE, is_char_token, normalize_word
 
 BODY_OFFSET = 100_000  # body positions start here so phrases and NEAR never span title and body
 LANG_KEY = "\x00lang:"
@@ -77,17 +78,23 @@ class PreparedDocument:
 
     def _add_tokens(self, text: str, start: int) -> None:
         positions = self.positions
-        bases = self.bases
-        for offset, (base, key) in enumerate(tokenize(text), start):
+        words: set[str] = set()
+        for offset, (char, word) in enumerate(TOKEN_RE.findall(unicodedata.normalize("NFKC", text)), start):
+            if char:
+                key = char
+            else:
+                key = normalize_word(word)[1]
+                words.add(word)
             slot = positions.get(key)
             if slot is None:
                 positions[key] = [offset]
             else:
                 slot.append(offset)
-            bases[base] = key
+        self.bases.update(normalize_word(word) for word in words)
 
     def _add_bigrams(self) -> None:
-        chars = {pos: key for key, plist in self.positions.items() if is_char_token(key) for pos in plist}
+        chars = {pos: key for key, plist in self.positions.items()
+                 if len(key) == 1 and is_char_token(key) for pos in plist}
         for pos, key in chars.items():
             nxt = chars.get(pos + 1)
             if nxt is not None:

@@ -9,6 +9,7 @@ their occurrences as (start, end) token spans so NEAR can measure distances.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ class And(Node):
     children: list[Node]
 
     def evaluate(self, doc: PreparedDocument) -> bool:
-        for child in self.children:
+        for child in self.children:  # noqa: SIM110 - a plain loop: no generator on the hot path
             if not child.evaluate(doc):
                 return False
         return True
@@ -174,7 +175,7 @@ class Or(Node):
     children: list[Node]
 
     def evaluate(self, doc: PreparedDocument) -> bool:
-        for child in self.children:
+        for child in self.children:  # noqa: SIM110 - a plain loop: no generator on the hot path
             if child.evaluate(doc):
                 return True
         return False
@@ -213,15 +214,20 @@ class Near(Node):
     distance: int
 
     def spans(self, doc: PreparedDocument) -> list[Span]:
-        right = self.right.spans(doc)  # type: ignore[attr-defined]
+        right = sorted(self.right.spans(doc))  # type: ignore[attr-defined]
         if not right:
             return []
-        found: list[Span] = []
+        starts = [s for s, _ in right]
+        longest = max(e - s for s, e in right)
         limit = self.distance
+        found: list[Span] = []
         for s1, e1 in self.left.spans(doc):  # type: ignore[attr-defined]
-            for s2, e2 in right:
+            i = bisect_left(starts, s1 - limit - longest)
+            while i < len(right) and starts[i] <= e1 + limit:
+                s2, e2 = right[i]
                 if max(s2 - e1, s1 - e2) <= limit and (s1, e1) != (s2, e2):
                     found.append((min(s1, s2), max(e1, e2)))
+                i += 1
         return found
 
     def evaluate(self, doc: PreparedDocument) -> bool:

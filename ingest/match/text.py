@@ -53,6 +53,7 @@ CHAR_TOKEN_RE = re.compile(f"^[{_CHAR_SCRIPTS}]$")
 
 _STRIP_AFTER = re.compile("[\\-\u2010\u2011'\u2019\u02bc" + _JOINERS + "\u0640]")
 _POSSESSIVE = re.compile("(?:['\u2019\u02bc]s?)$")
+_ELISION = re.compile("^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|dell|nell|dall|sull|all|un)['\u2019]")
 _ARABIC_MARKS = {chr(c) for c in (*range(0x064B, 0x0660), 0x0670)}
 _HEBREW_MARKS = {chr(c) for c in range(0x0591, 0x05C8)} - {"\u05be", "\u05c0", "\u05c3", "\u05c6"}
 _LETTER_MAP = str.maketrans({"\u0649": "\u064a", "\u0629": "\u0647"})  # alef maksura, teh marbuta
@@ -111,10 +112,13 @@ def fold_plural(word: str) -> str:
 def normalize_word(word: str) -> tuple[str, str]:
     """(base, key) of one word token: base is case/diacritic/hyphen-folded, key also plural-folded.
 
+    Possessives (`Armenia's`) and French/Italian elisions (`l'état`) are dropped first.
+
     Prefix wildcards look at the base (`countri*` finds `countries`); everything else uses the key.
     """
     text = _POSSESSIVE.sub("", word) if len(word) > 2 else word
     text = strip_marks(text.casefold()).translate(_LETTER_MAP)
+    text = _ELISION.sub("", text) if len(text) > 2 else text
     base = _STRIP_AFTER.sub("", text)
     return base, fold_plural(base)
 

@@ -20,9 +20,8 @@ from typing import Any, Protocol
 
 from ingest.errors import NotFound, StoreError
 from ingest.models import Alert, Article, Feed, Subscription, utcnow
+from ingest.store._feeds import FEED_COLS, FeedStateMixin
 
-FEED_COLS = ("id, url, title, interval, etag, last_modified, status, last_polled_at, last_success_at, "
-             "last_error, consecutive_errors, next_poll_at, created_at")
 ARTICLE_FIELDS = ("id", "feed_id", "feed_url", "entry_key", "url", "title", "text", "summary", "language",
                   "language_confidence", "published_at", "story_id", "content_hash", "fetched_at",
                   "author", "updated")
@@ -63,7 +62,7 @@ def marks(count: int, width: int = 1) -> str:
     return ", ".join([row] * count)
 
 
-class SQLStore(ABC):
+class SQLStore(FeedStateMixin, ABC):
     """Everything but connections and dialect details; see `SQLiteStore`, `PostgresStore`."""
 
     # -- backend hooks -----------------------------------------------------
@@ -96,12 +95,6 @@ class SQLStore(ABC):
     def ping(self) -> None: ...
 
     # -- row conversion ------------------------------------------------------
-    def _feed(self, r: Sequence[Any]) -> Feed:
-        return Feed(id=int(r[0]), url=r[1], title=r[2], interval=r[3], etag=r[4], last_modified=r[5],
-                    status=r[6], last_polled_at=self._dt(r[7]), last_success_at=self._dt(r[8]),
-                    last_error=r[9], consecutive_errors=int(r[10]), next_poll_at=self._dt(r[11]),
-                    created_at=self._dt(r[12]))
-
     def _article(self, r: Sequence[Any]) -> Article:
         return Article(id=r[0], feed_id=int(r[1]), feed_url=r[2], entry_key=r[3], url=r[4], title=r[5],
                        text=r[6], summary=r[7], language=r[8], language_confidence=float(r[9]),
@@ -159,18 +152,6 @@ class SQLStore(ABC):
                         "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
                         "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id", (self._ts(now),))
             return [self._feed(r) for r in cur.fetchall()]
-
-    def record_fetch(self, feed: Feed) -> None:
-        """Persist the fetch-state fields of `feed` (etag, times, errors, status, next poll, title)."""
-        with self._write() as cur:
-            cur.execute(
-                "UPDATE feeds SET title = ?, etag = ?, last_modified = ?, status = ?, last_polled_at = ?, "
-                "last_success_at = ?, last_error = ?, consecutive_errors = ?, next_poll_at = ? WHERE id = ?",
-                (feed.title, feed.etag, feed.last_modified, feed.status, self._ts(feed.last_polled_at),
-                 self._ts(feed.last_success_at), feed.last_error, feed.consecutive_errors,
-                 self._ts(feed.next_poll_at), feed.id))
-            if cur.rowcount == 0:
-                raise NotFound(f"no feed with id {feed.id}")
 
     # -- seen entries ------------------------------------------------------
     def unseen_entry_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:

@@ -6,11 +6,11 @@ Every write is idempotent (unique keys), so a job that runs twice changes nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from ingest.models import Alert, Article, Feed, Subscription
+from ingest.models import Alert, Article, ArticleFilter, Feed, Subscription, WebSubSubscription
 
 
 class Store(Protocol):
@@ -52,6 +52,29 @@ class Store(Protocol):
         ...
 
     def mark_entries_seen(self, feed_id: int, keys: Iterable[str]) -> None: ...
+
+    def seen_entry_hashes(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
+        """For the keys of `keys` this feed has queued before: the content hash queued last (or None)."""
+        ...
+
+    def record_seen_entries(self, feed_id: int, hashes: Mapping[str, str]) -> None:
+        """Mark entries queued with these content hashes (insert, or update the hash)."""
+        ...
+
+    # -- feed state beyond one fetch -----------------------------------------
+    def set_feed_status(self, feed_id: int, status: str, reason: str | None = None) -> Feed:
+        """Mute (`gone`, `disabled`) or re-enable (`active`: errors reset, due now) a feed."""
+        ...
+
+    def move_feed(self, feed_id: int, new_url: str) -> Feed:
+        """Give the feed a new URL (permanent redirect), keeping id, articles, seen entries; old URL kept."""
+        ...
+
+    def get_websub(self, feed_id: int) -> WebSubSubscription | None: ...
+
+    def save_websub(self, sub: WebSubSubscription) -> None:
+        """Insert or replace the feed's WebSub subscription."""
+        ...
 
     # -- articles ----------------------------------------------------------
     def add_articles(self, articles: Sequence[Article]) -> list[Article]:
@@ -121,3 +144,45 @@ class Store(Protocol):
         ...
 
     def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[Alert]: ...
+
+    # -- the HTTP API: keyset pages, secret rotation, replay -----------------
+    def find_feed_by_url(self, url: str) -> Feed | None: ...
+
+    def list_feeds_page(self, *, limit: int, after_id: int | None = None) -> list[Feed]:
+        """Feeds by id, the first `limit` after `after_id`."""
+        ...
+
+    def list_articles_page(self, filters: ArticleFilter, *, limit: int,
+                           after: tuple[datetime, str] | None = None) -> list[Article]:
+        """Newest first by (fetched_at, id), strictly after the `after` key."""
+        ...
+
+    def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,
+                             offset: int = 0) -> list[Article]:
+        """Full-text search within `filters`, best first, `limit` rows from `offset`."""
+        ...
+
+    def list_subscriptions_page(self, *, limit: int,
+                                after: tuple[datetime, str] | None = None) -> list[Subscription]:
+        """Oldest first by (created_at, id), strictly after the `after` key."""
+        ...
+
+    def rotate_subscription_secret(self, sub_id: str, secret: str, *,
+                                   previous_valid_until: datetime) -> Subscription:
+        """Make `secret` current; the old one keeps signing until `previous_valid_until`."""
+        ...
+
+    def get_signing_secrets(self, sub_id: str, *, now: datetime | None = None) -> list[str]:
+        """Current secret first, then the previous one while its grace period lasts."""
+        ...
+
+    def previous_secret_expiry(self, sub_id: str) -> datetime | None: ...
+
+    def list_alerts_page(self, *, limit: int, status: str | None = None, subscription_id: str | None = None,
+                         after: tuple[datetime, str] | None = None) -> list[Alert]:
+        """Newest first by (created_at, id), strictly after the `after` key."""
+        ...
+
+    def retry_failed_alert(self, alert_id: str, *, now: datetime | None = None) -> Alert | None:
+        """A failed alert back to pending, due now; None if it is not failed (NotFound if missing)."""
+        ...

@@ -192,6 +192,54 @@ POSTGRES: list[list[str]] = [
     ],
 ]
 
+# 2: the previous webhook secret stays valid for a grace period after a rotation;
+#    indexes for the API's keyset pagination.
+SQLITE.append([
+    "ALTER TABLE subscriptions ADD COLUMN previous_secret TEXT",
+    "ALTER TABLE subscriptions ADD COLUMN previous_secret_expires_at TEXT",
+    "CREATE INDEX alerts_created ON alerts (created_at, id)",
+    "CREATE INDEX articles_feed_fetched ON articles (feed_id, fetched_at)",
+])
+POSTGRES.append([
+    "ALTER TABLE subscriptions ADD COLUMN previous_secret TEXT",
+    "ALTER TABLE subscriptions ADD COLUMN previous_secret_expires_at TIMESTAMPTZ",
+    "CREATE INDEX alerts_created ON alerts (created_at, id)",
+    "CREATE INDEX articles_feed_fetched ON articles (feed_id, fetched_at)",
+])
+
+# 3: feed fetching: the scheduler's decision and what it learnt, moved-URL history, a content
+#    hash per seen entry (changed entries are queued again as updates), WebSub subscriptions.
+_FEED_STATE_COLUMNS = ("previous_urls TEXT NOT NULL DEFAULT '[]'", "schedule_interval INTEGER",
+                       "schedule_reason TEXT", "entry_interval INTEGER", "last_status INTEGER")
+SQLITE.append([
+    *(f"ALTER TABLE feeds ADD COLUMN {column}" for column in _FEED_STATE_COLUMNS),
+    "ALTER TABLE feeds ADD COLUMN last_entry_at TEXT",
+    "ALTER TABLE seen_entries ADD COLUMN content_hash TEXT",
+    """CREATE TABLE websub (
+        feed_id INTEGER PRIMARY KEY REFERENCES feeds (id) ON DELETE CASCADE,
+        hub TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        lease_until TEXT,
+        last_error TEXT,
+        updated_at TEXT NOT NULL)""",
+])
+POSTGRES.append([
+    *(f"ALTER TABLE feeds ADD COLUMN {column}" for column in _FEED_STATE_COLUMNS),
+    "ALTER TABLE feeds ADD COLUMN last_entry_at TIMESTAMPTZ",
+    "ALTER TABLE seen_entries ADD COLUMN content_hash TEXT",
+    """CREATE TABLE websub (
+        feed_id BIGINT PRIMARY KEY REFERENCES feeds (id) ON DELETE CASCADE,
+        hub TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        lease_until TIMESTAMPTZ,
+        last_error TEXT,
+        updated_at TIMESTAMPTZ NOT NULL)""",
+])
+
 assert len(SQLITE) == len(POSTGRES), "both backends must have the same migrations"
 
 LATEST = len(SQLITE)

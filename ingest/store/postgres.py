@@ -20,9 +20,10 @@ import psycopg
 
 from ingest.errors import StoreError
 from ingest.log import get_logger
-from ingest.models import Article, utcnow
+from ingest.models import Article, ArticleFilter, utcnow
 from ingest.store import migrations
-from ingest.store._sql import ARTICLE_COLS, Cursor, SQLStore
+from ingest.store._pages import PagedSQLStore
+from ingest.store._sql import ARTICLE_COLS, Cursor
 
 log = get_logger(__name__)
 
@@ -54,7 +55,7 @@ class _QmarkCursor:
         return self._cur.fetchall()
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(PagedSQLStore):
     """A store on a PostgreSQL database; the schema is migrated on open."""
 
     def __init__(self, url: str) -> None:
@@ -159,4 +160,19 @@ class PostgresStore(SQLStore):
             cur.execute(f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
                         "WHERE search @@ q ORDER BY ts_rank(search, q) DESC, fetched_at DESC LIMIT ?",
                         (" ".join(words), limit))
+            return [self._article(r) for r in cur.fetchall()]
+
+    def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,
+                             offset: int = 0) -> list[Article]:
+        """Full-text search within `filters`, best match first, `limit` rows from `offset`."""
+        words = _WORD.findall(query)
+        if not words:
+            return []
+        terms, params = self._filter_sql(filters)
+        where = " ".join(f"AND {term}" for term in terms)
+        with self._read() as cur:
+            cur.execute(f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
+                        f"WHERE search @@ q {where} "
+                        "ORDER BY ts_rank(search, q) DESC, fetched_at DESC, id LIMIT ? OFFSET ?",
+                        (" ".join(words), *params, limit, offset))
             return [self._article(r) for r in cur.fetchall()]

@@ -20,9 +20,10 @@ from typing import Any
 
 from ingest.errors import StoreError
 from ingest.log import get_logger
-from ingest.models import Article, utcnow
+from ingest.models import Article, ArticleFilter, utcnow
 from ingest.store import migrations
-from ingest.store._sql import ARTICLE_FIELDS, Cursor, SQLStore
+from ingest.store._pages import PagedSQLStore
+from ingest.store._sql import ARTICLE_FIELDS, Cursor
 
 log = get_logger(__name__)
 
@@ -36,7 +37,7 @@ def fts_query(query: str) -> str | None:
     return " ".join(f'"{word}"' for word in words) if words else None
 
 
-class SQLiteStore(SQLStore):
+class SQLiteStore(PagedSQLStore):
     """The default store: a SQLite file in WAL mode, schema migrated on open."""
 
     def __init__(self, path: str | Path) -> None:
@@ -141,4 +142,20 @@ class SQLiteStore(SQLStore):
             cur.execute(f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
                         "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), a.fetched_at DESC LIMIT ?",
                         (match, limit))
+            return [self._article(r) for r in cur.fetchall()]
+
+    def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,
+                             offset: int = 0) -> list[Article]:
+        """Full-text search within `filters`, best match first, `limit` rows from `offset`."""
+        match = fts_query(query)
+        if match is None:
+            return []
+        terms, params = self._filter_sql(filters, "a.")
+        where = " ".join(f"AND {term}" for term in terms)
+        columns = ", ".join(f"a.{name}" for name in ARTICLE_FIELDS)
+        with self._read() as cur:
+            cur.execute(f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
+                        f"WHERE articles_fts MATCH ? {where} "
+                        "ORDER BY bm25(articles_fts), a.fetched_at DESC, a.id LIMIT ? OFFSET ?",
+                        (match, *params, limit, offset))
             return [self._article(r) for r in cur.fetchall()]

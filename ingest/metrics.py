@@ -1,0 +1,208 @@
+"""Prometheus metrics kept in Redis, so the poller, every worker and the API add to one set.
+
+The processes that count (poller, workers) are not the one that is scraped
+(the API), and RQ forks a work horse per job, so in-process prometheus-client
+counters would be lost. Each metric is one Redis hash `{prefix}metrics:{name}`
+whose fields are label sets; `record` and `observe` add to it with
+HINCRBYFLOAT (atomic, one round trip, or none extra when given a pipeline).
+`render` reads the hashes and the live queue figures at scrape time and
+writes the Prometheus text format with prometheus-client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from ingest.log import get_logger
+
+log = get_logger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
+
+RedisLike = redis.Redis | redis.client.Pipeline
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric: counters end in `_total`; a histogram has buckets."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def is_histogram(self) -> bool:
+        return bool(self.buckets)
+
+
+METRICS: dict[str, MetricDef] = {m.name: m for m in (
+    MetricDef("ingest_feeds_polled_total", "Feed polls by outcome (ok, not_modified, error, gone).",
+              ("outcome",)),
+    MetricDef("ingest_fetch_seconds", "Seconds one feed fetch took.", buckets=LATENCY_BUCKETS),
+    MetricDef("ingest_entries_seen_total", "Feed entries read by the poller."),
+    MetricDef("ingest_entries_new_total", "Feed entries never queued before (sent to workers)."),
+    MetricDef("ingest_articles_stored_total", "Articles stored (new or syndicated copies)."),
+    MetricDef("ingest_duplicates_total", "Duplicates found, by kind (exact: dropped, near: joined a story).",
+              ("kind",)),
+    MetricDef("ingest_articles_language_total", "Stored articles by detected language.", ("language",)),
+    MetricDef("ingest_matches_total", "Subscription matches (before the one-alert-per-story rule)."),
+    MetricDef("ingest_alerts_delivered_total", "Webhook alerts delivered (2xx)."),
+    MetricDef("ingest_alerts_failed_total", "Webhook alerts dead-lettered (retries used up, or disabled)."),
+    MetricDef("ingest_alerts_retried_total", "Webhook attempts that failed and were scheduled again."),
+    MetricDef("ingest_delivery_seconds", "Seconds one successful webhook delivery took.",
+              buckets=LATENCY_BUCKETS),
+)}
+
+
+@dataclass(frozen=True)
+class QueueStat:
+    """One RQ queue at scrape time."""
+
+    queue: str
+    queued: int
+    started: int
+    scheduled: int
+    deferred: int
+    failed: int
+    workers: int
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}metrics:{name}"
+
+
+def _label_values(metric: MetricDef, labels: Mapping[str, str] | None) -> list[str]:
+    given = dict(labels or {})
+    if set(given) != set(metric.labels):
+        raise ValueError(f"{metric.name} takes labels {list(metric.labels)}, got {sorted(given)}")
+    return [str(given[name]) for name in metric.labels]
+
+
+def _metric(name: str) -> MetricDef:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+
+
+def _send(conn: RedisLike, commands: Sequence[tuple[str, str, float]]) -> None:
+    """HINCRBYFLOAT each (key, field, amount): queued on a pipeline, or sent in one round trip."""
+    if isinstance(conn, redis.client.Pipeline):
+        for key, field, amount in commands:
+            conn.hincrbyfloat(key, field, amount)
+        return
+    try:
+        with conn.pipeline(transaction=False) as pipe:
+            for key, field, amount in commands:
+                pipe.hincrbyfloat(key, field, amount)
+            pipe.execute()
+    except redis.RedisError as exc:  # a lost count must never fail a job
+        log.warning("metrics.record_failed", error=str(exc))
+
+
+def record(conn: RedisLike, prefix: str, name: str, labels: Mapping[str, str] | None = None,
+           value: float = 1) -> None:
+    """Add `value` to counter `name` (e.g. `ingest_feeds_polled_total`, {"outcome": "ok"})."""
+    metric = _metric(name)
+    if metric.is_histogram:
+        raise ValueError(f"{name} is a histogram: use observe()")
+    field = json.dumps(_label_values(metric, labels))
+    _send(conn, [(_key(prefix, name), field, value)])
+
+
+def observe(conn: RedisLike, prefix: str, name: str, value: float,
+            labels: Mapping[str, str] | None = None) -> None:
+    """Add one observation (seconds) to histogram `name`: its bucket, the sum and the count."""
+    metric = _metric(name)
+    if not metric.is_histogram:
+        raise ValueError(f"{name} is a counter: use record()")
+    values = _label_values(metric, labels)
+    bucket = next((b for b in metric.buckets if value <= b), float("inf"))
+    key = _key(prefix, name)
+    _send(conn, [(key, json.dumps([*values, "le", repr(bucket)]), 1),
+                 (key, json.dumps([*values, "sum"]), value),
+                 (key, json.dumps([*values, "count"]), 1)])
+
+
+def _counter(metric: MetricDef, fields: Mapping[bytes, bytes]) -> Metric:
+    family = CounterMetricFamily(metric.name.removesuffix("_total"), metric.help, labels=metric.labels)
+    if not metric.labels and not fields:
+        family.add_metric([], 0.0)
+    for field, amount in fields.items():
+        family.add_metric(json.loads(field), float(amount))
+    return family
+
+
+def _histogram(metric: MetricDef, fields: Mapping[bytes, bytes]) -> Metric:
+    series: dict[tuple[str, ...], dict[str, float]] = {}
+    for raw, amount in fields.items():
+        parts = json.loads(raw)
+        n = len(metric.labels)
+        labels, kind = tuple(parts[:n]), parts[n]
+        slot = series.setdefault(labels, {})
+        name = f"le={parts[n + 1]}" if kind == "le" else kind
+        slot[name] = slot.get(name, 0.0) + float(amount)
+    if not metric.labels and not series:
+        series[()] = {}
+    family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+    for labels, slot in series.items():
+        running, buckets = 0.0, []
+        for bound in (*metric.buckets, float("inf")):
+            running += slot.get(f"le={bound!r}", 0.0)
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        family.add_metric(list(labels), buckets, slot.get("sum", 0.0))
+    return family
+
+
+def _queue_families(stats: Iterable[QueueStat]) -> Iterator[Metric]:
+    depth = GaugeMetricFamily("ingest_queue_depth", "Jobs per RQ queue and state at scrape time.",
+                              labels=("queue", "state"))
+    workers = GaugeMetricFamily("ingest_workers", "Live RQ workers listening on each queue.",
+                                labels=("queue",))
+    for s in stats:
+        for state in ("queued", "started", "scheduled", "deferred", "failed"):
+            depth.add_metric([s.queue, state], getattr(s, state))
+        workers.add_metric([s.queue], s.workers)
+    yield depth
+    yield workers
+
+
+class _Collector:
+    """A one-shot prometheus-client collector over what `render` read."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = ()) -> list[Metric]:
+    """Every metric as a prometheus-client family: the Redis hashes in one round trip, then queues."""
+    with conn.pipeline(transaction=False) as pipe:
+        for name in METRICS:
+            pipe.hgetall(_key(prefix, name))
+        hashes = pipe.execute()
+    families = [(_histogram if m.is_histogram else _counter)(m, h)
+                for m, h in zip(METRICS.values(), hashes, strict=True)]
+    return [*families, *_queue_families(stats)]
+
+
+def render(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = ()) -> bytes:
+    """The Prometheus text exposition of every metric plus the queue gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(read_families(conn, prefix, stats)))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+def reset(conn: redis.Redis, prefix: str) -> None:
+    """Forget every recorded count (tests; a deliberate reset of the dashboards)."""
+    conn.delete(*(_key(prefix, name) for name in METRICS))
