@@ -50,7 +50,6 @@ MAX_SIZE_RATIO = 4  # containment only between bodies at most this many times lo
 MAX_CANDIDATES = 8  # LSH candidates verified per article, most shared bands first
 MAX_SCRIPT_ITEMS = 200  # bounds how long one script call blocks Redis
 
-_M64 = (1 << 64) - 1
 _rng = np.random.default_rng(0x5EED_D3D0)
 _PERM_A = _rng.integers(1, 1 << 63, NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _PERM_B = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64)

@@ -154,6 +154,14 @@ class _Clock:
     def check(self) -> None:
         self.remaining()
 
+    def limits(self, base: httpx.Timeout | None) -> httpx.Timeout:
+        """The client's connect/read timeouts, none longer than what is left of the budget."""
+        left = self.remaining()
+        if base is None:
+            return httpx.Timeout(left)
+        return httpx.Timeout(left, connect=min(base.connect or left, left), read=min(base.read or left, left),
+                             write=min(base.write or left, left), pool=min(base.pool or left, left))
+
 
 class _Hops:
     """Manual redirect following: every hop's scheme checked, loops and long chains refused."""
@@ -242,6 +250,9 @@ def _translate(exc: Exception, hops: _Hops, clock: _Clock) -> FetchError:
         reason = exc.reason + via if exc.url != hops.requested else exc.reason
         return type(exc)(hops.requested, reason, status=exc.status, retry_after=exc.retry_after,
                          permanent=exc.permanent)
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ReadTimeout) and clock.deadline - time.monotonic() > 0.05:
+        doing = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for data"
+        return FetchError(hops.requested, f"timed out {doing}" + via)  # INGEST_CONNECT/READ_TIMEOUT
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return clock.error()
     if isinstance(exc, httpx.ConnectError):
@@ -262,7 +273,8 @@ def fetch_feed(client: httpx.Client, url: str, *, etag: str | None = None,
     try:
         check_scheme(url)
         while True:
-            with client.stream("GET", hops.url, headers=headers, timeout=clock.remaining()) as response:
+            with client.stream("GET", hops.url, headers=headers,
+                               timeout=clock.limits(client.timeout)) as response:
                 if hops.next_url(response):
                     continue
                 _raise_for_status(url, response)
@@ -287,7 +299,7 @@ async def fetch_feed_async(client: httpx.AsyncClient, url: str, *, etag: str | N
         with anyio.fail_after(timeout):
             while True:
                 async with client.stream("GET", hops.url, headers=headers,
-                                         timeout=clock.remaining()) as response:
+                                         timeout=clock.limits(client.timeout)) as response:
                     if hops.next_url(response):
                         continue
                     _raise_for_status(url, response)

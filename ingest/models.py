@@ -67,6 +67,7 @@ class WebSubSubscription:
     secret: str  # HMAC key for X-Hub-Signature; never printed
     state: str = "pending"  # pending | active | denied | failed
     lease_until: datetime | None = None
+    lease_seconds: int | None = None  # the lease the hub granted
     last_error: str | None = None
     updated_at: datetime | None = None
 

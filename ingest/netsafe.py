@@ -24,7 +24,7 @@ import httpcore
 import httpx
 
 from ingest.errors import FetchError, UnsafeURLError
-from ingest.settings import Settings
+from ingest.settings import SETTINGS, Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -265,9 +265,24 @@ def _pool_kwargs(limits: httpx.Limits) -> dict[str, Any]:
             "keepalive_expiry": limits.keepalive_expiry}
 
 
+def user_agent(settings: Settings) -> str:
+    """INGEST_USER_AGENT; its default names INGEST_CONTACT_URL instead of a placeholder when one is set."""
+    default = next(s.default for s in SETTINGS if s.field == "user_agent")
+    if settings.contact_url and settings.user_agent == default:
+        return f"news-ingest/0.1 (feed fetcher; +{settings.contact_url})"
+    return settings.user_agent
+
+
+def client_timeout(settings: Settings) -> httpx.Timeout:
+    """Connect and read timeouts, each within the fetch's total budget."""
+    total = settings.fetch_timeout
+    return httpx.Timeout(total, connect=min(settings.connect_timeout, total),
+                         read=min(settings.read_timeout, total))
+
+
 def _client_kwargs(settings: Settings) -> dict[str, Any]:
-    return {"trust_env": False, "follow_redirects": False, "timeout": settings.fetch_timeout,
-            "headers": {"User-Agent": settings.user_agent}}
+    return {"trust_env": False, "follow_redirects": False, "timeout": client_timeout(settings),
+            "headers": {"User-Agent": user_agent(settings)}}
 
 
 def make_client(settings: Settings, *, max_connections: int = 20) -> httpx.Client:

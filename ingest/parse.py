@@ -107,6 +107,40 @@ def _content_hash(title: str, content: str) -> str:
     return hashlib.sha256(f"{title}\n{content}".encode()).hexdigest()
 
 
+def entry_hash(entry: RawEntry) -> str:
+    """A digest of what the entry says: changes when its title, link, body or summary change."""
+    text = "\x00".join((entry.title, entry.url or "", entry.content, entry.summary or ""))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_LINK_HEADER = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]*)*)')
+
+
+def _header_links(headers: Mapping[str, str], base: str) -> dict[str, str]:
+    """rel -> absolute URL from an HTTP `Link` header (the first of each rel)."""
+    found: dict[str, str] = {}
+    for target, params in _LINK_HEADER.findall(headers.get("link", "")):
+        rel = re.search(r'rel\s*=\s*"?([^";]+)"?', params)
+        link = _safe_link(target, base)
+        for name in (rel.group(1).lower().split() if rel and link else []):
+            found.setdefault(name, link)  # type: ignore[arg-type]
+    return found
+
+
+def _hub_and_self(links: list[tuple[str, Any]], headers: Mapping[str, str],
+                  base: str) -> tuple[str | None, str | None]:
+    """The WebSub hub and self URL: the HTTP Link header first (the spec's order), then the document."""
+    from_header = _header_links(headers, base)
+    hub, self_url = from_header.get("hub"), from_header.get("self")
+    for rel, href in links:
+        link = _safe_link(href, base)
+        if rel == "hub" and link and hub is None:
+            hub = link
+        elif rel == "self" and link and self_url is None:
+            self_url = link
+    return hub, self_url
+
+
 def _assign_keys(drafts: list[_Draft]) -> list[str]:
     """guid if unique in the document, else canonical link if unique among the rest, else hash."""
     guids = Counter(d.guid for d in drafts if d.guid)
@@ -264,8 +298,11 @@ def _parse_xml(result: FetchResult, *, feed_id: int, feed_url: str, max_entries:
     entries = _entries([_xml_draft(e, base) for e in parsed.entries], feed_id=feed_id, feed_url=feed_url,
                        feed_title=title, feed_language=feed_language, max_entries=max_entries,
                        warnings=warnings)
+    hub, self_url = _hub_and_self([(str(link.get("rel", "")).lower(), link.get("href"))
+                                   for link in feed.get("links") or []], result.headers, base)
     return ParsedFeed(title=title, link=_safe_link(feed.get("link"), base), language=feed_language,
-                      entries=entries, ttl_minutes=_ttl(feed.get("ttl")), warnings=warnings)
+                      entries=entries, ttl_minutes=_ttl(feed.get("ttl")), warnings=warnings,
+                      hub=hub, self_url=self_url)
 
 
 # -- JSON Feed -----------------------------------------------------------------------------
@@ -313,8 +350,11 @@ def _parse_json(result: FetchResult, *, feed_id: int, feed_url: str, max_entries
     drafts = [_json_draft(item, base) for item in items if isinstance(item, dict)]
     entries = _entries(drafts, feed_id=feed_id, feed_url=feed_url, feed_title=title,
                        feed_language=language, max_entries=max_entries, warnings=warnings)
+    hubs = [("hub", h.get("url")) for h in doc.get("hubs") or [] if isinstance(h, dict)
+            and str(h.get("type", "")).lower() in ("websub", "pubsubhubbub")]
+    hub, self_url = _hub_and_self([*hubs, ("self", doc.get("feed_url"))], result.headers, base)
     return ParsedFeed(title=title, link=_safe_link(doc.get("home_page_url"), base), language=language,
-                      entries=entries, warnings=warnings)
+                      entries=entries, warnings=warnings, hub=hub, self_url=self_url)
 
 
 # -- entry point ---------------------------------------------------------------------------

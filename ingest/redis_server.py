@@ -9,6 +9,7 @@ the port file and reuse it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import socket
 import subprocess
@@ -82,8 +83,6 @@ def stop_embedded(directory: Path) -> bool:
     url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
     if not _answers(url):
         return False
-    try:
+    with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it exits
         redis.Redis.from_url(url).shutdown(nosave=True)
-    except redis.ConnectionError:
-        pass  # the server closes the connection as it exits
     return True

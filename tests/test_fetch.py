@@ -383,3 +383,26 @@ def test_async_timeout(settings: Settings, raw_server: Callable[..., RawServer])
     server = raw_server(_drip)
     with pytest.raises(FetchError, match=r"^fetch: .*: timed out after 0.8s$"):
         asyncio.run(_fetch_async(settings, server.url(), timeout=0.8))
+
+
+def _stall_after_headers(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100\r\n\r\n<rss>")
+    threading.Event().wait(5)
+
+
+def test_read_timeout_is_separate_from_the_budget(settings: Settings,
+                                                  raw_server: Callable[..., RawServer]) -> None:
+    """A server going silent mid-body trips INGEST_READ_TIMEOUT long before the total budget."""
+    server = raw_server(_stall_after_headers)
+    quick = settings.replace(read_timeout=0.3, fetch_timeout=30.0)
+    assert fetch_error(quick, server.url(), timeout=30.0).reason == "timed out waiting for data"
+
+
+def test_user_agent_names_the_contact_url(settings: Settings, http_server: LoopbackServer) -> None:
+    """INGEST_CONTACT_URL goes into the default User-Agent; an explicit INGEST_USER_AGENT wins."""
+    http_server.routes["/feed"] = Response(200, RSS)
+    get(settings.replace(contact_url="https://ops.example/contact"), http_server.url("/feed"))
+    get(settings.replace(contact_url="https://ops.example/contact", user_agent="mine/1.0"),
+        http_server.url("/feed"))
+    agents = [r.headers["User-Agent"] for r in http_server.requests]
+    assert agents == ["news-ingest/0.1 (feed fetcher; +https://ops.example/contact)", "mine/1.0"]

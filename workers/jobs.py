@@ -106,7 +106,7 @@ def _failed(ctx: Context, alert: Alert, exc: Exception,
         return "failed"
     _record(ctx, alert, "pending", delay, str(exc), attempts)
     ctx.queues[1].enqueue_in(timedelta(seconds=delay), deliver_alert, alert.id,
-                             job_id=alert_job_id(alert.id, attempts), timeout=ALERT_TIMEOUT,
+                             job_id=alert_job_id(alert.id, attempts), job_timeout=ALERT_TIMEOUT,
                              result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
     bound.warning("alert_retry_scheduled", error=str(exc), attempt=attempts, delay=round(delay, 1))
     return "retrying"

@@ -1,37 +1,41 @@
-"""The poller: fetch due feeds concurrently, queue what is new, record each feed's state.
+"""The poller: fetch due feeds concurrently, queue what is new or changed, record each feed's state.
 
-Fetching is I/O-bound and runs on one asyncio loop with a global and a
-per-host limit, so one slow host never holds the others back. Parsing is
-CPU-bound and runs as each fetch completes.
+Fetching is I/O-bound and runs on one asyncio loop under a global limit and a per-host
+limit (the per-host slot is taken first, so feeds waiting for a busy host never hold a
+global slot: one slow host cannot delay the others). Handling a response (parse, queue,
+record) is blocking work and runs in threads as each fetch completes. When to poll next
+is decided by `ingest.schedule`; WebSub subscriptions are kept up by `ingest.websub`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import structlog
+from starlette.routing import Route
 
-from ingest.errors import FetchError, ParseError
+from ingest import schedule, websub
+from ingest.errors import FetchError, ParseError, StoreError
 from ingest.fetch import fetch_feed_async, make_async_client
 from ingest.log import get_logger
 from ingest.models import Feed, FetchResult, ParsedFeed, RawEntry, utcnow
-from ingest.parse import parse_feed
+from ingest.parse import entry_hash, parse_feed
 from workers.context import Context
 from workers.queues import enqueue_batches
 
 log = get_logger(__name__)
 
-GLOBAL_LIMIT = 50
-PER_HOST_LIMIT = 4
-MAX_BACKOFF = 24 * 3600
+MOVE_AFTER = 3  # consecutive polls that must see the same permanent redirect before the feed moves
+Bound = structlog.typing.FilteringBoundLogger
 
 
 @dataclass
@@ -44,39 +48,107 @@ class PollSummary:
     errors: int = 0
     entries: int = 0
     new: int = 0
+    updated: int = 0
     jobs: int = 0
+    moved: int = 0
+    muted: int = 0
     seconds: float = 0.0
+
+    def add(self, **counts: int) -> None:
+        with _SUMMARY_LOCK:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_SUMMARY_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What `queue_entries` put on the ingest queue."""
+
+    new: int
+    updated: int
+    jobs: int
+
+
+def queue_entries(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> Queued:
+    """Queue entries never queued before, and entries whose content changed since (as updates).
+
+    The same step serves polls and WebSub pushes. Entries are marked seen, with their
+    content hash, only after their job is queued: a crash in between re-queues, never loses.
+    """
+    unique: dict[str, tuple[RawEntry, str]] = {}
+    for entry in entries:
+        unique.setdefault(entry.entry_key, (entry, entry_hash(entry)))
+    seen = ctx.store.seen_entry_hashes(feed.id, list(unique))
+    queued: list[RawEntry] = []
+    record: dict[str, str] = {}
+    new = updated = 0
+    for key, (entry, digest) in unique.items():
+        if key not in seen:
+            new += 1
+        elif seen[key] is not None and seen[key] != digest:
+            updated += 1
+        else:
+            if seen[key] is None:
+                record[key] = digest  # seen before hashes were kept: remember, do not re-queue
+            continue
+        queued.append(entry)
+        record[key] = digest
+    size = ctx.settings.batch_size
+    batches = [[e.to_dict() for e in queued[i:i + size]] for i in range(0, len(queued), size)]
+    enqueue_batches(ctx.queues[0], batches)
+    if record:
+        ctx.store.record_seen_entries(feed.id, record)
+    return Queued(new=new, updated=updated, jobs=len(batches))
+
+
+def websub_routes_for(ctx: Context) -> list[Route]:
+    """The WebSub callback routes bound to this process's store and queue (for the HTTP API)."""
+    return websub.websub_routes(ctx.store, ctx.settings,
+                                lambda feed, entries: queue_entries(ctx, feed, entries))
 
 
 def poll_once(ctx: Context, *, only_due: bool = True) -> PollSummary:
-    """Poll every due feed (or every active feed) once and queue new entries."""
+    """Poll every due feed (or every active feed) once and queue new and changed entries."""
     started = time.monotonic()
-    now = utcnow()
-    feeds = ctx.store.due_feeds(now) if only_due else [
+    feeds = ctx.store.due_feeds(utcnow()) if only_due else [
         f for f in ctx.store.list_feeds() if f.status == "active"]
     summary = PollSummary(feeds=len(feeds))
     if feeds:
         asyncio.run(_poll_all(ctx, feeds, summary))
     summary.seconds = round(time.monotonic() - started, 3)
     if feeds or not only_due:
-        log.info("poll_pass", **summary.__dict__)
+        log.info("poll_pass", **summary.as_dict())
     return summary
 
 
+def host_key(url: str) -> str:
+    """What the per-host limit counts by: the host name (ports of one host share it)."""
+    return (urlsplit(url).hostname or url).lower()
+
+
 async def _poll_all(ctx: Context, feeds: Sequence[Feed], summary: PollSummary) -> None:
-    overall = asyncio.Semaphore(GLOBAL_LIMIT)
-    hosts: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(PER_HOST_LIMIT))
-    async with make_async_client(ctx.settings, max_connections=GLOBAL_LIMIT) as client:
+    settings = ctx.settings
+    overall = asyncio.Semaphore(settings.fetch_concurrency)
+    hosts: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(settings.fetch_per_host))
+    async with make_async_client(settings, max_connections=settings.fetch_concurrency) as client:
 
         async def one(feed: Feed) -> None:
-            async with overall, hosts[urlsplit(feed.url).netloc]:
+            async with hosts[host_key(feed.url)], overall:
                 outcome = await _fetch(ctx, client, feed)
-            _handle(ctx, feed, outcome, summary)
+            parsed = await asyncio.to_thread(_handle, ctx, feed, outcome, summary)
+            if parsed is not None and parsed.hub and settings.public_url:
+                await _keep_websub(ctx, client, feed, parsed)
 
         await asyncio.gather(*(one(feed) for feed in feeds))
 
 
-async def _fetch(ctx: Context, client, feed: Feed) -> FetchResult | FetchError:  # type: ignore[no-untyped-def]
+async def _fetch(ctx: Context, client: httpx.AsyncClient, feed: Feed) -> FetchResult | FetchError:
     try:
         return await fetch_feed_async(client, feed.url, etag=feed.etag, last_modified=feed.last_modified,
                                       max_bytes=ctx.settings.max_body_bytes,
@@ -85,78 +157,114 @@ async def _fetch(ctx: Context, client, feed: Feed) -> FetchResult | FetchError: 
         return exc
 
 
-def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError, summary: PollSummary) -> None:
+async def _keep_websub(ctx: Context, client: httpx.AsyncClient, feed: Feed, parsed: ParsedFeed) -> None:
+    hub, topic = parsed.hub or "", parsed.self_url or feed.url
+    sub = await asyncio.to_thread(ctx.store.get_websub, feed.id)
+    if websub.needs_subscription(sub, hub, topic, utcnow()):
+        await websub.subscribe(client, ctx.store, ctx.settings, feed, hub, topic)
+
+
+def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError,
+            summary: PollSummary) -> ParsedFeed | None:
+    """Record one fetch's outcome; return the parsed feed after a 200."""
     bound = log.bind(feed_id=feed.id, feed_url=feed.url)
-    if isinstance(outcome, FetchError):
-        _record_error(ctx, feed, outcome.reason, outcome.retry_after, bound, gone=outcome.permanent)
-        summary.errors += 1
-        return
-    if outcome.not_modified:
-        _record_success(ctx, feed, outcome, None)
-        summary.not_modified += 1
-        bound.info("feed_polled", status=304, entries=0, new=0)
-        return
-    try:
-        parsed = parse_feed(outcome, feed_id=feed.id, feed_url=feed.url,
-                            max_entries=ctx.settings.max_entries)
-    except ParseError as exc:
-        _record_error(ctx, feed, str(exc), None, bound)
-        summary.errors += 1
-        return
-    new = _queue_new(ctx, feed, parsed.entries)
-    _record_success(ctx, feed, outcome, parsed)
-    summary.ok += 1
-    summary.entries += len(parsed.entries)
-    summary.new += len(new)
-    summary.jobs += -(-len(new) // ctx.settings.batch_size)
-    bound.info("feed_polled", status=outcome.status, entries=len(parsed.entries), new=len(new),
-               warnings=parsed.warnings or None)
-
-
-def _queue_new(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> list[RawEntry]:
-    """Queue entries this feed never queued before; mark them seen only once queued."""
-    unseen = ctx.store.unseen_entry_keys(feed.id, [e.entry_key for e in entries])
-    new, taken = [], set()
-    for entry in entries:
-        if entry.entry_key in unseen and entry.entry_key not in taken:
-            taken.add(entry.entry_key)
-            new.append(entry)
-    size = ctx.settings.batch_size
-    batches = [[e.to_dict() for e in new[i:i + size]] for i in range(0, len(new), size)]
-    enqueue_batches(ctx.queues[0], batches)
-    ctx.store.mark_entries_seen(feed.id, [e.entry_key for e in new])
-    return new
-
-
-def _interval(ctx: Context, feed: Feed) -> float:
-    base = feed.interval or ctx.settings.poll_interval
-    return base * random.uniform(0.95, 1.05)  # jitter: feeds added together drift apart
-
-
-def _record_success(ctx: Context, feed: Feed, result: FetchResult, parsed: ParsedFeed | None) -> None:
     now = utcnow()
+    if isinstance(outcome, FetchError):
+        if outcome.status == 410:
+            _mute_gone(ctx, feed, outcome, now, bound)
+            summary.add(errors=1, muted=1)
+        else:
+            _record_error(ctx, feed, outcome.reason, outcome.retry_after, outcome.status, now, bound)
+            summary.add(errors=1)
+        return None
+    feed = _follow_redirect(ctx, feed, outcome, bound, summary)
+    if outcome.not_modified:
+        _record_success(ctx, feed, outcome, None, 0, now)
+        summary.add(not_modified=1)
+        bound.debug("feed_polled", status=304)
+        return None
+    try:
+        parsed = parse_feed(outcome, feed_id=feed.id, feed_url=feed.url, max_entries=ctx.settings.max_entries)
+    except ParseError as exc:
+        _record_error(ctx, feed, str(exc), None, outcome.status, now, bound)
+        summary.add(errors=1)
+        return None
+    queued = queue_entries(ctx, feed, parsed.entries)
+    _record_success(ctx, feed, outcome, parsed, queued.new, now)
+    summary.add(ok=1, entries=len(parsed.entries), new=queued.new, updated=queued.updated, jobs=queued.jobs)
+    bound.info("feed_polled", status=outcome.status, entries=len(parsed.entries), new=queued.new,
+               updated=queued.updated, warnings=parsed.warnings or None)
+    return parsed
+
+
+def _follow_redirect(ctx: Context, feed: Feed, result: FetchResult, bound: Bound,
+                     summary: PollSummary) -> Feed:
+    """Count consecutive polls that see the same permanent redirect; at MOVE_AFTER, move the feed."""
+    target = result.permanent_redirect
+    if not target:
+        return replace(feed, redirect_url=None, redirect_count=0)
+    count = feed.redirect_count + 1 if feed.redirect_url == target else 1
+    if count < MOVE_AFTER:
+        return replace(feed, redirect_url=target, redirect_count=count)
+    try:
+        moved = ctx.store.move_feed(feed.id, target)
+    except StoreError as exc:
+        bound.warning("feed_move_refused", target=target, error=str(exc))
+        return replace(feed, redirect_url=target, redirect_count=count)
+    summary.add(moved=1)
+    bound.info("feed_moved", new_url=target, after_polls=count)
+    return replace(feed, url=moved.url, previous_urls=moved.previous_urls, redirect_url=None,
+                   redirect_count=0)
+
+
+def _entry_dates(parsed: ParsedFeed | None) -> list[datetime]:
+    return [e.published_at for e in parsed.entries if e.published_at] if parsed else []
+
+
+def _record_success(ctx: Context, feed: Feed, result: FetchResult, parsed: ParsedFeed | None,
+                    new: int, now: datetime) -> None:
+    dates = _entry_dates(parsed)
+    last_entry_at, entry_interval = schedule.observe(feed, now, new, dates)
+    learnt = replace(feed, last_entry_at=last_entry_at, entry_interval=entry_interval)
+    active = websub.is_active(ctx.store.get_websub(feed.id), now) if ctx.settings.public_url else False
+    decision = schedule.after_success(learnt, now, bounds=schedule.Bounds.from_settings(ctx.settings),
+                                      headers=result.headers, dates=dates, websub_active=active,
+                                      ttl_minutes=parsed.ttl_minutes if parsed else None)
     ctx.store.record_fetch(replace(
-        feed,
+        learnt,
         title=(parsed.title if parsed and parsed.title else feed.title),
         etag=result.etag or feed.etag, last_modified=result.last_modified or feed.last_modified,
         last_polled_at=now, last_success_at=now, last_error=None, consecutive_errors=0,
-        next_poll_at=now + timedelta(seconds=_interval(ctx, feed)),
+        next_poll_at=decision.next_at, schedule_interval=decision.interval,
+        schedule_reason=decision.reason, last_status=result.status,
     ))
 
 
-def _record_error(ctx: Context, feed: Feed, message: str, retry_after: float | None,
-                  bound: structlog.typing.FilteringBoundLogger, *, gone: bool = False) -> None:
-    """Back off exponentially per feed, never disabling it; 410 Gone mutes it."""
-    now = utcnow()
-    errors = feed.consecutive_errors + 1
-    delay = min(MAX_BACKOFF, 60 * 2 ** min(errors - 1, 16))
-    if retry_after:
-        delay = max(delay, min(retry_after, MAX_BACKOFF))
+def _record_error(ctx: Context, feed: Feed, message: str, retry_after: float | None, status: int | None,
+                  now: datetime, bound: Bound) -> None:
+    """Back off exponentially per feed, never disabling it."""
+    failing = replace(feed, consecutive_errors=feed.consecutive_errors + 1)
+    decision = schedule.after_error(failing, now, bounds=schedule.Bounds.from_settings(ctx.settings),
+                                    retry_after=retry_after)
     ctx.store.record_fetch(replace(
-        feed, status="gone" if gone else feed.status, last_polled_at=now, last_error=message,
-        consecutive_errors=errors, next_poll_at=now + timedelta(seconds=delay),
+        failing, last_polled_at=now, last_error=message, next_poll_at=decision.next_at,
+        schedule_interval=decision.interval, schedule_reason=decision.reason,
+        last_status=status if status is not None else feed.last_status,
     ))
-    bound.warning("feed_error", error=message, consecutive_errors=errors, retry_in=round(delay))
+    bound.warning("feed_error", error=message, consecutive_errors=failing.consecutive_errors,
+                  retry_in=decision.interval)
+
+
+def _mute_gone(ctx: Context, feed: Feed, error: FetchError, now: datetime, bound: Bound) -> None:
+    """410 Gone: stop polling (status `gone`) until someone runs `ingest feeds enable`."""
+    reason = (f"HTTP 410 Gone on {now.date().isoformat()}: the server says the feed was removed for good; "
+              f"`ingest feeds enable {feed.id}` resumes polling")
+    ctx.store.record_fetch(replace(
+        feed, status="gone", muted_reason=reason, last_polled_at=now, last_error=error.reason,
+        consecutive_errors=feed.consecutive_errors + 1, next_poll_at=None, schedule_interval=None,
+        schedule_reason="muted: 410 Gone", last_status=410,
+    ))
+    bound.warning("feed_gone", error=error.reason)
 
 
 def run_poller(ctx: Context, stop: threading.Event, *, tick: float = 1.0) -> None:

@@ -67,7 +67,8 @@ async def replay_alert(request: Request) -> Response:
                        "set its status to active first")
     replayed = await call(d.store.retry_failed_alert, alert_id)
     if replayed is None:
-        raise ApiError(409, "conflict", f"alert {alert_id} is {alert.status}, only failed alerts are replayed")
+        raise ApiError(409, "conflict",
+                       f"alert {alert_id} is {alert.status}, only failed alerts are replayed")
     await call(d.enqueue_alerts, [replayed])
     return JSONResponse(alert_json(replayed), status_code=202)
 

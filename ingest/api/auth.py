@@ -3,6 +3,8 @@
 Health checks stay open (orchestrators probe them without secrets);
 `/metrics` is open only with INGEST_METRICS_PUBLIC=1. With no token
 configured (allowed only on loopback, see `ingest api`) nothing is checked.
+Routes that authenticate their callers themselves (e.g. WebSub callbacks,
+signed by the hub) are mounted under a public prefix.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 class BearerAuth:
     """401 unless `Authorization: Bearer <token>` matches (constant-time compare)."""
 
-    def __init__(self, app: ASGIApp, token: str | None, *, metrics_public: bool = False) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, *, metrics_public: bool = False,
+                 public_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.public = PUBLIC_PATHS | ({"/metrics"} if metrics_public else set())
+        self.public_prefixes = public_prefixes
+
+    def _is_public(self, path: str) -> bool:
+        return path in self.public or any(path.startswith(p) for p in self.public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.token is None or scope["path"] in self.public:
+        if scope["type"] != "http" or self.token is None or self._is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         given = b""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.api.common import MAX_LIMIT, MAX_ID
+from ingest.api.common import MAX_ID, MAX_LIMIT
 
 JSON = "application/json"
 NULLABLE_STR = {"type": ["string", "null"]}

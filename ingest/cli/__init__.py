@@ -15,22 +15,13 @@ from ingest.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ingest.cli import commands, up
+    from ingest.cli import api as api_cmd
+    from ingest.cli import commands, feeds, up
 
     parser = argparse.ArgumentParser(prog="ingest", description="Streaming news ingestion service.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    feeds = sub.add_parser("feeds", help="manage feeds").add_subparsers(dest="action", required=True)
-    p = feeds.add_parser("add", help="add a feed by URL")
-    p.add_argument("url")
-    p.add_argument("--interval", type=int, metavar="SECONDS", help="fixed seconds between polls")
-    p.set_defaults(func=commands.feeds_add)
-    p = feeds.add_parser("list", help="list feeds and their fetch state")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(func=commands.feeds_list)
-    p = feeds.add_parser("remove", help="remove a feed")
-    p.add_argument("feed_id", type=int)
-    p.set_defaults(func=commands.feeds_remove)
+    feeds.add_parsers(sub)  # feeds add | list | remove | enable | import | export
 
     subs = sub.add_parser("subs", help="manage subscriptions").add_subparsers(dest="action", required=True)
     p = subs.add_parser("add", help="add a topic subscription")
@@ -76,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--dashboard-port", type=int, default=9181)
     p.set_defaults(func=up.up)
+
+    p = sub.add_parser("api", help="serve the HTTP API (needs INGEST_API_TOKEN unless on loopback)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=api_cmd.api)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     p = db.add_parser("upgrade", help="apply pending schema migrations, print the schema version")

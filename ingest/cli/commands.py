@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import ConfigError
-from ingest.models import Feed, RawEntry, Subscription, iso, utcnow
+from ingest.models import RawEntry, Subscription, iso, utcnow
 from ingest.settings import SETTINGS, Settings, settings_table
 
 if TYPE_CHECKING:
@@ -32,40 +32,6 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in obj.items()}
-
-
-# -- feeds -------------------------------------------------------------------
-
-def feeds_add(args: argparse.Namespace) -> int:
-    from ingest.netsafe import check_url
-
-    ctx = _context()
-    if args.interval is not None and args.interval < 60:
-        raise ConfigError("--interval must be at least 60 seconds")
-    check_url(args.url, ctx.settings.allowed_networks)
-    feed = ctx.store.add_feed(args.url, interval=args.interval)
-    print(f"{feed.id}\t{feed.url}")
-    return 0
-
-
-def feed_dict(feed: Feed) -> dict[str, Any]:
-    return _json_ready(asdict(feed))
-
-
-def feeds_list(args: argparse.Namespace) -> int:
-    ctx = _context()
-    for feed in ctx.store.list_feeds():
-        if args.json:
-            _emit(feed_dict(feed))
-        else:
-            state = feed.last_error or ("ok" if feed.last_success_at else "never polled")
-            print(f"{feed.id}\t{feed.status}\t{feed.url}\t{feed.title or ''}\t{state}")
-    return 0
-
-
-def feeds_remove(args: argparse.Namespace) -> int:
-    _context().store.remove_feed(args.feed_id)
-    return 0
 
 
 # -- subscriptions -----------------------------------------------------------

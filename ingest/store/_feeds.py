@@ -22,7 +22,7 @@ FEED_COLS = ("id, url, title, interval, etag, last_modified, status, last_polled
              "last_error, consecutive_errors, next_poll_at, created_at, redirect_url, redirect_count, "
              "muted_reason, previous_urls, schedule_interval, schedule_reason, last_entry_at, "
              "entry_interval, last_status")
-WEBSUB_COLS = "feed_id, hub, topic, secret, state, lease_until, last_error, updated_at"
+WEBSUB_COLS = "feed_id, hub, topic, secret, state, lease_until, lease_seconds, last_error, updated_at"
 _CHUNK = 500
 
 
@@ -65,8 +65,8 @@ class FeedStateMixin:
         """Mute (`gone`, `disabled`) or re-enable (`active`: errors reset, due now) a feed."""
         with self._write() as cur:
             if status == "active":
-                cur.execute("UPDATE feeds SET status = 'active', muted_reason = NULL, consecutive_errors = 0, "
-                            "next_poll_at = NULL WHERE id = ?", (feed_id,))
+                cur.execute("UPDATE feeds SET status = 'active', muted_reason = NULL, "
+                            "consecutive_errors = 0, next_poll_at = NULL WHERE id = ?", (feed_id,))
             else:
                 cur.execute("UPDATE feeds SET status = ?, muted_reason = ? WHERE id = ?",
                             (status, reason, feed_id))
@@ -116,7 +116,8 @@ class FeedStateMixin:
     # -- WebSub --------------------------------------------------------------
     def _websub(self, r: Sequence[Any]) -> WebSubSubscription:
         return WebSubSubscription(feed_id=int(r[0]), hub=r[1], topic=r[2], secret=r[3], state=r[4],
-                                  lease_until=self._dt(r[5]), last_error=r[6], updated_at=self._dt(r[7]))
+                                  lease_until=self._dt(r[5]), lease_seconds=r[6], last_error=r[7],
+                                  updated_at=self._dt(r[8]))
 
     def get_websub(self, feed_id: int) -> WebSubSubscription | None:
         with self._read() as cur:
@@ -127,10 +128,11 @@ class FeedStateMixin:
     def save_websub(self, sub: WebSubSubscription) -> None:
         """Insert or replace the feed's subscription."""
         values = (sub.feed_id, sub.hub, sub.topic, sub.secret, sub.state, self._ts(sub.lease_until),
-                  sub.last_error, self._ts(utcnow()))
+                  sub.lease_seconds, sub.last_error, self._ts(utcnow()))
         with self._write() as cur:
-            cur.execute(f"INSERT INTO websub ({WEBSUB_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            cur.execute(f"INSERT INTO websub ({WEBSUB_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT (feed_id) DO UPDATE SET hub = excluded.hub, topic = excluded.topic, "
                         "secret = excluded.secret, state = excluded.state, "
-                        "lease_until = excluded.lease_until, last_error = excluded.last_error, "
+                        "lease_until = excluded.lease_until, lease_seconds = excluded.lease_seconds, "
+                        "last_error = excluded.last_error, "
                         "updated_at = excluded.updated_at", values)

@@ -222,6 +222,7 @@ SQLITE.append([
         secret TEXT NOT NULL,
         state TEXT NOT NULL DEFAULT 'pending',
         lease_until TEXT,
+        lease_seconds INTEGER,
         last_error TEXT,
         updated_at TEXT NOT NULL)""",
 ])
@@ -236,6 +237,7 @@ POSTGRES.append([
         secret TEXT NOT NULL,
         state TEXT NOT NULL DEFAULT 'pending',
         lease_until TIMESTAMPTZ,
+        lease_seconds INTEGER,
         last_error TEXT,
         updated_at TIMESTAMPTZ NOT NULL)""",
 ])
