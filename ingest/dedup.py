@@ -189,7 +189,11 @@ local prefix, gen, ngens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local expire_at, threshold, window = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxcand, maxratio, nitems = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local pos, out = 10, {}
-local first = gen - ngens + 1
+local xkeys, bkeys = {}, {}  -- key prefixes of the live buckets, oldest first
+for g = gen - ngens + 1, gen do
+  xkeys[#xkeys + 1] = prefix .. 'x:' .. g .. ':'
+  bkeys[#bkeys + 1] = prefix .. 'b:' .. g .. ':'
+end
 
 local function record(seq)
   local rec = redis.call('GET', prefix .. 'd:' .. seq)
@@ -216,8 +220,8 @@ local function similarity(x, size, rec)
   return math.min(1, j / (1 + j) * (small + large) / small)
 end
 
-local function put(kind, bucket, field, seq)
-  local key = prefix .. kind .. gen .. ':' .. bucket
+local function put(keys, bucket, field, seq)
+  local key = keys[ngens] .. bucket
   redis.call('HSETNX', key, field, seq)
   redis.call('EXPIREAT', key, expire_at)
 end
@@ -230,8 +234,8 @@ for _ = 1, nitems do
     local bucket, field = ARGV[pos], ARGV[pos + 1]
     pos = pos + 2
     local seq = nil
-    for g = first, gen do
-      seq = redis.call('HGET', prefix .. 'x:' .. g .. ':' .. bucket, field)
+    for g = 1, ngens do
+      seq = redis.call('HGET', xkeys[g] .. bucket, field)
       if seq then break end
     end
     if seq and not found then found = record(seq) ; if found then found.seq = seq end end
@@ -242,15 +246,15 @@ for _ = 1, nitems do
   local bands = {}
   for i = 1, nb do bands[i] = {ARGV[pos], ARGV[pos + 1]} ; pos = pos + 2 end
   if found then
-    for _, e in ipairs(ex) do put('x:', e[1], e[2], found.seq) end
+    for _, e in ipairs(ex) do put(xkeys, e[1], e[2], found.seq) end
     out[#out + 1] = {'exact', found.story, found.aid, '1'}
   else
     local best, bestsim = nil, -1
     if nb > 0 then
       local counts, order = {}, {}
       for _, band in ipairs(bands) do
-        for g = first, gen do
-          local seq = redis.call('HGET', prefix .. 'b:' .. g .. ':' .. band[1], band[2])
+        for g = 1, ngens do
+          local seq = redis.call('HGET', bkeys[g] .. band[1], band[2])
           if seq then
             if not counts[seq] then order[#order + 1] = seq ; counts[seq] = 0 end
             counts[seq] = counts[seq] + 1
@@ -273,8 +277,8 @@ for _ = 1, nitems do
     if story == aid then story = '' end
     local rec = ts .. '\n' .. aid .. '\n' .. story .. '\n' .. size .. '\n' .. sig
     redis.call('SET', prefix .. 'd:' .. seq, rec, 'EXAT', expire_at)
-    for _, e in ipairs(ex) do put('x:', e[1], e[2], seq) end
-    for _, band in ipairs(bands) do put('b:', band[1], band[2], seq) end
+    for _, e in ipairs(ex) do put(xkeys, e[1], e[2], seq) end
+    for _, band in ipairs(bands) do put(bkeys, band[1], band[2], seq) end
     if best then
       out[#out + 1] = {'near', best.story, best.aid, string.format('%.4f', bestsim)}
     else

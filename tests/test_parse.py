@@ -209,3 +209,43 @@ def test_raw_entry_round_trips_through_json() -> None:
 
     for entry in parse("rss20_content.xml").entries:
         assert RawEntry.from_dict(entry.to_dict()) == entry
+
+
+def test_websub_hub_and_self_from_atom_links() -> None:
+    """An Atom feed's rel="hub" and rel="self" links give the hub and the topic (made absolute)."""
+    parsed = parse("websub_atom.xml")
+    assert parsed.hub == "https://hub.example.com/"
+    assert parsed.self_url == "https://feeds.example.com/atom.xml"
+
+
+def test_websub_link_header_wins_over_the_document() -> None:
+    """The HTTP Link header's hub and self come first, as the WebSub spec orders discovery."""
+    link = '<https://hub2.example.com/>; rel="hub", <https://feeds.example.com/canonical>; rel="self"'
+    parsed = parse("websub_atom.xml", {"link": link, "content-type": "application/atom+xml"})
+    assert (parsed.hub, parsed.self_url) == ("https://hub2.example.com/", "https://feeds.example.com/canonical")
+
+
+def test_websub_hub_from_json_feed() -> None:
+    """A JSON Feed's `hubs` entry of type WebSub and its feed_url are read."""
+    doc = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "feed_url": "https://j.example/f.json",'
+           b' "hubs": [{"type": "rssCloud", "url": "https://cloud.example/"},'
+           b' {"type": "WebSub", "url": "https://hub.example/"}], "items": []}')
+    parsed = parse_bytes(doc)
+    assert (parsed.hub, parsed.self_url) == ("https://hub.example/", "https://j.example/f.json")
+
+
+def test_feed_without_hub() -> None:
+    """A feed advertising nothing has no hub."""
+    assert parse("rss20_content.xml").hub is None
+
+
+def test_entry_hash_changes_only_with_content() -> None:
+    """The poller's change detector: same entry, same hash; edited body, different hash."""
+    from dataclasses import replace
+
+    from ingest.parse import entry_hash
+
+    entry = parse("rss20_content.xml").entries[0]
+    assert entry_hash(entry) == entry_hash(parse("rss20_content.xml").entries[0])
+    assert entry_hash(replace(entry, content=entry.content + " (updated)")) != entry_hash(entry)
+    assert entry_hash(replace(entry, title="Other")) != entry_hash(entry)

@@ -30,6 +30,7 @@ def _child_env(settings: Settings, redis_url: str, demo: bool) -> dict[str, str]
     if demo:
         allowed = os.environ.get("INGEST_ALLOWED_NETWORKS", "")
         env["INGEST_ALLOWED_NETWORKS"] = ",".join(filter(None, [allowed, "127.0.0.0/8"]))
+        env.setdefault("INGEST_LOG_LEVEL", "warning")  # let the ALERT lines stand out
     return env
 
 
