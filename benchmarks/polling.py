@@ -24,14 +24,13 @@ import resource
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.settings import Settings  # noqa: E402
+from ingest.settings import Settings
 
 
 def _feed(index: int, version: int) -> bytes:
@@ -54,12 +53,14 @@ def serve(hosts: int, port: int, ready: multiprocessing.synchronize.Event,
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1]
-                headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                pairs = (line.partition(":") for line in lines[1:] if line)
+                headers = {k.lower(): v.strip() for k, _, v in pairs}
                 index = int(path.rsplit("/", 1)[1])
                 version = versions[index]
                 etag = f'"{index}-{version}"'
                 if headers.get("if-none-match") == etag:
-                    writer.write(f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\n\r\n".encode())
+                    writer.write(f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n"
+                                 "Content-Length: 0\r\n\r\n".encode())
                 else:
                     body = _feed(index, version)
                     writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: {etag}\r\n"
@@ -107,7 +108,8 @@ def _rss_mib() -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, default=2000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")

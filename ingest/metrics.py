@@ -53,7 +53,7 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("ingest_duplicates_total", "Duplicates found, by kind (exact: dropped, near: joined a story).",
               ("kind",)),
     MetricDef("ingest_articles_language_total", "Stored articles by detected language.", ("language",)),
-    MetricDef("ingest_matches_total", "Subscription matches (before the one-alert-per-story rule)."),
+    MetricDef("ingest_matches_total", "Matches that became an alert (one per subscription and story)."),
     MetricDef("ingest_alerts_delivered_total", "Webhook alerts delivered (2xx)."),
     MetricDef("ingest_alerts_failed_total", "Webhook alerts dead-lettered (retries used up, or disabled)."),
     MetricDef("ingest_alerts_retried_total", "Webhook attempts that failed and were scheduled again."),

@@ -47,7 +47,8 @@ class BatchResult:
     stored: list[Article] = field(default_factory=list)
     updated: int = 0
     unchanged: int = 0
-    duplicates: int = 0
+    exact_duplicates: int = 0  # same canonical URL or body as an earlier article
+    near_duplicates: int = 0  # syndicated copies that joined an earlier story
     alerts: list[Alert] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -154,8 +155,10 @@ class Pipeline:
         stories = self.dedup.assign(items)
         articles = []
         for (entry, doc), item, story in zip(prepared, items, stories, strict=True):
-            if story.kind != "new":
-                result.duplicates += 1
+            if story.kind == "exact":
+                result.exact_duplicates += 1
+            elif story.kind == "near":
+                result.near_duplicates += 1
             articles.append(self._article(entry, doc, story.story_id, item.article_id,
                                           item.fingerprint.content_hash))
         return articles
