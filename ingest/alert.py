@@ -88,7 +88,11 @@ class Delivery:
 
 def deliver(client: httpx.Client, url: str, msg_id: str, body: bytes,
             secrets_: Sequence[str], *, timeout: float) -> Delivery:
-    """POST once. 2xx is success; anything else raises AlertDeliveryError (3xx is never followed)."""
+    """POST once. 2xx is success; anything else raises AlertDeliveryError (3xx is never followed).
+
+    The receiver has `timeout` seconds to connect and answer; of its answer at
+    most MAX_RESPONSE_BYTES are read, and reading stops when `timeout` is up.
+    """
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",
@@ -100,7 +104,7 @@ def deliver(client: httpx.Client, url: str, msg_id: str, body: bytes,
     try:
         with client.stream("POST", url, content=body, headers=headers, timeout=timeout,
                            follow_redirects=False) as response:
-            _drain(response)
+            _drain(response, started + timeout)
     except httpx.TimeoutException:
         raise AlertDeliveryError(url, f"timed out after {timeout:g}s") from None
     except httpx.HTTPError as exc:
@@ -114,13 +118,17 @@ def deliver(client: httpx.Client, url: str, msg_id: str, body: bytes,
     )
 
 
-def _drain(response: httpx.Response) -> None:
-    """Read at most MAX_RESPONSE_BYTES of the receiver's answer; we never need more."""
+def _drain(response: httpx.Response, deadline: float) -> int:
+    """Read at most MAX_RESPONSE_BYTES of the receiver's answer, until `deadline`; we never need more.
+
+    Closing the stream unread drops the connection, so the rest is never received.
+    """
     read = 0
     for chunk in response.iter_raw():
         read += len(chunk)
-        if read >= MAX_RESPONSE_BYTES:
+        if read >= MAX_RESPONSE_BYTES or time.monotonic() >= deadline:
             break
+    return read
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,11 +1,16 @@
 """Language identification: ISO 639-1 code plus confidence, or `und`.
 
-Two detectors, because one is fast and the other is careful: py3langid
-(~0.1 ms on an article sample) answers when it is sure and the language is not
-in a family it is known to confuse; lingua (low-accuracy mode, models preloaded,
-~1 ms) decides everything else. lingua's high-accuracy models would take more
-than 1 GB once every language has been seen, which a worker cannot afford; on
-article-length samples the low-accuracy mode is as accurate.
+Three steps, each only where the previous one is unsure:
+1. py3langid (~0.1 ms on an article sample) answers when it is sure, the text
+   is long and the language is not in a family it is known to confuse.
+2. lingua in low-accuracy mode (trigram models of all 75 languages, preloaded,
+   ~80 MB) ranks every language.
+3. Short texts only (under SHORT_CHARS, where lingua's own high-accuracy mode
+   differs from the low one at all): lingua's high-accuracy models (1- to
+   5-grams) re-rank the few candidates steps 1-2 proposed. Those models are
+   ~30 MB per language, 1.3 GB for all, so they are loaded lazily, for
+   candidates only, and at most HIGH_MAX_LANGUAGES of them stay loaded
+   (least recently used ones are unloaded).
 Only a bounded sample of the text is looked at: the title and the first
 paragraphs say as much as the whole article.
 """
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from lingua import Language, LanguageDetectorBuilder
@@ -26,6 +33,10 @@ FAST_MIN_PROB = 0.995  # py3langid (normalised) probability above which it is tr
 MIN_CONFIDENCE = 0.5  # below this lingua's best guess is "unsure"
 DISAGREE_PROB = 0.6  # py3langid at least this sure of another family's language: mixed text
 TIE_MARGIN = 0.15  # top two closer than this: a near-tie the hint may break, else `und`
+SHORT_CHARS = 120  # below this lingua's high-accuracy models re-rank the candidates (lingua's own cut-off)
+HIGH_CANDIDATES = 4  # low-accuracy top-k languages handed to the high-accuracy models
+HIGH_MIN_SHARE = 0.02  # ... as long as their low-accuracy confidence is at least this
+HIGH_MAX_LANGUAGES = 8  # high-accuracy language models kept loaded at once (~30 MB each)
 
 # Languages py3langid mixes up with a neighbour lingua tells apart better.
 _CONFUSABLE = frozenset({
@@ -51,6 +62,48 @@ _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
 
 
+class _HighAccuracy:
+    """lingua high-accuracy detectors over small candidate sets; models loaded lazily, LRU-bounded."""
+
+    def __init__(self, max_languages: int) -> None:
+        self.max_languages = max_languages
+        self._loaded: OrderedDict[Language, None] = OrderedDict()
+        self._detectors: OrderedDict[frozenset[Language], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def rank(self, text: str, candidates: Sequence[Language]) -> list[tuple[str, float]]:
+        """(code, confidence) of the candidates, best first, from the 1- to 5-gram models."""
+        key = frozenset(candidates)
+        with self._lock:
+            detector = self._detectors.get(key)
+            if detector is None:
+                detector = LanguageDetectorBuilder.from_languages(*key).build()
+                self._detectors[key] = detector
+                if len(self._detectors) > 256:
+                    self._detectors.popitem(last=False)
+            self._detectors.move_to_end(key)
+            for lang in key:
+                self._loaded[lang] = None
+                self._loaded.move_to_end(lang)
+            self._evict(key)
+            values = detector.compute_language_confidence_values(text)
+        return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
+
+    def _evict(self, keep: frozenset[Language]) -> None:
+        """Unload the least recently used languages beyond the cap (never the ones in use)."""
+        while len(self._loaded) > self.max_languages:
+            lang = next((x for x in self._loaded if x not in keep), None)
+            if lang is None:
+                return
+            del self._loaded[lang]
+            LanguageDetectorBuilder.from_languages(lang).build().unload_language_models()
+            for key in [k for k in self._detectors if lang in k]:
+                del self._detectors[key]
+
+    def loaded(self) -> list[str]:
+        return [lang.iso_code_639_1.name.lower() for lang in self._loaded]
+
+
 def _models() -> tuple[Any, Any]:
     """Load both models once per process; every detector instance shares them."""
     with _LOCK:
@@ -62,7 +115,14 @@ def _models() -> tuple[Any, Any]:
                                  .with_low_accuracy_mode()
                                  .with_preloaded_language_models()
                                  .build())
+            _MODELS["high"] = _HighAccuracy(HIGH_MAX_LANGUAGES)
     return _MODELS["fast"], _MODELS["lingua"]
+
+
+def high_accuracy_languages() -> list[str]:
+    """Languages whose high-accuracy models are loaded now (the benchmark reports it)."""
+    high = _MODELS.get("high")
+    return high.loaded() if high else []
 
 
 def _letters(text: str) -> int:
@@ -95,9 +155,12 @@ def normalize_hint(hint: str | None) -> str | None:
 class LanguageDetector:
     """Detects the language of article text; thread-safe, models loaded once per process."""
 
-    def __init__(self, *, min_chars: int = 20) -> None:
+    def __init__(self, *, min_chars: int = 20, abstain: bool = True) -> None:
+        """`abstain=False` always answers with the best guess (evaluation against lingua's figures)."""
         self.min_chars = min_chars
+        self.abstain = abstain
         self._fast, self._lingua = _models()
+        self._high: _HighAccuracy = _MODELS["high"]
 
     def detect(self, text: str, hint: str | None = None) -> LanguageResult:
         """Best language of `text`; the hint (a declared language) only breaks near-ties."""
@@ -105,19 +168,38 @@ class LanguageDetector:
         if _letters(snippet) < self.min_chars:
             return UNSURE
         code, prob = self._fast.classify(snippet)
-        if prob >= FAST_MIN_PROB and code in _LINGUA_BY_CODE and code not in _CONFUSABLE:
+        if (prob >= FAST_MIN_PROB and code in _LINGUA_BY_CODE and code not in _CONFUSABLE
+                and len(snippet) >= SHORT_CHARS):
             return LanguageResult(code, round(float(prob), 4))
         return self._careful(snippet, normalize_hint(hint), (code, float(prob)))
 
+    def _ranking(self, snippet: str, hint: str | None,
+                 fast: tuple[str, float]) -> tuple[list[tuple[str, float]], tuple[str, float]]:
+        """lingua's ranking (low accuracy; high accuracy over the candidates of short text) and
+        the low-accuracy best guess."""
+        values = self._lingua.compute_language_confidence_values(snippet)
+        ranked = [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
+        if not ranked:
+            return [], ("", 0.0)
+        if len(snippet) >= SHORT_CHARS:
+            return ranked, ranked[0]
+        picks = [code for code, value in ranked[:HIGH_CANDIDATES] if value >= HIGH_MIN_SHARE]
+        picks += [c for c in (fast[0], hint) if c and c in _LINGUA_BY_CODE and c not in picks]
+        if len(picks) < 2:
+            return ranked, ranked[0]
+        return self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks]), ranked[0]
+
     def _careful(self, snippet: str, hint: str | None, fast: tuple[str, float]) -> LanguageResult:
         """lingua's ranking; `und` when unsure, mixed or a near-tie the hint does not settle."""
-        values = self._lingua.compute_language_confidence_values(snippet)
-        if not values:
+        full, low_best = self._ranking(snippet, hint, fast)
+        ranked = full[:3]
+        if not ranked:
             return UNSURE
-        ranked = [(v.language.iso_code_639_1.name.lower(), v.value) for v in values[:3]]
         (top, top_value), second_value = ranked[0], ranked[1][1] if len(ranked) > 1 else 0.0
-        if _disagree(fast, top):
-            return LanguageResult(hint, round(top_value, 4)) if hint in (fast[0], top) else UNSURE
+        if not self.abstain:
+            return LanguageResult(top, round(top_value, 4))
+        if _disagree(fast, top) or _disagree(low_best, top):  # mixed text: only a hint settles it
+            return LanguageResult(hint, round(top_value, 4)) if hint in (fast[0], low_best[0], top) else UNSURE
         if hint and hint != top:
             hinted = next((value for code, value in ranked if code == hint), None)
             if hinted is not None and top_value - hinted < TIE_MARGIN:

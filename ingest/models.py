@@ -203,6 +203,36 @@ class Article:
 
 
 @dataclass(frozen=True)
+class SubscriptionOptions:
+    """What a subscriber chose beyond the query: filters, digest mode, rate limit (empty/None: off)."""
+
+    languages: tuple[str, ...] = ()  # ISO 639-1 codes an article must have
+    feed_ids: tuple[int, ...] = ()  # feeds an article must come from
+    digest_minutes: int | None = None  # one webhook per N minutes with every match, instead of one per match
+    rate_limit: int | None = None  # most webhooks per minute; more wait, none is dropped
+
+    def accepts(self, language: str, feed_id: int) -> bool:
+        """Whether an article passes the language and feed filters."""
+        code = language.split("-")[0].lower()
+        return ((not self.languages or code in self.languages)
+                and (not self.feed_ids or feed_id in self.feed_ids))
+
+    @property
+    def filters(self) -> bool:
+        return bool(self.languages or self.feed_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"languages": list(self.languages), "feed_ids": list(self.feed_ids),
+                "digest_minutes": self.digest_minutes, "rate_limit": self.rate_limit}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SubscriptionOptions:
+        data = data or {}
+        return cls(languages=tuple(data.get("languages") or ()), feed_ids=tuple(data.get("feed_ids") or ()),
+                   digest_minutes=data.get("digest_minutes"), rate_limit=data.get("rate_limit"))
+
+
+@dataclass(frozen=True)
 class Subscription:
     """A subscriber's topic query and where its alerts go."""
 
@@ -214,6 +244,9 @@ class Subscription:
     status: str = "active"  # active | paused | disabled
     status_reason: str | None = None
     created_at: datetime | None = None
+    options: SubscriptionOptions = SubscriptionOptions()
+    failing_since: datetime | None = None  # first failed delivery since the last success
+    last_success_at: datetime | None = None  # last delivery a receiver accepted
 
 
 @dataclass(frozen=True)
@@ -233,12 +266,22 @@ class Alert:
     story_id: str
     article_id: str
     matched_terms: list[str]
-    status: str = "pending"  # pending | delivered | failed
+    # pending | delivered | failed (dead letter) | held (waits for its digest) | digested (sent in one)
+    status: str = "pending"
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     created_at: datetime | None = None
     delivered_at: datetime | None = None
+    digest_id: str | None = None  # the digest alert that carried this match (digest mode)
+
+    @property
+    def is_digest(self) -> bool:
+        """A digest: one webhook carrying a subscription's held matches (story_id `digest:<window end>`)."""
+        return self.story_id.startswith(DIGEST_PREFIX)
+
+
+DIGEST_PREFIX = "digest:"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ingest.dedup import DedupItem, Deduplicator, fingerprint
 from ingest.language import LanguageDetector
 from ingest.log import get_logger
 from ingest.match import MatchDocument, Matcher
-from ingest.models import Alert, Article, CleanDocument, LanguageResult, RawEntry, utcnow
+from ingest.models import Alert, Article, CleanDocument, LanguageResult, RawEntry, SubscriptionOptions, utcnow
 from ingest.store.base import Store
 
 log = get_logger(__name__)
@@ -63,6 +63,7 @@ class SubscriptionIndex:
         self._version: str | None = None
         self._queries: dict[str, str] = {}
         self.matcher = Matcher()
+        self.filters: dict[str, SubscriptionOptions] = {}  # subscriptions with language/feed filters
 
     def current(self) -> Matcher:
         """The matcher, at most `check_every` seconds behind the database."""
@@ -76,7 +77,9 @@ class SubscriptionIndex:
         return self.matcher
 
     def _reload(self) -> None:
-        wanted = {s.id: s.query for s in self._store.list_subscriptions() if s.status == "active"}
+        active = [s for s in self._store.list_subscriptions() if s.status == "active"]
+        wanted = {s.id: s.query for s in active}
+        self.filters = {s.id: s.options for s in active if s.options.filters}
         for sub_id, query in self._queries.items():
             if wanted.get(sub_id) != query:
                 self.matcher.remove(sub_id)
@@ -182,6 +185,9 @@ class Pipeline:
             doc = MatchDocument(title=article.title, text=article.text, language=article.language,
                                 feed_url=article.feed_url, url=article.url)
             for match in matcher.match(doc):
+                options = self.subscriptions.filters.get(match.subscription_id)
+                if options is not None and not options.accepts(article.language, article.feed_id):
+                    continue
                 alerts.append(Alert(
                     id=alert_id(match.subscription_id, article.story_id),
                     subscription_id=match.subscription_id, story_id=article.story_id,

@@ -120,6 +120,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds a webhook receiver has to answer."),
     Setting("INGEST_SWEEP_INTERVAL", "sweep_interval", "30", _positive_int,
             "Seconds between two sweeps that re-queue alerts whose job was lost."),
+    Setting("INGEST_SWEEP_GRACE", "sweep_grace", "30", _non_negative_float,
+            "Seconds past its due time before the sweeper re-queues a pending alert whose job is gone "
+            "(a delivery in progress keeps its lock for `INGEST_WEBHOOK_TIMEOUT` + 10 s)."),
+    Setting("INGEST_DISABLE_AFTER_DAYS", "disable_after_days", "3", _non_negative_float,
+            "A subscription whose every delivery failed for this many days, with no success in between, "
+            "is disabled (status `disabled`, with the reason); `0` never disables."),
     Setting("INGEST_API_TOKEN", "api_token", "", _optional,
             "Bearer token required by the HTTP API (everything but health checks)."),
     Setting("INGEST_CLEAN_RULES", "clean_rules", "", _optional_path,
@@ -195,6 +201,8 @@ class Settings:
     api_max_body_bytes: int = 65536
     metrics_public: bool = False
     secret_grace_seconds: int = 86400
+    sweep_grace: float = 30.0
+    disable_after_days: float = 3.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -197,13 +197,13 @@ def test_site_rules_file_is_scoped_to_its_domain(tmp_path: Path) -> None:
     """A site file adds rules that apply only on their domain, and site names for titles."""
     site = tmp_path / "site.toml"
     site.write_text("site_names = ['Daily Planet']\n[[drop]]\nname='promo'\nmax_chars=80\n"
-                    "domains=['planet.example']\npattern='''^Get the Planet app'''\n", encoding="utf-8")
+                    "domains=['planet.example']\npattern='''^Planet Club members save'''\n", encoding="utf-8")
     rules = load_rules(site)
-    body = "<p>Real news.</p><p>Get the Planet app today</p>"
+    body = "<p>Real news.</p><p>Planet Club members save 10 %</p>"
     on_site = clean_document("Hi | Daily Planet", body, url="https://news.planet.example/x", rules=rules)
     elsewhere = clean_document("Hi", body, url="https://other.example/x", rules=rules)
     assert on_site.text == "Real news." and on_site.title == "Hi"
-    assert "Get the Planet app today" in elsewhere.text
+    assert "Planet Club members save 10 %" in elsewhere.text
 
 
 def test_unanchored_rule_is_refused() -> None:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 import structlog
 
-from ingest import metrics
+from ingest import metrics, ratelimit
 from ingest.alert import build_payload, deliver, next_delay
+from ingest.digest import build_digest_payload, digest_items
 from ingest.errors import AlertDeliveryError, FetchError, NotFound
 from ingest.log import get_logger
-from ingest.models import Alert, RawEntry, utcnow
+from ingest.models import Alert, RawEntry, Subscription, iso, utcnow
 from ingest.pipeline import BatchResult
 from workers.context import Context, get_context
 from workers.queues import ALERT_TIMEOUT, FAILURE_TTL, RESULT_TTL, alert_job_id
 
 log = get_logger(__name__)
 
-LOCK_SECONDS = 120
+LOCK_MARGIN_SECONDS = 10  # the delivery lock outlives one attempt (INGEST_WEBHOOK_TIMEOUT) by this much
+Bound = structlog.typing.FilteringBoundLogger
 
 
 def process_entries(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -69,61 +72,115 @@ def enqueue_alerts(ctx: Context, alerts: list[Alert]) -> None:
         pipe.execute()
 
 
+def lock_seconds(webhook_timeout: float) -> int:
+    """How long one attempt holds its alert's lock: a killed worker's lock frees itself this soon."""
+    return int(webhook_timeout) + LOCK_MARGIN_SECONDS
+
+
 def deliver_alert(alert_id: str) -> str:
     """One delivery attempt; on failure, record it and schedule the next per the retry schedule."""
     ctx = get_context()
-    lock = ctx.redis.lock(f"{ctx.settings.redis_prefix}alert-lock:{alert_id}", timeout=LOCK_SECONDS,
-                          blocking=False)
+    lock = ctx.redis.lock(f"{ctx.settings.redis_prefix}alert-lock:{alert_id}",
+                          timeout=lock_seconds(ctx.settings.webhook_timeout), blocking=False)
     if not lock.acquire():
         return "locked"  # another worker is sending it right now
     try:
         return _attempt(ctx, alert_id)
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            log.warning("alert_lock_lost", alert_id=alert_id)  # expired or flushed: harmless
 
 
 def _attempt(ctx: Context, alert_id: str) -> str:
     try:
         alert = ctx.store.get_alert(alert_id)
+        sub = ctx.store.get_subscription(alert.subscription_id)
     except NotFound:
         log.warning("alert_missing", alert_id=alert_id)
         return "missing"
     if alert.status != "pending":
-        return alert.status  # delivered (or dead-lettered) already: at most one send per story
-    sub = ctx.store.get_subscription(alert.subscription_id)
+        return alert.status  # delivered, held, digested or dead-lettered: at most one send per story
     bound = log.bind(alert_id=alert.id, subscription_id=sub.id, article_id=alert.article_id,
                      webhook=sub.webhook)
     if sub.status == "paused":
-        return "paused"  # stays pending; resumes with the subscription
+        return "paused"  # stays pending; `ingest subs resume` (or the sweeper) queues it again
     if sub.status == "disabled":
         _record(ctx, alert, "failed", None, f"subscription disabled: {sub.status_reason}")
         metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_failed_total")
         return "failed"
-    article = ctx.store.get_article(alert.article_id)
-    body = build_payload(sub, article, alert.matched_terms)
+    if sub.options.digest_minutes and not alert.is_digest:
+        ctx.store.record_attempt(alert.id, status="held", attempts=alert.attempts, next_attempt_at=None,
+                                 error=alert.last_error)
+        bound.info("alert_held_for_digest", digest_minutes=sub.options.digest_minutes)
+        return "held"
+    if sub.options.rate_limit:
+        wait = ratelimit.acquire(ctx.redis, ctx.settings.redis_prefix, sub.id, sub.options.rate_limit)
+        if wait > 0:
+            return _defer(ctx, alert, wait, bound)
+    body = _payload(ctx, sub, alert)
+    if body is None:
+        _record(ctx, alert, "failed", None, "nothing left to send: the article was deleted")
+        return "failed"
     try:
         delivery = deliver(ctx.http, sub.webhook, alert.id, body, ctx.store.get_signing_secrets(sub.id),
                            timeout=ctx.settings.webhook_timeout)
     except (AlertDeliveryError, FetchError) as exc:
-        return _failed(ctx, alert, exc, bound)
+        return _failed(ctx, sub, alert, exc, bound)
     _record(ctx, alert, "delivered", None, None)
+    ctx.store.record_subscription_delivery(sub.id, ok=True)
     metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_delivered_total")
     metrics.observe(ctx.redis, ctx.settings.redis_prefix, "ingest_delivery_seconds", delivery.seconds)
     bound.info("alert_delivered", status=delivery.status, seconds=round(delivery.seconds, 3),
-               attempt=alert.attempts + 1)
+               attempt=alert.attempts + 1, digest=alert.is_digest)
     return "delivered"
 
 
-def _failed(ctx: Context, alert: Alert, exc: Exception,
-            bound: structlog.typing.FilteringBoundLogger) -> str:
-    attempts = alert.attempts + 1
-    retry_after = getattr(exc, "retry_after", None)
+def _payload(ctx: Context, sub: Subscription, alert: Alert) -> bytes | None:
+    """The body of one alert or of one digest; None if its article(s) are gone."""
+    if alert.is_digest:
+        items = digest_items(ctx.store, alert)
+        return build_digest_payload(sub, alert, items) if items else None
+    try:
+        article = ctx.store.get_article(alert.article_id)
+    except NotFound:
+        return None
+    return build_payload(sub, article, alert.matched_terms)
+
+
+def _defer(ctx: Context, alert: Alert, wait: float, bound: Bound) -> str:
+    """Over the rate limit: the same attempt later (not a failure, nothing dropped)."""
+    ctx.store.record_attempt(alert.id, status="pending", attempts=alert.attempts,
+                             next_attempt_at=utcnow() + timedelta(seconds=wait), error=alert.last_error)
+    job_id = f"{alert_job_id(alert.id, alert.attempts)}-rl{time.time_ns()}"
+    ctx.queues[1].enqueue_in(timedelta(seconds=wait), deliver_alert, alert.id, job_id=job_id,
+                             job_timeout=ALERT_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+    bound.info("alert_rate_limited", delay=round(wait, 1))
+    return "deferred"
+
+
+def _disable_reason(ctx: Context, exc: Exception, failing_since: datetime | None) -> str | None:
+    """Why the subscription must be disabled after this failure, or None."""
     if isinstance(exc, AlertDeliveryError) and exc.gone:
-        ctx.store.set_subscription_status(alert.subscription_id, "disabled",
-                                          "receiver answered 410 Gone")
+        return f"receiver answered 410 Gone on {utcnow().date().isoformat()}"
+    days = ctx.settings.disable_after_days
+    if days > 0 and failing_since is not None and utcnow() - failing_since >= timedelta(days=days):
+        return (f"every delivery failed since {iso(failing_since)} ({days:g} days without a success); "
+                f"last error: {exc}")
+    return None
+
+
+def _failed(ctx: Context, sub: Subscription, alert: Alert, exc: Exception, bound: Bound) -> str:
+    attempts = alert.attempts + 1
+    failing_since = ctx.store.record_subscription_delivery(sub.id, ok=False)
+    reason = _disable_reason(ctx, exc, failing_since)
+    if reason is not None:
+        ctx.store.set_subscription_status(sub.id, "disabled", reason)
+        bound.warning("subscription_disabled", reason=reason)
         delay = None
     else:
-        delay = next_delay(ctx.settings.webhook_retry_schedule, attempts, retry_after)
+        delay = next_delay(ctx.settings.webhook_retry_schedule, attempts, getattr(exc, "retry_after", None))
     if delay is None:
         _record(ctx, alert, "failed", None, str(exc), attempts)
         metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_failed_total")

@@ -10,6 +10,7 @@ is decided by `ingest.schedule`; WebSub subscriptions are kept up by `ingest.web
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import defaultdict
@@ -20,10 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import redis
 import structlog
 from starlette.routing import Route
 
-from ingest import schedule, websub
+from ingest import metrics, schedule, websub
 from ingest.errors import FetchError, ParseError, StoreError
 from ingest.fetch import fetch_feed_async, make_async_client
 from ingest.log import get_logger
@@ -104,6 +106,11 @@ def queue_entries(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> Queu
     enqueue_batches(ctx.queues[0], batches)
     if record:
         ctx.store.record_seen_entries(feed.id, record)
+    with ctx.redis.pipeline(transaction=False) as pipe:
+        metrics.record(pipe, ctx.settings.redis_prefix, "ingest_entries_seen_total", value=len(entries))
+        metrics.record(pipe, ctx.settings.redis_prefix, "ingest_entries_new_total", value=new)
+        with contextlib.suppress(redis.RedisError):  # a lost count never fails a poll
+            pipe.execute()
     return Queued(new=new, updated=updated, jobs=len(batches))
 
 
@@ -140,8 +147,10 @@ async def _poll_all(ctx: Context, feeds: Sequence[Feed], summary: PollSummary) -
 
         async def one(feed: Feed) -> None:
             async with hosts[host_key(feed.url)], overall:
+                started = time.monotonic()
                 outcome = await _fetch(ctx, client, feed)
-            parsed = await asyncio.to_thread(_handle, ctx, feed, outcome, summary)
+                seconds = time.monotonic() - started
+            parsed = await asyncio.to_thread(_handle, ctx, feed, outcome, summary, seconds)
             if parsed is not None and parsed.hub and settings.public_url:
                 await _keep_websub(ctx, client, feed, parsed)
 
@@ -164,11 +173,21 @@ async def _keep_websub(ctx: Context, client: httpx.AsyncClient, feed: Feed, pars
         await websub.subscribe(client, ctx.store, ctx.settings, feed, hub, topic)
 
 
+def _count(ctx: Context, outcome: str, seconds: float | None) -> None:
+    prefix = ctx.settings.redis_prefix
+    metrics.record(ctx.redis, prefix, "ingest_feeds_polled_total", {"outcome": outcome})
+    if seconds is not None:
+        metrics.observe(ctx.redis, prefix, "ingest_fetch_seconds", seconds)
+
+
 def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError,
-            summary: PollSummary) -> ParsedFeed | None:
+            summary: PollSummary, seconds: float | None = None) -> ParsedFeed | None:
     """Record one fetch's outcome; return the parsed feed after a 200."""
     bound = log.bind(feed_id=feed.id, feed_url=feed.url)
     now = utcnow()
+    label = ("gone" if outcome.status == 410 else "error") if isinstance(outcome, FetchError) else (
+        "not_modified" if outcome.not_modified else "ok")
+    _count(ctx, label, seconds)
     if isinstance(outcome, FetchError):
         if outcome.status == 410:
             _mute_gone(ctx, feed, outcome, now, bound)

@@ -15,24 +15,16 @@ from ingest.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ingest.cli import alerts, commands, feeds, subs, up
     from ingest.cli import api as api_cmd
-    from ingest.cli import commands, feeds, up
 
     parser = argparse.ArgumentParser(prog="ingest", description="Streaming news ingestion service.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     feeds.add_parsers(sub)  # feeds add | list | remove | enable | import | export
 
-    subs = sub.add_parser("subs", help="manage subscriptions").add_subparsers(dest="action", required=True)
-    p = subs.add_parser("add", help="add a topic subscription")
-    p.add_argument("--query", required=True)
-    p.add_argument("--webhook", required=True, metavar="URL")
-    p.add_argument("--secret", help="whsec_... (generated when omitted)")
-    p.add_argument("--name")
-    p.set_defaults(func=commands.subs_add)
-    p = subs.add_parser("list", help="list subscriptions")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(func=commands.subs_list)
+    subs.add_parsers(sub)  # subs add | list | pause | resume | rotate-secret | remove
+    alerts.add_parsers(sub)  # alerts failed | replay | sweep
 
     p = sub.add_parser("poll", help="run the poller")
     p.add_argument("--once", action="store_true", help="poll every feed once now, queue what is new, exit")

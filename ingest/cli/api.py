@@ -37,7 +37,10 @@ def api(args: argparse.Namespace) -> int:
                     detail="INGEST_API_TOKEN is not set: the API is open to anyone on this machine")
     ctx = init_context(settings)
     try:
-        app = create_app(deps_from_context(ctx), token=settings.api_token)
+        from workers.poller import websub_routes_for
+
+        app = create_app(deps_from_context(ctx), token=settings.api_token,
+                         extra_routes=websub_routes_for(ctx), public_prefixes=("/websub/",))
         log.info("api.start", host=args.host, port=args.port)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
                     proxy_headers=True, server_header=False)

@@ -7,13 +7,11 @@ import json
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import ConfigError
-from ingest.models import RawEntry, Subscription, iso, utcnow
+from ingest.models import RawEntry, iso
 from ingest.settings import SETTINGS, Settings, settings_table
 
 if TYPE_CHECKING:
@@ -32,41 +30,6 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in obj.items()}
-
-
-# -- subscriptions -----------------------------------------------------------
-
-def subs_add(args: argparse.Namespace) -> int:
-    from ingest.alert import new_secret, validate_secret
-    from ingest.match import parse_query
-    from ingest.netsafe import check_url
-
-    ctx = _context()
-    parse_query(args.query)  # refuses a bad query with its position before anything is stored
-    check_url(args.webhook, ctx.settings.allowed_networks)
-    secret = validate_secret(args.secret) if args.secret else new_secret()
-    sub_id = "sub_" + uuid.uuid4().hex[:16]
-    sub = ctx.store.add_subscription(Subscription(
-        id=sub_id, name=args.name or args.query, query=args.query, webhook=args.webhook,
-        secret=secret, created_at=utcnow()))
-    print(f"{sub.id}\t{sub.secret}")
-    return 0
-
-
-def sub_dict(sub: Subscription) -> dict[str, Any]:
-    data = _json_ready(asdict(sub))
-    data.pop("secret")
-    return data
-
-
-def subs_list(args: argparse.Namespace) -> int:
-    ctx = _context()
-    for sub in ctx.store.list_subscriptions():
-        if args.json:
-            _emit(sub_dict(sub))
-        else:
-            print(f"{sub.id}\t{sub.status}\t{sub.name}\t{sub.query}\t{sub.webhook}")
-    return 0
 
 
 # -- running -----------------------------------------------------------------

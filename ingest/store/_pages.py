@@ -14,11 +14,12 @@ from typing import Any
 
 from ingest.errors import NotFound
 from ingest.models import Alert, Article, ArticleFilter, Feed, Subscription, utcnow
+from ingest.store._delivery import DeliveryMixin
 from ingest.store._sql import ALERT_COLS, ARTICLE_COLS, FEED_COLS, SQLStore
 
 
-class PagedSQLStore(SQLStore):
-    """SQLStore plus the API's queries; backends add `search_articles_page`."""
+class PagedSQLStore(DeliveryMixin, SQLStore):
+    """SQLStore plus the API's queries and delivery bookkeeping; backends add `search_articles_page`."""
 
     @abstractmethod
     def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,

@@ -19,16 +19,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ingest.errors import NotFound, StoreError
-from ingest.models import Alert, Article, Feed, Subscription, utcnow
+from ingest.models import Alert, Article, Feed, Subscription, SubscriptionOptions, utcnow
 from ingest.store._feeds import FEED_COLS, FeedStateMixin
 
 ARTICLE_FIELDS = ("id", "feed_id", "feed_url", "entry_key", "url", "title", "text", "summary", "language",
                   "language_confidence", "published_at", "story_id", "content_hash", "fetched_at",
                   "author", "updated")
 ARTICLE_COLS = ", ".join(ARTICLE_FIELDS)
-SUB_COLS = "id, name, query, webhook, secret, status, status_reason, created_at"
+SUB_COLS = ("id, name, query, webhook, secret, status, status_reason, created_at, options, failing_since, "
+            "last_success_at")
 ALERT_COLS = ("id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
-              "next_attempt_at, last_error, created_at, delivered_at")
+              "next_attempt_at, last_error, created_at, delivered_at, digest_id")
+ALERT_WIDTH = 12
 
 # Rows per multi-row INSERT and keys per IN list: far below both backends' parameter limits.
 CHUNK = 500
@@ -103,13 +105,15 @@ class SQLStore(FeedStateMixin, ABC):
 
     def _sub(self, r: Sequence[Any]) -> Subscription:
         return Subscription(id=r[0], name=r[1], query=r[2], webhook=r[3], secret=r[4], status=r[5],
-                            status_reason=r[6], created_at=self._dt(r[7]))
+                            status_reason=r[6], created_at=self._dt(r[7]),
+                            options=SubscriptionOptions.from_dict(json.loads(r[8] or "{}")),
+                            failing_since=self._dt(r[9]), last_success_at=self._dt(r[10]))
 
     def _alert(self, r: Sequence[Any]) -> Alert:
         return Alert(id=r[0], subscription_id=r[1], story_id=r[2], article_id=r[3],
                      matched_terms=list(json.loads(r[4])), status=r[5], attempts=int(r[6]),
                      next_attempt_at=self._dt(r[7]), last_error=r[8], created_at=self._dt(r[9]),
-                     delivered_at=self._dt(r[10]))
+                     delivered_at=self._dt(r[10]), digest_id=r[11])
 
     def _article_values(self, a: Article) -> list[Any]:
         return [a.id, a.feed_id, a.feed_url, a.entry_key, a.url, a.title, a.text, a.summary, a.language,
@@ -261,10 +265,11 @@ class SQLStore(FeedStateMixin, ABC):
         with self._write() as cur:
             cur.execute(
                 "INSERT INTO subscriptions (id, name, query, webhook, secret, status, status_reason, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "created_at, updated_at, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING RETURNING id",
                 (stored.id, stored.name, stored.query, stored.webhook, stored.secret, stored.status,
-                 stored.status_reason, self._ts(stored.created_at), self._ts(utcnow())))
+                 stored.status_reason, self._ts(stored.created_at), self._ts(utcnow()),
+                 json.dumps(stored.options.to_dict())))
             if cur.fetchone() is None:
                 raise StoreError(f"a subscription with id {sub.id!r} already exists")
             self._bump_subscriptions(cur)
@@ -293,12 +298,18 @@ class SQLStore(FeedStateMixin, ABC):
             self._bump_subscriptions(cur)
 
     def set_subscription_status(self, sub_id: str, status: str, reason: str | None) -> None:
-        self._change_subscription(sub_id, {"status": status, "status_reason": reason})
+        """Set the status; back to `active`, the failure clock of the disable rule starts afresh."""
+        changes: dict[str, Any] = {"status": status, "status_reason": reason}
+        if status == "active":
+            changes["failing_since"] = None
+        self._change_subscription(sub_id, changes)
 
     def update_subscription(self, sub_id: str, *, name: str | None = None, query: str | None = None,
-                            webhook: str | None = None, secret: str | None = None) -> Subscription:
+                            webhook: str | None = None, secret: str | None = None,
+                            options: SubscriptionOptions | None = None) -> Subscription:
         """Change the given fields (None: unchanged) and return the subscription as stored."""
-        given = {"name": name, "query": query, "webhook": webhook, "secret": secret}
+        given = {"name": name, "query": query, "webhook": webhook, "secret": secret,
+                 "options": json.dumps(options.to_dict()) if options is not None else None}
         changes = {column: value for column, value in given.items() if value is not None}
         if changes:
             self._change_subscription(sub_id, changes)
@@ -322,7 +333,7 @@ class SQLStore(FeedStateMixin, ABC):
     def _alert_values(self, a: Alert, now: datetime) -> list[Any]:
         return [a.id, a.subscription_id, a.story_id, a.article_id, json.dumps(list(a.matched_terms)),
                 a.status, a.attempts, self._ts(a.next_attempt_at), a.last_error,
-                self._ts(a.created_at or now), self._ts(a.delivered_at)]
+                self._ts(a.created_at or now), self._ts(a.delivered_at), a.digest_id]
 
     def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Insert; one alert per (subscription_id, story_id). Return only the new ones, in input order."""
@@ -333,7 +344,7 @@ class SQLStore(FeedStateMixin, ABC):
         with self._write() as cur:
             for part in chunks(alerts):
                 params = [v for a in part for v in self._alert_values(a, now)]
-                cur.execute(f"INSERT INTO alerts ({ALERT_COLS}) VALUES {marks(len(part), 11)} "
+                cur.execute(f"INSERT INTO alerts ({ALERT_COLS}) VALUES {marks(len(part), ALERT_WIDTH)} "
                             "ON CONFLICT DO NOTHING RETURNING id", params)
                 inserted.update(r[0] for r in cur.fetchall())
         new: list[Alert] = []

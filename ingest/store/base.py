@@ -10,7 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from ingest.models import Alert, Article, ArticleFilter, Feed, Subscription, WebSubSubscription
+from ingest.models import (
+    Alert,
+    Article,
+    ArticleFilter,
+    Feed,
+    Subscription,
+    SubscriptionOptions,
+    WebSubSubscription,
+)
 
 
 class Store(Protocol):
@@ -117,7 +125,8 @@ class Store(Protocol):
     def set_subscription_status(self, sub_id: str, status: str, reason: str | None) -> None: ...
 
     def update_subscription(self, sub_id: str, *, name: str | None = None, query: str | None = None,
-                            webhook: str | None = None, secret: str | None = None) -> Subscription:
+                            webhook: str | None = None, secret: str | None = None,
+                            options: SubscriptionOptions | None = None) -> Subscription:
         """Change the given fields (None: unchanged); return the stored subscription."""
         ...
 
@@ -185,4 +194,30 @@ class Store(Protocol):
 
     def retry_failed_alert(self, alert_id: str, *, now: datetime | None = None) -> Alert | None:
         """A failed alert back to pending, due now; None if it is not failed (NotFound if missing)."""
+        ...
+
+    # -- delivery bookkeeping: subscription health, digests ---------------------
+    def record_subscription_delivery(self, sub_id: str, *, ok: bool, at: datetime | None = None
+                                     ) -> datetime | None:
+        """Note a delivery outcome; return `failing_since` afterwards (None after a success)."""
+        ...
+
+    def subscription_alerts(self, sub_id: str, status: str, *, limit: int = 10_000) -> list[Alert]:
+        """One subscription's alerts in one status, oldest first."""
+        ...
+
+    def held_subscription_ids(self) -> list[str]:
+        """Subscriptions with alerts held for a digest."""
+        ...
+
+    def cut_digest(self, digest: Alert, *, before: datetime) -> Alert | None:
+        """Insert `digest` and make the subscription's alerts held before `before` its members."""
+        ...
+
+    def release_held(self, sub_id: str) -> list[Alert]:
+        """Held alerts back to pending (the subscription left digest mode); returns its pending alerts."""
+        ...
+
+    def digest_members(self, digest_id: str) -> list[Alert]:
+        """The alerts a digest carries, oldest first."""
         ...

@@ -242,6 +242,21 @@ POSTGRES.append([
         updated_at TIMESTAMPTZ NOT NULL)""",
 ])
 
+# 4: delivery health of a subscription (failing since, last success: the disable rule), the digest
+#    that carried a held alert, and the per-subscription alert listings (pending on resume, failed).
+SQLITE.append([
+    "ALTER TABLE subscriptions ADD COLUMN failing_since TEXT",
+    "ALTER TABLE subscriptions ADD COLUMN last_success_at TEXT",
+    "ALTER TABLE alerts ADD COLUMN digest_id TEXT",
+    "CREATE INDEX alerts_subscription_status ON alerts (subscription_id, status, created_at)",
+])
+POSTGRES.append([
+    "ALTER TABLE subscriptions ADD COLUMN failing_since TIMESTAMPTZ",
+    "ALTER TABLE subscriptions ADD COLUMN last_success_at TIMESTAMPTZ",
+    "ALTER TABLE alerts ADD COLUMN digest_id TEXT",
+    "CREATE INDEX alerts_subscription_status ON alerts (subscription_id, status, created_at)",
+])
+
 assert len(SQLITE) == len(POSTGRES), "both backends must have the same migrations"
 
 LATEST = len(SQLITE)

@@ -1,0 +1,107 @@
+"""Delivery bookkeeping for both SQL backends: subscription health, digests, per-subscription alerts.
+
+A mixin of `PagedSQLStore` (see `_pages.py`), kept apart so each module stays
+small. It relies on the backend hooks `_read`, `_write`, `_ts`, `_dt` and on
+`SQLStore`'s row conversion.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import NotFound
+from ingest.models import Alert, utcnow
+
+if TYPE_CHECKING:
+    from ingest.store._sql import Cursor
+
+_ALERT_COLS = ("id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
+               "next_attempt_at, last_error, created_at, delivered_at, digest_id")
+
+
+class DeliveryMixin:
+    """What the delivery job, the digest cutter and the `subs`/`alerts` commands need."""
+
+    if TYPE_CHECKING:
+        def _read(self) -> AbstractContextManager[Cursor]: ...
+        def _write(self) -> AbstractContextManager[Cursor]: ...
+        def _ts(self, dt: datetime | None) -> Any: ...
+        def _dt(self, value: Any) -> datetime | None: ...
+        def _alert(self, r: Sequence[Any]) -> Alert: ...
+
+    def record_subscription_delivery(self, sub_id: str, *, ok: bool, at: datetime | None = None
+                                     ) -> datetime | None:
+        """Note a delivery outcome; return `failing_since` afterwards (None after a success).
+
+        Not a subscription change for the matcher: the version is not bumped.
+        """
+        at = at or utcnow()
+        with self._write() as cur:
+            if ok:
+                cur.execute("UPDATE subscriptions SET failing_since = NULL, last_success_at = ? WHERE id = ?",
+                            (self._ts(at), sub_id))
+            else:
+                cur.execute("UPDATE subscriptions SET failing_since = coalesce(failing_since, ?) "
+                            "WHERE id = ?", (self._ts(at), sub_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no subscription with id {sub_id!r}")
+            cur.execute("SELECT failing_since FROM subscriptions WHERE id = ?", (sub_id,))
+            return self._dt(cur.fetchone()[0])
+
+    def subscription_alerts(self, sub_id: str, status: str, *, limit: int = 10_000) -> list[Alert]:
+        """One subscription's alerts in one status, oldest first."""
+        with self._read() as cur:
+            cur.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE subscription_id = ? AND status = ? "
+                        "ORDER BY created_at, id LIMIT ?", (sub_id, status, limit))
+            return [self._alert(r) for r in cur.fetchall()]
+
+    def held_subscription_ids(self) -> list[str]:
+        """Subscriptions with alerts held for a digest."""
+        with self._read() as cur:
+            cur.execute("SELECT DISTINCT subscription_id FROM alerts WHERE status = 'held' "
+                        "ORDER BY subscription_id")
+            return [r[0] for r in cur.fetchall()]
+
+    def cut_digest(self, digest: Alert, *, before: datetime) -> Alert | None:
+        """Make `digest` the carrier of its subscription's alerts held since before `before`.
+
+        One transaction: the digest row is inserted (unique per subscription and
+        window, so cutting twice does nothing) and the held alerts become
+        `digested` with its id. None when nothing is held or the digest exists.
+        """
+        now = utcnow()
+        with self._write() as cur:
+            cur.execute("SELECT count(*) FROM alerts WHERE subscription_id = ? AND status = 'held' "
+                        "AND created_at < ?", (digest.subscription_id, self._ts(before)))
+            if int(cur.fetchone()[0]) == 0:
+                return None
+            cur.execute(f"INSERT INTO alerts ({_ALERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT DO NOTHING RETURNING id",
+                        (digest.id, digest.subscription_id, digest.story_id, digest.article_id,
+                         json.dumps(digest.matched_terms), "pending", 0, None, None, self._ts(now), None,
+                         None))
+            if cur.fetchone() is None:
+                return None
+            cur.execute("UPDATE alerts SET status = 'digested', digest_id = ? WHERE subscription_id = ? "
+                        "AND status = 'held' AND created_at < ?",
+                        (digest.id, digest.subscription_id, self._ts(before)))
+        return Alert(id=digest.id, subscription_id=digest.subscription_id, story_id=digest.story_id,
+                     article_id=digest.article_id, matched_terms=list(digest.matched_terms), created_at=now)
+
+    def release_held(self, sub_id: str) -> list[Alert]:
+        """Held alerts of a subscription no longer in digest mode, back to pending (due now)."""
+        with self._write() as cur:
+            cur.execute("UPDATE alerts SET status = 'pending', next_attempt_at = ? "
+                        "WHERE subscription_id = ? AND status = 'held'", (self._ts(utcnow()), sub_id))
+        return self.subscription_alerts(sub_id, "pending")
+
+    def digest_members(self, digest_id: str) -> list[Alert]:
+        """The alerts a digest carries, oldest first."""
+        with self._read() as cur:
+            cur.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE digest_id = ? ORDER BY created_at, id",
+                        (digest_id,))
+            return [self._alert(r) for r in cur.fetchall()]
