@@ -140,21 +140,26 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--window-days", type=int, default=7)
+    parser.add_argument("--bucket-hours", type=int, default=168,
+                        help="time bucket of the index (default: the 7-day window, as the service uses)")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     per_day = math.ceil(sizes[-1] / args.window_days)
-    bits = max(8, round(math.log2(per_day * BANDS / 96)))  # ~96 entries per listpack hash
+    per_bucket = per_day * args.bucket_hours / 24
+    bits = max(8, round(math.log2(per_bucket * BANDS / 96)))  # ~96 entries per listpack hash
     vocab = vocabulary(args.data)
     _init(vocab)
     client = open_db(args.redis_url)
     clock = [time.time()]
     dedup = Deduplicator(client, prefix="bench:", window_days=args.window_days, bucket_bits=bits,
+                         bucket_seconds=args.bucket_hours * 3600,
                          clock=lambda: clock[0])
     base_mem = int(client.info("memory")["used_memory"])
     rng = random.Random(3)
     t0 = time.perf_counter()
     fp_ms = np.median([_time_fingerprint(i) for i in range(200)])
-    print(f"articles/day {per_day}, bucket_bits {bits}, window {args.window_days} d, batch {BATCH};"
+    print(f"articles/day {per_day}, bucket {args.bucket_hours} h, bucket_bits {bits}, "
+          f"window {args.window_days} d, batch {BATCH};"
           f" fingerprint of a ~3 KB body: {fp_ms:.3f} ms (median)")
     print(f"{'indexed':>9} {'median ms/art':>14} {'p99 ms/art':>11} {'near found':>11} "
           f"{'MB used':>8} {'MB / 100k':>10} {'sampled/100k':>12} {'fill s':>7}")

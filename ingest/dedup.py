@@ -8,9 +8,10 @@ near 0.35), verified by the similarity estimated from 128 one-byte ("b-bit")
 minhash values: containment of the shorter body in the longer (see `similarity`).
 
 Memory stays bounded and cost per article flat because every index entry lives
-in a time bucket (one bucket per `bucket_seconds`, default a day) that expires
-`window_days` after the bucket ends; lookups read the `window_days + 1` live
-buckets. Band and exact entries are hash fields spread over many small Redis
+in a time bucket (one bucket per `bucket_seconds`, by default the whole window)
+that expires `window_days` after the bucket ends; lookups read the live buckets
+(two with the default), so the cost per article does not grow with the corpus;
+the price is that the index holds up to twice the window's articles. Band and exact entries are hash fields spread over many small Redis
 hashes (listpack-encoded, ~11 bytes an entry) that map to a per-index sequence
 number; each indexed article has one small record (ids, time, signature).
 
@@ -294,7 +295,7 @@ class Deduplicator:
     """Assigns batches of articles to stories against a windowed Redis index."""
 
     def __init__(self, redis: redis.Redis, *, prefix: str = "ingest:", window_days: int = 7,
-                 threshold: float = 0.5, bucket_bits: int = 15, bucket_seconds: int = 86400,
+                 threshold: float = 0.5, bucket_bits: int = 15, bucket_seconds: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """`bucket_bits`: log2 of hashes per day bucket; keep articles/day * 32 / 2**bits
         under the server's `hash-max-listpack-entries` (128 by default) for compact memory."""
@@ -304,7 +305,7 @@ class Deduplicator:
         self._threshold = threshold
         self._band_bits = bucket_bits
         self._exact_bits = max(1, bucket_bits - 4)
-        self._period = bucket_seconds
+        self._period = bucket_seconds or self._window
         self._clock = clock
         self._script = redis.register_script(_LUA)
 

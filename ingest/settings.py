@@ -112,7 +112,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INGEST_DEDUP_WINDOW_DAYS", "dedup_window_days", "7", _positive_int,
             "Days during which a syndicated copy joins its original's story."),
     Setting("INGEST_DEDUP_THRESHOLD", "dedup_threshold", "0.5", float,
-            "Estimated word-shingle Jaccard similarity above which two bodies are one story."),
+            "Estimated share of the shorter body's word shingles found in the longer one (containment) "
+            "above which two bodies are one story."),
     Setting("INGEST_WEBHOOK_RETRY_SCHEDULE", "webhook_retry_schedule", "5,300,1800,7200,18000,36000,36000",
             _schedule,
             "Seconds to wait before each webhook retry; after the last one the alert is dead-lettered."),
@@ -123,6 +124,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INGEST_SWEEP_GRACE", "sweep_grace", "30", _non_negative_float,
             "Seconds past its due time before the sweeper re-queues a pending alert whose job is gone "
             "(a delivery in progress keeps its lock for `INGEST_WEBHOOK_TIMEOUT` + 10 s)."),
+    Setting("INGEST_RECOVERY_AFTER", "recovery_after", "60", _non_negative_float,
+            "Seconds after a batch of entries was queued before the recovery sweeper queues it again "
+            "from the database if its job is gone (Redis lost it), failed, or held by a dead worker."),
+    Setting("INGEST_BATCH_MAX_ATTEMPTS", "batch_max_attempts", "5", _positive_int,
+            "Times a batch of entries is queued before it is given up (kept in the database as "
+            "`failed`, with the reason)."),
+    Setting("INGEST_JOB_TIMEOUT", "job_timeout", "600", _positive_int,
+            "Seconds one batch job may run before RQ stops it (the batch is then queued again)."),
     Setting("INGEST_DISABLE_AFTER_DAYS", "disable_after_days", "3", _non_negative_float,
             "A subscription whose every delivery failed for this many days, with no success in between, "
             "is disabled (status `disabled`, with the reason); `0` never disables."),
@@ -203,6 +212,9 @@ class Settings:
     secret_grace_seconds: int = 86400
     sweep_grace: float = 30.0
     disable_after_days: float = 3.0
+    recovery_after: float = 60.0
+    batch_max_attempts: int = 5
+    job_timeout: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
