@@ -13,7 +13,8 @@ that expires `window_days` after the bucket ends; lookups read the live buckets
 (two with the default), so the cost per article does not grow with the corpus;
 the price is that the index holds up to twice the window's articles. Band and
 exact entries are hash fields spread over many small Redis hashes
-(listpack-encoded, ~11 bytes an entry) that map to a per-index sequence number; each indexed article has one small record (ids, time, signature).
+(listpack-encoded, ~11 bytes an entry) that map to a per-index sequence number;
+each indexed article has one small record (ids, time, signature).
 
 Concurrency: one Lua script per batch (of at most `MAX_SCRIPT_ITEMS`) does
 lookup + insert for each item in turn, atomically. Two workers handling two
