@@ -33,9 +33,10 @@ from ingest.api.common import (
     text,
 )
 from ingest.errors import ConfigError
-from ingest.models import Subscription, iso, utcnow
+from ingest.models import Subscription, SubscriptionOptions, iso, utcnow
 
-FIELDS = ("name", "query", "webhook", "secret")
+FIELDS = ("name", "query", "webhook", "secret", "options")
+OPTION_FIELDS = ("languages", "feed_ids", "digest_minutes", "rate_limit")
 SETTABLE_STATUS = ("active", "paused")  # `disabled` is the service's verdict (410 Gone)
 
 
@@ -69,6 +70,24 @@ def checked_secret(value: Any) -> str | None:
         raise invalid("secret", str(exc)) from None
 
 
+def checked_options(store: Any, value: Any) -> SubscriptionOptions | None:
+    """`{"languages", "feed_ids" (ids or URLs), "digest_minutes", "rate_limit"}`, checked like the CLI's."""
+    from ingest.subscribe import make_options
+
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - set(OPTION_FIELDS):
+        raise invalid("options", f"must be an object with some of {', '.join(OPTION_FIELDS)}")
+    lists = {k: value.get(k) or [] for k in ("languages", "feed_ids")}
+    if not all(isinstance(v, list) and all(isinstance(i, str | int) for i in v) for v in lists.values()):
+        raise invalid("options", "languages and feed_ids must be lists")
+    try:
+        return make_options(store, languages=lists["languages"], feeds=lists["feed_ids"],
+                            digest_minutes=value.get("digest_minutes"), rate_limit=value.get("rate_limit"))
+    except ConfigError as exc:
+        raise invalid("options", str(exc)) from None
+
+
 async def checked_webhook(request: Request, value: Any) -> str | None:
     webhook = text(value, "webhook", max_len=2000)
     if webhook is not None:
@@ -91,7 +110,7 @@ async def add_subscription(request: Request) -> Response:
     from ingest.alert import new_secret
 
     body = await read_json(request)
-    check_fields(body, FIELDS)
+    check_fields(body, (*FIELDS, "backfill"))
     query = checked_query(body.get("query"))
     if query is None:
         raise invalid("query", "is required")
@@ -101,13 +120,32 @@ async def add_subscription(request: Request) -> Response:
     if webhook is None:
         raise invalid("webhook", "is required")
     store = deps(request).store
+    options = await call(checked_options, store, body.get("options")) or SubscriptionOptions()
+    period = _backfill_period(body.get("backfill"))
     existing = await call(store.list_subscriptions)
     if any(s.query == query and s.webhook == webhook for s in existing):
         raise ApiError(409, "conflict", "a subscription with this query and webhook already exists")
     sub = await call(store.add_subscription, Subscription(
         id="sub_" + uuid.uuid4().hex[:16], name=name, query=query, webhook=webhook, secret=secret,
-        created_at=utcnow()))
-    return JSONResponse({**subscription_json(sub), "secret": sub.secret}, status_code=201)
+        created_at=utcnow(), options=options))
+    answer = {**subscription_json(sub), "secret": sub.secret}
+    if period is not None:
+        from ingest.subscribe import backfill
+
+        alerts = await call(backfill, store, sub, period)
+        await call(deps(request).enqueue_alerts, alerts)
+        answer["backfilled"] = len(alerts)
+    return JSONResponse(answer, status_code=201)
+
+
+def _backfill_period(value: Any) -> timedelta | None:
+    from ingest.subscribe import parse_period
+
+    period = text(value, "backfill", max_len=20)
+    try:
+        return parse_period(period) if period is not None else None
+    except ConfigError as exc:
+        raise invalid("backfill", str(exc)) from None
 
 
 async def get_subscription(request: Request) -> Response:
@@ -128,7 +166,9 @@ async def update_subscription(request: Request) -> Response:
     if status is not None and status not in SETTABLE_STATUS:
         raise invalid("status", f"must be one of {', '.join(SETTABLE_STATUS)}")
     webhook = await checked_webhook(request, body.get("webhook"))
-    sub = await call(store.update_subscription, sub_id, name=name, query=query, webhook=webhook)
+    options = await call(checked_options, store, body.get("options"))
+    sub = await call(store.update_subscription, sub_id, name=name, query=query, webhook=webhook,
+                     options=options)
     if secret is not None:  # an explicit secret replaces the old one at once, no grace period
         sub = await call(store.rotate_subscription_secret, sub_id, secret, previous_valid_until=utcnow())
     if status is not None:

@@ -58,7 +58,8 @@ def feeds_add(args: argparse.Namespace) -> int:
             raise
         except FetchError as exc:  # the server is down now: add it anyway, the poller will retry
             print(f"ingest: warning: added without checking it is a feed: {exc.reason}", file=sys.stderr)
-    feed = ctx.store.add_feed(url, interval=args.interval, title=title)
+    feed = ctx.store.add_feed(url, interval=args.interval, title=title,
+                              fulltext=bool(getattr(args, "fulltext", False)))
     print(f"{feed.id}\t{feed.url}")
     return 0
 
@@ -132,6 +133,8 @@ def add_parsers(sub: Any) -> None:
     p = feeds.add_parser("add", help="add a feed by URL (a web page URL: the feed it links to)")
     p.add_argument("url")
     p.add_argument("--interval", type=int, metavar="SECONDS", help="fixed seconds between polls")
+    p.add_argument("--fulltext", action="store_true",
+                   help="fetch each article's page when the feed carries only a summary")
     p.set_defaults(func=feeds_add)
     p = feeds.add_parser("list", help="list feeds and their fetch state")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
