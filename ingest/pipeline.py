@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from ingest.alert import alert_id
 from ingest.clean import Rules, clean_document
+from ingest.clean.html import to_paragraphs
 from ingest.dedup import DedupItem, Deduplicator, fingerprint
+from ingest.errors import FetchError, NotFound
+from ingest.extract import PageFetcher, extract_page
 from ingest.language import LanguageDetector
 from ingest.log import get_logger
 from ingest.match import MatchDocument, Matcher
@@ -38,6 +42,8 @@ class ProcessedDocument:
 
     clean: CleanDocument
     language: LanguageResult
+    author: str | None = None  # from the article page when the feed had none (full text)
+    published_at: datetime | None = None
 
 
 @dataclass
@@ -54,7 +60,10 @@ class BatchResult:
 
 
 class SubscriptionIndex:
-    """The matcher over active subscriptions, refreshed when the store says they changed."""
+    """The matcher over active and paused subscriptions, refreshed when the store says they changed.
+
+    Paused ones still match: their alerts wait in the outbox and go out on resume.
+    """
 
     def __init__(self, store: Store, *, check_every: float = 2.0) -> None:
         self._store = store
@@ -77,7 +86,7 @@ class SubscriptionIndex:
         return self.matcher
 
     def _reload(self) -> None:
-        active = [s for s in self._store.list_subscriptions() if s.status == "active"]
+        active = [s for s in self._store.list_subscriptions() if s.status in ("active", "paused")]
         wanted = {s.id: s.query for s in active}
         self.filters = {s.id: s.options for s in active if s.options.filters}
         for sub_id, query in self._queries.items():
@@ -91,17 +100,44 @@ class SubscriptionIndex:
 
 
 class Preparer:
-    """Clean and language-tag entries: the stages that need no Redis and no database."""
+    """Full text (optional), clean and language-tag entries: no Redis and no database needed."""
 
-    def __init__(self, detector: LanguageDetector, rules: Rules | None = None) -> None:
+    def __init__(self, detector: LanguageDetector, rules: Rules | None = None, *,
+                 fetcher: PageFetcher | None = None, fulltext_min_words: int = 120) -> None:
         self.detector = detector
         self.rules = rules
+        self.fetcher = fetcher  # None: entries are never completed from their page
+        self.fulltext_min_words = fulltext_min_words
+
+    def full_text(self, entry: RawEntry) -> RawEntry:
+        """A short entry of a full-text feed, completed from its page (author and date too)."""
+        if not entry.fulltext or not entry.url or self.fetcher is None:
+            return entry
+        words = sum(len(p.split()) for p in to_paragraphs(entry.content, is_html=entry.is_html))
+        if words >= self.fulltext_min_words:
+            return entry
+        try:
+            result = self.fetcher(entry.url)
+        except FetchError as exc:
+            log.warning("fulltext_fetch_failed", url=entry.url, error=exc.reason)
+            return entry
+        page = extract_page(result.content or b"", result.url)
+        if page.word_count() <= words:
+            log.info("fulltext_not_longer", url=entry.url, feed_words=words, page_words=page.word_count())
+            return entry
+        log.info("fulltext_extracted", url=entry.url, feed_words=words, page_words=page.word_count())
+        return replace(entry, content=page.text, is_html=False,
+                       summary=entry.summary or (entry.content if words else None),
+                       author=entry.author or page.author,
+                       published_at=entry.published_at or page.published_at)
 
     def prepare(self, entry: RawEntry) -> ProcessedDocument:
+        entry = self.full_text(entry)
         clean = clean_document(entry.title, entry.content, is_html=entry.is_html, url=entry.url,
                                feed_title=entry.feed_title, summary=entry.summary, rules=self.rules)
         sample = f"{clean.title}\n{clean.text[:LANGUAGE_SAMPLE_CHARS]}"
-        return ProcessedDocument(clean, self.detector.detect(sample, hint=entry.language_hint))
+        return ProcessedDocument(clean, self.detector.detect(sample, hint=entry.language_hint),
+                                 entry.author, entry.published_at)
 
 
 class Pipeline:
@@ -115,6 +151,7 @@ class Pipeline:
 
     def process(self, entries: Sequence[RawEntry]) -> BatchResult:
         result = BatchResult()
+        entries = self._with_feed_switches(entries)
         fresh = self._split_known(entries, result)
         if not fresh:
             return result
@@ -131,20 +168,32 @@ class Pipeline:
             result.alerts = self.store.add_alerts(candidates) if candidates else []
         return result
 
+    def _with_feed_switches(self, entries: Sequence[RawEntry]) -> list[RawEntry]:
+        """Entries of feeds added with `--fulltext` carry the switch (the poller does not set it)."""
+        switches: dict[int, bool] = {}
+        for feed_id in {e.feed_id for e in entries if not e.fulltext}:
+            try:
+                switches[feed_id] = self.store.get_feed(feed_id).fulltext
+            except NotFound:
+                switches[feed_id] = False
+        return [replace(e, fulltext=True) if switches.get(e.feed_id) else e for e in entries]
+
     def _split_known(self, entries: Sequence[RawEntry], result: BatchResult) -> list[RawEntry]:
         """Entries never stored go on; changed ones become updates (no new story, no alert)."""
         fresh = []
+        known = self.store.get_articles_by_entries((e.feed_id, e.entry_key) for e in entries)
         for entry in entries:
-            existing = self.store.get_article_by_entry(entry.feed_id, entry.entry_key)
+            existing = known.get((entry.feed_id, entry.entry_key))
             if existing is None:
                 fresh.append(entry)
                 continue
             doc = self.prepare(entry)
-            if fingerprint(doc.clean.text, doc.clean.url).content_hash == existing.content_hash:
+            content_hash = fingerprint(doc.clean.text, doc.clean.url).content_hash
+            if content_hash == existing.content_hash:
                 result.unchanged += 1
                 continue
             self.store.update_article(self._article(entry, doc, existing.story_id, existing.id,
-                                                    updated=True))
+                                                    content_hash, updated=True))
             result.updated += 1
             log.info("article_updated", article_id=existing.id, url=existing.url)
         return fresh
@@ -173,9 +222,9 @@ class Pipeline:
             id=art_id, feed_id=entry.feed_id, feed_url=entry.feed_url, entry_key=entry.entry_key,
             url=clean.url, title=clean.title, text=clean.text, summary=clean.summary,
             language=doc.language.code, language_confidence=doc.language.confidence,
-            published_at=entry.published_at, story_id=story_id,
+            published_at=entry.published_at or doc.published_at, story_id=story_id,
             content_hash=content_hash or fingerprint(clean.text, clean.url).content_hash,
-            fetched_at=utcnow(), author=entry.author, updated=updated,
+            fetched_at=utcnow(), author=entry.author or doc.author, updated=updated,
         )
 
     def _match(self, articles: Sequence[Article]) -> list[Alert]:

@@ -167,3 +167,24 @@ class TestEndToEnd:
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert len(lines) == 2
         assert {"id", "url", "title", "text", "language", "story_id", "feed_url"} <= set(lines[0])
+
+    def test_paused_subscription_gets_its_matches_on_resume(self, ctx: Context, http_server: LoopbackServer,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        """Stories matched while a subscription is paused wait in the outbox and arrive on resume."""
+        from ingest.cli import main
+
+        urls = _serve_demo(http_server)
+        ctx.store.add_feed(urls[0])
+        http_server.routes["/hook"] = Response(204)
+        _subscribe(ctx, "sub_p", "Armenia", http_server.url("/hook"))
+        ctx.store.set_subscription_status("sub_p", "paused", "test")
+        poll_once(ctx, only_due=False)
+        _drain(ctx)
+        assert _hooks(http_server, "/hook") == []
+        assert [a.status for a in ctx.store.list_alerts()] == ["pending"]
+        monkeypatch.setenv("INGEST_DATA_DIR", str(ctx.settings.data_dir))
+        monkeypatch.setenv("REDIS_URL", ctx.settings.redis_url or "")
+        monkeypatch.setenv("INGEST_ALLOWED_NETWORKS", "127.0.0.0/8")
+        assert main(["subs", "resume", "sub_p"]) == 0  # the CLI's context now serves the jobs
+        _drain(ctx)
+        assert len(_hooks(http_server, "/hook")) == 1
