@@ -109,6 +109,8 @@ def deliver(client: httpx.Client, url: str, msg_id: str, body: bytes,
         raise AlertDeliveryError(url, f"timed out after {timeout:g}s") from None
     except httpx.HTTPError as exc:
         raise AlertDeliveryError(url, f"{type(exc).__name__}: {exc}") from None
+    except httpx.InvalidURL as exc:
+        raise AlertDeliveryError(url, f"invalid URL: {exc}") from None
     status = response.status_code
     if 200 <= status < 300:
         return Delivery(status, time.monotonic() - started)

@@ -55,6 +55,7 @@ class Feed:
     last_entry_at: datetime | None = None  # newest entry date seen (or when new entries last appeared)
     entry_interval: int | None = None  # observed seconds between new entries (moving average)
     last_status: int | None = None  # HTTP status of the last fetch that got an answer
+    fulltext: bool = False  # short entries are replaced by the article extracted from their page
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class RawEntry:
     feed_title: str | None = None
     language_hint: str | None = None  # declared by the feed or page; only a hint
     is_html: bool = True
+    fulltext: bool = False  # the feed wants the article page fetched when the body is short
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -293,3 +295,17 @@ class ArticleFilter:
     story_id: str | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch of raw entries the poller accepted, kept in the database until a worker processed it."""
+
+    id: int
+    feed_id: int
+    entries: list[dict[str, Any]]  # RawEntry.to_dict() of each entry
+    status: str = "pending"  # pending | failed (gave up after INGEST_BATCH_MAX_ATTEMPTS; kept for inspection)
+    attempts: int = 0  # times queued; the job id is `batch-<id>-<attempts>`
+    created_at: datetime | None = None
+    queued_at: datetime | None = None
+    last_error: str | None = None

@@ -41,6 +41,23 @@ _ROOT_START = re.compile(rb"<[A-Za-z]")
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>])", re.IGNORECASE | re.DOTALL)
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_].*)?$")
 _ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030"}
+# feedparser runs an email regex over author-like fields (author, dc:creator, managingEditor,
+# webMaster, publisher, ...) that is quadratic in their length: a 32 KB author costs seconds, and
+# markup inside the element (child tags, CDATA pieces) defeats any cut made on the raw bytes. So
+# the one method that runs it is wrapped to cut the field first; stored authors are cut too.
+MAX_AUTHOR_CHARS = 512
+_sync_author_detail = feedparser.mixin._FeedParserMixin._sync_author_detail
+
+
+def _bounded_sync_author_detail(self: Any, key: str = "author") -> None:
+    context = self._get_context()
+    value = context.get(key)
+    if isinstance(value, str) and len(value) > MAX_AUTHOR_CHARS:
+        context[key] = value[:MAX_AUTHOR_CHARS]
+    _sync_author_detail(self, key)
+
+
+feedparser.mixin._FeedParserMixin._sync_author_detail = _bounded_sync_author_detail
 
 
 @dataclass
@@ -65,8 +82,12 @@ def _safe_link(value: Any, base: str) -> str | None:
     """An absolute http(s) link, or None (javascript:, data:, mailto: and junk are dropped)."""
     if not isinstance(value, str) or not value.strip():
         return None
-    link = urljoin(base, value.strip())
-    return link if urlsplit(link).scheme.lower() in ("http", "https") else None
+    try:
+        link = urljoin(base, value.strip())
+        parts = urlsplit(link)
+        return link if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+    except ValueError:  # e.g. "http://[broken": not a link
+        return None
 
 
 def _language(value: Any) -> str | None:
@@ -269,7 +290,7 @@ def _xml_draft(entry: Any, base: str) -> _Draft:
         title=(entry.get("title") or "").strip(), content=content, is_html=is_html, summary=summary,
         published_at=_from_struct(dict.get(entry, "published_parsed"))  # dict.get: no feedparser
         or _from_struct(dict.get(entry, "updated_parsed")),  # fallback mapping (and its warning)
-        author=_text(entry.get("author")), language=_entry_language(entry))
+        author=(_text(entry.get("author")) or "")[:MAX_AUTHOR_CHARS] or None, language=_entry_language(entry))
 
 
 def _ttl(value: Any) -> int | None:
@@ -316,7 +337,8 @@ def _is_json(content: bytes, headers: Mapping[str, str]) -> bool:
 def _json_author(obj: Mapping[str, Any]) -> str | None:
     authors = obj.get("authors")
     first = authors[0] if isinstance(authors, list) and authors else obj.get("author")
-    return _text(first.get("name")) if isinstance(first, dict) else None
+    name = _text(first.get("name")) if isinstance(first, dict) else None
+    return name[:MAX_AUTHOR_CHARS] if name else None
 
 
 def _json_draft(item: Mapping[str, Any], base: str) -> _Draft:
@@ -366,7 +388,11 @@ def parse_feed(result: FetchResult, *, feed_id: int, feed_url: str, max_entries:
     if not content.strip():
         raise ParseError("not a feed: empty document")
     parser = _parse_json if _is_json(content, result.headers) else _parse_xml
-    parsed = parser(result, feed_id=feed_id, feed_url=feed_url, max_entries=max_entries)
+    try:
+        parsed = parser(result, feed_id=feed_id, feed_url=feed_url, max_entries=max_entries)
+    except (AttributeError, LookupError, TypeError, ValueError, RecursionError, AssertionError) as exc:
+        # feedparser has bugs on hostile input (found by tests/test_hostile.py's fuzzing): one feed's error
+        raise ParseError(f"not a feed: the parser failed on it ({type(exc).__name__}: {exc})"[:300]) from exc
     for warning in parsed.warnings:
         log.warning("parse.warning", url=feed_url, warning=warning)
     log.debug("parse.done", url=feed_url, entries=len(parsed.entries))

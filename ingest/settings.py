@@ -169,6 +169,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds of WebSub lease requested from hubs (renewed a day before it ends)."),
     Setting("INGEST_WEBSUB_POLL_INTERVAL", "websub_poll_interval", "21600", _positive_int,
             "Seconds between fallback polls of a feed whose WebSub subscription is active."),
+    Setting("INGEST_FULLTEXT_MIN_WORDS", "fulltext_min_words", "120", _positive_int,
+            "Feeds added with `--fulltext`: an entry whose body has fewer words than this (a summary or "
+            "excerpt) is replaced by the article extracted from its page."),
 )
 
 
@@ -215,6 +218,7 @@ class Settings:
     recovery_after: float = 60.0
     batch_max_attempts: int = 5
     job_timeout: int = 600
+    fulltext_min_words: int = 120
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

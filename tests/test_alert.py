@@ -138,3 +138,10 @@ class TestRetryTiming:
         assert parse_retry_after("30") == 30
         assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
         assert parse_retry_after("soon") is None
+
+
+class TestInvalidURL:
+    def test_invalid_webhook_url_is_a_delivery_error(self) -> None:
+        """A URL httpx cannot even parse fails the attempt with a clear error, not a crash."""
+        with httpx.Client() as client, pytest.raises(AlertDeliveryError, match="invalid URL"):
+            deliver(client, "http://0177.0.0.1:99999/", "msg_x", b"{}", [new_secret()], timeout=5)

@@ -18,6 +18,7 @@ from ingest.models import Alert, RawEntry, Subscription, iso, utcnow
 from ingest.pipeline import BatchResult
 from workers.context import Context, get_context
 from workers.queues import ALERT_TIMEOUT, FAILURE_TTL, RESULT_TTL, alert_job_id
+from workers.recovery import rematch
 
 log = get_logger(__name__)
 
@@ -25,21 +26,33 @@ LOCK_MARGIN_SECONDS = 10  # the delivery lock outlives one attempt (INGEST_WEBHO
 Bound = structlog.typing.FilteringBoundLogger
 
 
-def process_entries(entries: list[dict[str, Any]]) -> dict[str, int]:
-    """Run a batch through the pipeline, then queue one delivery per new (subscription, story)."""
+def process_entries(entries: list[dict[str, Any]], batch_id: int | None = None) -> dict[str, int]:
+    """Run a batch through the pipeline, then queue one delivery per new (subscription, story).
+
+    `batch_id`: the poller's `pending_batches` row, deleted once the pipeline committed; a batch
+    already finished is skipped, and a retried one is matched again (`workers.recovery.rematch`).
+    """
     ctx = get_context()
+    batch = ctx.store.get_batch(batch_id) if batch_id is not None else None
+    if batch_id is not None and batch is None:
+        log.info("batch_already_done", batch_id=batch_id)
+        return {"entries": len(entries), "stored": 0, "skipped": 1}
     raws = [RawEntry.from_dict(e) for e in entries]
     result = ctx.pipeline.process(raws)
+    if batch is not None and batch.attempts > 1:
+        result.alerts += rematch(ctx, raws, since=batch.created_at)
     _count_batch(ctx, result)
     for article in result.stored:
         log.info("article_stored", article_id=article.id, url=article.url, story_id=article.story_id,
                  language=article.language, feed_url=article.feed_url)
     enqueue_alerts(ctx, result.alerts)
+    if batch is not None:
+        ctx.store.finish_batch(batch.id)
     summary = {"entries": len(raws), "stored": len(result.stored), "updated": result.updated,
                "unchanged": result.unchanged, "exact_duplicates": result.exact_duplicates,
                "near_duplicates": result.near_duplicates,
                "alerts": len(result.alerts)}
-    log.info("batch_processed", **summary)
+    log.info("batch_processed", batch_id=batch_id, **summary)
     return summary
 
 

@@ -32,10 +32,11 @@ from ingest.log import get_logger
 from ingest.models import Feed, FetchResult, ParsedFeed, RawEntry, utcnow
 from ingest.parse import entry_hash, parse_feed
 from workers.context import Context
-from workers.queues import enqueue_batches
+from workers.recovery import enqueue_batches, recover
 
 log = get_logger(__name__)
 
+MAX_PAUSE = 30.0  # longest pause between two passes after failures
 MOVE_AFTER = 3  # consecutive polls that must see the same permanent redirect before the feed moves
 Bound = structlog.typing.FilteringBoundLogger
 
@@ -80,8 +81,9 @@ class Queued:
 def queue_entries(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> Queued:
     """Queue entries never queued before, and entries whose content changed since (as updates).
 
-    The same step serves polls and WebSub pushes. Entries are marked seen, with their
-    content hash, only after their job is queued: a crash in between re-queues, never loses.
+    The same step serves polls and WebSub pushes. The batches are written to the database in
+    the transaction that marks their entries seen (with their content hash), then queued: if
+    Redis loses the job, `workers.recovery` queues the batch again from the database.
     """
     unique: dict[str, tuple[RawEntry, str]] = {}
     for entry in entries:
@@ -103,9 +105,11 @@ def queue_entries(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> Queu
         record[key] = digest
     size = ctx.settings.batch_size
     batches = [[e.to_dict() for e in queued[i:i + size]] for i in range(0, len(queued), size)]
-    enqueue_batches(ctx.queues[0], batches)
-    if record:
-        ctx.store.record_seen_entries(feed.id, record)
+    stored = ctx.store.add_batches(feed.id, batches, record) if record else []
+    try:
+        enqueue_batches(ctx, stored)
+    except redis.RedisError as exc:  # the batches are in the database: recovery queues them
+        log.warning("batch_enqueue_failed", feed_id=feed.id, batch_ids=[b.id for b in stored], error=str(exc))
     with ctx.redis.pipeline(transaction=False) as pipe:
         metrics.record(pipe, ctx.settings.redis_prefix, "ingest_entries_seen_total", value=len(entries))
         metrics.record(pipe, ctx.settings.redis_prefix, "ingest_entries_new_total", value=new)
@@ -146,13 +150,18 @@ async def _poll_all(ctx: Context, feeds: Sequence[Feed], summary: PollSummary) -
     async with make_async_client(settings, max_connections=settings.fetch_concurrency) as client:
 
         async def one(feed: Feed) -> None:
-            async with hosts[host_key(feed.url)], overall:
-                started = time.monotonic()
-                outcome = await _fetch(ctx, client, feed)
-                seconds = time.monotonic() - started
-            parsed = await asyncio.to_thread(_handle, ctx, feed, outcome, summary, seconds)
-            if parsed is not None and parsed.hub and settings.public_url:
-                await _keep_websub(ctx, client, feed, parsed)
+            try:
+                async with hosts[host_key(feed.url)], overall:
+                    started = time.monotonic()
+                    outcome = await _fetch(ctx, client, feed)
+                    seconds = time.monotonic() - started
+                parsed = await asyncio.to_thread(_handle, ctx, feed, outcome, summary, seconds)
+                if parsed is not None and parsed.hub and settings.public_url:
+                    await _keep_websub(ctx, client, feed, parsed)
+            except Exception as exc:  # one feed never stops the pass
+                summary.add(errors=1)
+                log.error("feed_failed", feed_id=feed.id, feed_url=feed.url,
+                          error=f"{type(exc).__name__}: {exc}")
 
         await asyncio.gather(*(one(feed) for feed in feeds))
 
@@ -287,15 +296,26 @@ def _mute_gone(ctx: Context, feed: Feed, error: FetchError, now: datetime, bound
 
 
 def run_poller(ctx: Context, stop: threading.Event, *, tick: float = 1.0) -> None:
-    """Poll due feeds and sweep the outbox until `stop` is set."""
+    """Poll due feeds, sweep the outbox and recover lost batches until `stop` is set.
+
+    A pass that fails (database or Redis down) is logged and tried again after a pause that
+    doubles up to MAX_PAUSE; SIGTERM sets `stop`, which ends the loop between passes.
+    """
     from workers.sweeper import sweep
 
     last_sweep = 0.0
-    log.info("poller_started", feeds=len(ctx.store.list_feeds()))
+    pause = tick
+    log.info("poller_started")
     while not stop.is_set():
-        poll_once(ctx, only_due=True)
-        if time.monotonic() - last_sweep >= ctx.settings.sweep_interval:
-            sweep(ctx)
-            last_sweep = time.monotonic()
-        stop.wait(tick)
+        try:
+            poll_once(ctx, only_due=True)
+            if time.monotonic() - last_sweep >= ctx.settings.sweep_interval:
+                sweep(ctx)
+                recover(ctx)
+                last_sweep = time.monotonic()
+            pause = tick
+        except Exception as exc:  # the loop must outlive any one failure
+            log.error("poll_loop_failed", error=f"{type(exc).__name__}: {exc}", retry_in=pause)
+            pause = min(pause * 2, MAX_PAUSE)
+        stop.wait(pause)
     log.info("poller_stopped")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import NotFound, StoreError
 from ingest.models import Feed, WebSubSubscription, utcnow
+from ingest.store._batches import upsert_seen
 
 if TYPE_CHECKING:
     from ingest.store._sql import Cursor
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 FEED_COLS = ("id, url, title, interval, etag, last_modified, status, last_polled_at, last_success_at, "
              "last_error, consecutive_errors, next_poll_at, created_at, redirect_url, redirect_count, "
              "muted_reason, previous_urls, schedule_interval, schedule_reason, last_entry_at, "
-             "entry_interval, last_status")
+             "entry_interval, last_status, fulltext")
 WEBSUB_COLS = "feed_id, hub, topic, secret, state, lease_until, lease_seconds, last_error, updated_at"
 _CHUNK = 500
 
@@ -43,7 +44,7 @@ class FeedStateMixin:
                     created_at=self._dt(r[12]), redirect_url=r[13], redirect_count=int(r[14] or 0),
                     muted_reason=r[15], previous_urls=tuple(json.loads(r[16] or "[]")),
                     schedule_interval=r[17], schedule_reason=r[18], last_entry_at=self._dt(r[19]),
-                    entry_interval=r[20], last_status=r[21])
+                    entry_interval=r[20], last_status=r[21], fulltext=bool(r[22]))
 
     def record_fetch(self, feed: Feed) -> None:
         """Persist the fetch-state fields of `feed` (validators, times, errors, status, schedule, title)."""
@@ -101,17 +102,8 @@ class FeedStateMixin:
 
     def record_seen_entries(self, feed_id: int, hashes: Mapping[str, str]) -> None:
         """Mark entries queued with these content hashes (insert, or update the hash)."""
-        items = list(hashes.items())
-        now = self._ts(utcnow())
         with self._write() as cur:
-            for start in range(0, len(items), _CHUNK):
-                part = items[start:start + _CHUNK]
-                rows = ", ".join(["(?, ?, ?, ?)"] * len(part))
-                params = [v for key, digest in part for v in (feed_id, key, now, digest)]
-                cur.execute(f"INSERT INTO seen_entries (feed_id, entry_key, seen_at, content_hash) "
-                            f"VALUES {rows} ON CONFLICT (feed_id, entry_key) "
-                            "DO UPDATE SET content_hash = excluded.content_hash, seen_at = excluded.seen_at",
-                            params)
+            upsert_seen(cur, self._ts(utcnow()), feed_id, hashes)
 
     # -- WebSub --------------------------------------------------------------
     def _websub(self, r: Sequence[Any]) -> WebSubSubscription:

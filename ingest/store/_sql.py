@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ingest.errors import NotFound, StoreError
 from ingest.models import Alert, Article, Feed, Subscription, SubscriptionOptions, utcnow
+from ingest.store._batches import BatchMixin
 from ingest.store._feeds import FEED_COLS, FeedStateMixin
 
 ARTICLE_FIELDS = ("id", "feed_id", "feed_url", "entry_key", "url", "title", "text", "summary", "language",
@@ -64,7 +65,7 @@ def marks(count: int, width: int = 1) -> str:
     return ", ".join([row] * count)
 
 
-class SQLStore(FeedStateMixin, ABC):
+class SQLStore(FeedStateMixin, BatchMixin, ABC):
     """Everything but connections and dialect details; see `SQLiteStore`, `PostgresStore`."""
 
     # -- backend hooks -----------------------------------------------------
@@ -121,11 +122,15 @@ class SQLStore(FeedStateMixin, ABC):
                 self._ts(a.fetched_at), a.author, bool(a.updated)]
 
     # -- feeds -------------------------------------------------------------
-    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None) -> Feed:
-        """Add a feed, or return the existing one with that URL."""
+    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None,
+                 fulltext: bool = False) -> Feed:
+        """Add a feed, or return the existing one with that URL (`fulltext=True` also switches it on)."""
         with self._write() as cur:
-            cur.execute("INSERT INTO feeds (url, title, interval, created_at) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (url) DO NOTHING", (url, title, interval, self._ts(utcnow())))
+            cur.execute("INSERT INTO feeds (url, title, interval, created_at, fulltext) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
+                        (url, title, interval, self._ts(utcnow()), fulltext))
+            if fulltext:
+                cur.execute("UPDATE feeds SET fulltext = ? WHERE url = ?", (True, url))
             cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE url = ?", (url,))
             return self._feed(cur.fetchone())
 
@@ -228,6 +233,20 @@ class SQLStore(FeedStateMixin, ABC):
     def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None:
         found = self._articles_where("feed_id = ? AND entry_key = ?", (feed_id, entry_key))
         return found[0] if found else None
+
+    def get_articles_by_entries(self, feed_id_entry_keys: Iterable[tuple[int, str]]
+                                ) -> dict[tuple[int, str], Article]:
+        """The stored articles of these (feed_id, entry_key) pairs: one query per feed and CHUNK keys."""
+        by_feed: dict[int, list[str]] = {}
+        for feed_id, key in feed_id_entry_keys:
+            by_feed.setdefault(feed_id, []).append(key)
+        found: dict[tuple[int, str], Article] = {}
+        for feed_id, keys in by_feed.items():
+            for part in chunks(list(dict.fromkeys(keys))):
+                for article in self._articles_where(f"feed_id = ? AND entry_key IN ({marks(len(part))})",
+                                                    (feed_id, *part)):
+                    found[(article.feed_id, article.entry_key)] = article
+        return found
 
     def find_article_by_url(self, url: str) -> Article | None:
         """The earliest stored article with this URL (the original of any later copy)."""

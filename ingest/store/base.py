@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ingest.models import (
     Alert,
     Article,
     ArticleFilter,
     Feed,
+    PendingBatch,
     Subscription,
     SubscriptionOptions,
     WebSubSubscription,
@@ -36,8 +37,9 @@ class Store(Protocol):
         ...
 
     # -- feeds -------------------------------------------------------------
-    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None) -> Feed:
-        """Add a feed, or return the existing one with that URL."""
+    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None,
+                 fulltext: bool = False) -> Feed:
+        """Add a feed, or return the existing one with that URL (`fulltext=True` also switches it on)."""
         ...
 
     def get_feed(self, feed_id: int) -> Feed: ...
@@ -68,6 +70,34 @@ class Store(Protocol):
     def record_seen_entries(self, feed_id: int, hashes: Mapping[str, str]) -> None:
         """Mark entries queued with these content hashes (insert, or update the hash)."""
         ...
+
+    # -- pending batches: entries accepted, not yet processed (the queue's record) ----
+    def add_batches(self, feed_id: int, batches: Sequence[Sequence[Mapping[str, Any]]],
+                    seen: Mapping[str, str]) -> list[PendingBatch]:
+        """In one transaction: store the batches (attempt 1, queued now) and mark `seen`; return them."""
+        ...
+
+    def get_batch(self, batch_id: int) -> PendingBatch | None:
+        """The batch, or None once a worker finished it."""
+        ...
+
+    def finish_batch(self, batch_id: int) -> bool:
+        """Delete the batch (its entries are stored); False if it was already finished."""
+        ...
+
+    def stale_batches(self, queued_before: datetime, *, limit: int = 500) -> list[PendingBatch]:
+        """Pending batches last queued (or, never queued, created) before `queued_before`, oldest first."""
+        ...
+
+    def requeue_batch(self, batch_id: int, *, error: str | None = None) -> PendingBatch | None:
+        """Count one more attempt, queued now; None if the batch was finished meanwhile."""
+        ...
+
+    def fail_batch(self, batch_id: int, error: str) -> None:
+        """Give up on a batch: it stays, as `failed` with the reason, until an operator acts."""
+        ...
+
+    def count_batches(self, status: str = "pending") -> int: ...
 
     # -- feed state beyond one fetch -----------------------------------------
     def set_feed_status(self, feed_id: int, status: str, reason: str | None = None) -> Feed:
@@ -102,6 +132,11 @@ class Store(Protocol):
         ...
 
     def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None: ...
+
+    def get_articles_by_entries(self, feed_id_entry_keys: Iterable[tuple[int, str]]
+                                ) -> dict[tuple[int, str], Article]:
+        """The stored articles of these (feed_id, entry_key) pairs, in few queries; absent ones left out."""
+        ...
 
     def articles_in_story(self, story_id: str) -> list[Article]:
         """Oldest first."""

@@ -100,7 +100,18 @@ class SQLiteStore(PagedSQLStore):
 
     # -- lifecycle -------------------------------------------------------------
     def upgrade(self) -> int:
-        """Apply pending migrations under BEGIN IMMEDIATE (one process at a time); return the version."""
+        """Apply pending migrations under BEGIN IMMEDIATE (one process at a time); return the version.
+
+        An up-to-date schema is recognised by a read, without the write lock, so opening the
+        store never waits behind another process's long write transaction.
+        """
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+            if cur.fetchone()[0]:
+                cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+                current = int(cur.fetchone()[0])
+                if current >= len(migrations.SQLITE):
+                    return current
         with self._write() as cur:
             cur.execute(migrations.SCHEMA_VERSION_TABLE)
             cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
