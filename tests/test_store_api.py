@@ -118,3 +118,12 @@ def test_alert_pages_filter_and_retry_failed(store: Store) -> None:
     assert store.retry_failed_alert("msg_2") is None  # pending now: nothing to replay
     with pytest.raises(NotFound):
         store.retry_failed_alert("msg_nope")
+
+
+def test_articles_by_entries_in_one_lookup(store: Store) -> None:
+    """Pairs of several feeds come back keyed by (feed_id, entry_key); unknown pairs are left out."""
+    store.add_articles([art(1), art(2), art(3, feed_id=2)])
+    found = store.get_articles_by_entries([(1, "k1"), (1, "k2"), (2, "k3"), (2, "k1"), (3, "k9"), (1, "k1")])
+    assert found == {(1, "k1"): art(1), (1, "k2"): art(2), (2, "k3"): art(3, feed_id=2)}
+    assert found[(1, "k1")] == store.get_article_by_entry(1, "k1")
+    assert store.get_articles_by_entries([]) == {}
