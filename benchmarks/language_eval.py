@@ -39,7 +39,8 @@ def load(data: Path, kind: str, per_language: int | None) -> dict[str, list[str]
     """Texts per language code, in file order."""
     texts = {}
     for folder in sorted(p for p in data.iterdir() if (p / "testdata" / f"{kind}.txt").is_file()):
-        lines = [x.strip() for x in (folder / "testdata" / f"{kind}.txt").read_text(encoding="utf-8").splitlines()]
+        raw = (folder / "testdata" / f"{kind}.txt").read_text(encoding="utf-8")
+        lines = [x.strip() for x in raw.splitlines()]
         texts[folder.name] = [x for x in lines if x][:per_language]
     return texts
 
@@ -67,7 +68,8 @@ def lingua_high() -> Callable[[str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="lingua-testdata directory")
     parser.add_argument("--per-language", type=int, help="only the first N texts of each file")
     parser.add_argument("--lingua-high", action="store_true", help="also run lingua high accuracy (1.3 GB)")

@@ -1,9 +1,9 @@
 """Main text, author and publication date of a full article page.
 
-trafilatura (precision-tuned, with its readability/jusText fallbacks) finds the
-article body; a recall-tuned second pass is used only when the first one is
-clearly too short; the result goes through our paragraph rules like any feed
-body does. Metadata comes from trafilatura's extractor (JSON-LD, meta tags) and
+trafilatura (default balance, with its readability/jusText fallbacks) finds the
+article body; a recall-favouring second pass runs only when the first one is
+clearly too short; a leading repeat of the page title and the page's own URL
+are dropped. The caller then applies the paragraph rules, as for any feed body. Metadata comes from trafilatura's extractor (JSON-LD, meta tags) and
 htmldate. Pure: the caller fetches the page.
 """
 
@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.clean.html import normalize_space
 from ingest.log import get_logger
+from ingest.models import FetchResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ingest.settings import Settings
+
+PageFetcher = Callable[[str], FetchResult]  # article URL -> the page (raises FetchError)
 
 log = get_logger(__name__)
 
@@ -87,7 +96,7 @@ def _metadata(tree: Any, url: str | None) -> dict[str, Any]:
 
     try:
         meta = extract_metadata(tree, default_url=url, extensive=True)
-    except Exception as exc:  # noqa: BLE001 - a metadata bug must not lose the body
+    except Exception as exc:
         log.warning("page_metadata_failed", url=url, error=repr(exc))
         return {}
     return {"title": meta.title, "author": _author(meta.author), "published_at": _date(meta.date),
@@ -123,3 +132,14 @@ def extract_page(html: str | bytes, url: str | None = None) -> ExtractedPage:
     meta = _metadata(tree, url)
     paragraphs = [p for p in drop_headline(_body(html, url), meta.get("title")) if p != url]
     return ExtractedPage(paragraphs, **meta)
+
+
+def page_fetcher(settings: Settings, client: httpx.Client | None = None) -> PageFetcher:
+    """Fetch article pages like feeds: address-checked client, body cap, time budget."""
+    from ingest.fetch import fetch_page, make_client
+
+    http = client or make_client(settings)
+
+    def fetch(url: str) -> FetchResult:
+        return fetch_page(http, url, max_bytes=settings.max_body_bytes, timeout=settings.fetch_timeout)
+    return fetch

@@ -17,6 +17,8 @@ paragraphs say as much as the whole article.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -34,9 +36,9 @@ MIN_CONFIDENCE = 0.5  # below this lingua's best guess is "unsure"
 DISAGREE_PROB = 0.6  # py3langid at least this sure of another family's language: mixed text
 TIE_MARGIN = 0.15  # top two closer than this: a near-tie the hint may break, else `und`
 SHORT_CHARS = 120  # below this lingua's high-accuracy models re-rank the candidates (lingua's own cut-off)
-HIGH_CANDIDATES = 4  # low-accuracy top-k languages handed to the high-accuracy models
+HIGH_CANDIDATES = 2  # low-accuracy top-k languages handed to the high-accuracy models
 HIGH_MIN_SHARE = 0.02  # ... as long as their low-accuracy confidence is at least this
-HIGH_MAX_LANGUAGES = 8  # high-accuracy language models kept loaded at once (~30 MB each)
+HIGH_MAX_LANGUAGES = 6  # high-accuracy language models kept loaded at once (15-50 MB each)
 
 # Languages py3langid mixes up with a neighbour lingua tells apart better.
 _CONFUSABLE = frozenset({
@@ -99,9 +101,16 @@ class _HighAccuracy:
             LanguageDetectorBuilder.from_languages(lang).build().unload_language_models()
             for key in [k for k in self._detectors if lang in k]:
                 del self._detectors[key]
+            _release_memory()
 
     def loaded(self) -> list[str]:
         return [lang.iso_code_639_1.name.lower() for lang in self._loaded]
+
+
+def _release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and RSS only grows)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _models() -> tuple[Any, Any]:
@@ -199,7 +208,9 @@ class LanguageDetector:
         if not self.abstain:
             return LanguageResult(top, round(top_value, 4))
         if _disagree(fast, top) or _disagree(low_best, top):  # mixed text: only a hint settles it
-            return LanguageResult(hint, round(top_value, 4)) if hint in (fast[0], low_best[0], top) else UNSURE
+            if hint in (fast[0], low_best[0], top):
+                return LanguageResult(hint, round(top_value, 4))
+            return UNSURE
         if hint and hint != top:
             hinted = next((value for code, value in ranked if code == hint), None)
             if hinted is not None and top_value - hinted < TIE_MARGIN:

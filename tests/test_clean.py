@@ -228,3 +228,58 @@ def test_title_section_longer_than_headline_is_kept() -> None:
     """A trail segment is only a section when the headline left over is longer."""
     title = clean_title("Brexit | Trade deal | Example News", feed_title="Example News")
     assert title == "Brexit | Trade deal"
+
+
+@pytest.mark.parametrize(("raw", "feed_title", "names", "expected"), [
+    ("Los vecinos exigen cambios | Público", None, ["Publico"], "Los vecinos exigen cambios"),
+    ("Ukrainische Gegenoffensive: Ziele | Europa | DW | 28.04.2023", "DW.COM", [],
+     "Ukrainische Gegenoffensive: Ziele"),
+    ("Post-Vac-Syndrom: Was wissen wir? – DW – 13.06.2023", "dw.com", [],
+     "Post-Vac-Syndrom: Was wissen wir?"),
+    ("Einschlag in Elmshorn: Es war ein Meteorit | NDR.de - Nachrichten - Holstein", None, ["NDR"],
+     "Einschlag in Elmshorn: Es war ein Meteorit"),
+    ("Die Fleißigsten im Landkreis - Landkreis München - SZ.de", "Süddeutsche.de", ["SZ"],
+     "Die Fleißigsten im Landkreis - Landkreis München"),
+    ("Federal Reserve räumt Versäumnisse ein - DER SPIEGEL", None, ["SpiegelOnline"],
+     "Federal Reserve räumt Versäumnisse ein"),
+    ("南海トラフ、一時調査 巨大地震、基準達せず：中日新聞Web", "中日新聞Web", [],
+     "南海トラフ、一時調査 巨大地震、基準達せず"),
+    ("Ionos-Phishing: Masche soll Opfer überzeugen | heise online", None, ["Heise"],
+     "Ionos-Phishing: Masche soll Opfer überzeugen"),
+    ("Bennett: Ich bin nicht dein Ball | Israel Nachrichten – Chadashoth Israel",
+     "Israel Nachrichten – Chadashoth Israel", [], "Bennett: Ich bin nicht dein Ball"),
+    ("Hamas - Israel - Gaza: what we know", "DW", [], "Hamas - Israel - Gaza: what we know"),
+    ("Brexit : the deal explained", "Example News", [], "Brexit : the deal explained"),
+    ("Kurz - bündig - DW", "DW", [], "Kurz - bündig"),
+])
+def test_clean_title_generalised_site_forms(raw: str, feed_title: str | None, names: list[str],
+                                            expected: str) -> None:
+    """Diacritics, domains, articles, dates and section trails beside the site name go; dashes stay."""
+    assert clean_title(raw, feed_title=feed_title, site_names=names) == expected
+
+
+@pytest.mark.parametrize("para", [
+    "Thanks for signing up!", "Keep an eye on your inbox for the latest sports news.",
+    "There was an error processing your subscription.", "CLICK HERE TO GET THE FOX NEWS APP",
+    "GET FOX BUSINESS ON THE GO BY CLICKING HERE", "Like this story? Share it with a friend!",
+    "READ MORE: China plague outbreak confirmed in Beijing", "DON'T MISS", "You may also like...",
+    "- Order Reprints", "Print Article", "Write to Al Root at allen.root@example.com",
+    "Tags", "2019-11-19T08:57:40+01:00", "Updated at 1:23 p.m.", "Tell us what YOU think...",
+    "Also on rt.com Journalists threatened with arrests as purge widens",
+])
+def test_page_chrome_is_dropped(para: str) -> None:
+    """Sign-up feedback, app prompts, reprint links, tag labels and bare timestamps seen on pages go."""
+    rules = load_rules()
+    assert rules.dropping_rule(para, None), para
+
+
+@pytest.mark.parametrize("para", [
+    "Click here to get more information or download this game.",
+    "Read more about the plan: the council will publish its budget on Friday and hold hearings in May.",
+    "Thank you, she said, before leaving the courtroom with her lawyer and two supporters.",
+    "Don't miss the chance to see the comet, astronomers say: it will not return for 6,000 years.",
+    "www.jeongdongtheater.com",
+])
+def test_page_chrome_rules_keep_real_text(para: str) -> None:
+    """Paragraphs that merely start like chrome are article text and stay."""
+    assert load_rules().dropping_rule(para, None) is None, para

@@ -188,3 +188,26 @@ class TestEndToEnd:
         assert main(["subs", "resume", "sub_p"]) == 0  # the CLI's context now serves the jobs
         _drain(ctx)
         assert len(_hooks(http_server, "/hook")) == 1
+
+    def test_full_text_feed_is_completed_from_the_page(self, ctx: Context,
+                                                       http_server: LoopbackServer) -> None:
+        """A full-text feed's one-line entry is stored with the body, author and date of its page."""
+        from pathlib import Path
+
+        page = (Path(__file__).parent / "fixtures" / "pages" / "harbour_article.html").read_bytes()
+        http_server.routes["/news/harbour"] = Response(200, page, {"Content-Type": "text/html"})
+        link = http_server.url("/news/harbour")
+        http_server.routes["/short.xml"] = Response(200, (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Coastline Courier</title>'
+            f'<item><title>Harbour cranes return</title><link>{link}</link><guid>h1</guid>'
+            "<description>Cranes are moving again.</description></item></channel></rss>").encode(),
+            {"Content-Type": "application/rss+xml"})
+        ctx.store.add_feed(http_server.url("/short.xml"), fulltext=True)
+        poll_once(ctx, only_due=False)
+        _drain(ctx)
+        [article] = ctx.store.list_articles()
+        assert len(article.text.split()) > 120
+        assert "container cranes" in article.text
+        assert article.summary == "Cranes are moving again."
+        assert article.author == "Maren Tollefsen"
+        assert article.published_at is not None and article.published_at.year == 2024

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.clean import clean_document
-from ingest.language import LanguageDetector, normalize_hint
+from ingest.language import HIGH_MAX_LANGUAGES, LanguageDetector, high_accuracy_languages, normalize_hint
 from ingest.models import LanguageResult
 
 SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
@@ -96,3 +96,29 @@ def test_mixed_text_is_undetermined(detector: LanguageDetector) -> None:
 def test_normalize_hint(hint: str | None, expected: str | None) -> None:
     """Feed language tags reduce to lingua's ISO 639-1 codes."""
     assert normalize_hint(hint) == expected
+
+
+SHORT = {"de": "unterstützung finden", "fr": "une grande maison", "es": "la casa grande",
+         "it": "una bella giornata", "nl": "een mooie dag", "sv": "en vacker dag", "pl": "piękny dzień",
+         "pt": "um belo dia", "fi": "kaunis päivä", "cs": "krásný den"}
+
+
+def test_short_text_is_reranked_by_high_accuracy_models() -> None:
+    """Word pairs get an answer when asked to always answer, from lingua's 1- to 5-gram models."""
+    eager = LanguageDetector(min_chars=1, abstain=False)
+    assert eager.detect(SHORT["de"]).code == "de"
+    assert "de" in high_accuracy_languages()
+
+
+def test_high_accuracy_models_stay_bounded() -> None:
+    """However many languages short texts come in, at most HIGH_MAX_LANGUAGES models stay loaded."""
+    eager = LanguageDetector(min_chars=1, abstain=False)
+    for text in SHORT.values():
+        eager.detect(text)
+    assert 0 < len(high_accuracy_languages()) <= HIGH_MAX_LANGUAGES
+
+
+def test_deployed_detector_abstains_where_the_eager_one_answers() -> None:
+    """The service's defaults keep `und` for two words; evaluation mode answers."""
+    assert LanguageDetector().detect(SHORT["nl"]).code == "und"
+    assert LanguageDetector(min_chars=1, abstain=False).detect(SHORT["nl"]).code != "und"

@@ -46,13 +46,16 @@ class Context:
         """The loaded pipeline (language models included): the expensive part, built once."""
         from ingest.clean import load_rules
         from ingest.dedup import Deduplicator
+        from ingest.extract import page_fetcher
         from ingest.language import LanguageDetector
         from ingest.pipeline import Pipeline, Preparer
 
         dedup = Deduplicator(self.redis, prefix=self.settings.redis_prefix,
                              window_days=self.settings.dedup_window_days,
                              threshold=self.settings.dedup_threshold)
-        preparer = Preparer(LanguageDetector(), load_rules(self.settings.clean_rules))
+        preparer = Preparer(LanguageDetector(), load_rules(self.settings.clean_rules),
+                            fetcher=page_fetcher(self.settings, self.http),
+                            fulltext_min_words=self.settings.fulltext_min_words)
         return Pipeline(self.store, dedup, preparer)
 
     @cached_property
