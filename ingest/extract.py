@@ -4,7 +4,8 @@ trafilatura (default balance, with its readability/jusText fallbacks) finds the
 article body; a recall-favouring second pass runs only when the first one is
 clearly too short; a leading repeat of the page title and the page's own URL
 are dropped. The caller then applies the paragraph rules, as for any feed body.
-Metadata comes from trafilatura's extractor (JSON-LD, meta tags) and htmldate. Pure: the caller fetches the page.
+Metadata comes from trafilatura's extractor (JSON-LD, meta tags) and htmldate.
+Pure: the caller fetches the page.
 """
 
 from __future__ import annotations
