@@ -134,12 +134,15 @@ def high_accuracy_languages() -> list[str]:
     return high.loaded() if high else []
 
 
-def _letters(text: str) -> int:
-    """Letters that carry language signal; a CJK character counts double (it is a word, nearly)."""
+def _letters(text: str, enough: int) -> int:
+    """Letters that carry language signal, counted up to `enough` (articles reach it at once);
+    a CJK character counts double (it is a word, nearly)."""
     count = 0
     for ch in text:
         if ch.isalpha() or unicodedata.category(ch) in ("Mn", "Mc"):  # Indic vowel signs are marks
             count += 2 if unicodedata.east_asian_width(ch) == "W" else 1
+            if count >= enough:
+                break
     return count
 
 
@@ -174,7 +177,7 @@ class LanguageDetector:
     def detect(self, text: str, hint: str | None = None) -> LanguageResult:
         """Best language of `text`; the hint (a declared language) only breaks near-ties."""
         snippet = sample(" ".join(text.split()))
-        if _letters(snippet) < self.min_chars:
+        if _letters(snippet, self.min_chars) < self.min_chars:
             return UNSURE
         code, prob = self._fast.classify(snippet)
         if (prob >= FAST_MIN_PROB and code in _LINGUA_BY_CODE and code not in _CONFUSABLE
