@@ -64,7 +64,7 @@ _CHAR_SCRIPTS = (
     "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Myanmar, Khmer
     "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana, CJK ideographs
 )
-_NON_WORD = re.compile(r"[\W_]+")
+_WORD = re.compile(r"[^\W_]+")  # runs of word characters: the normalized body's space-separated words
 _TOKEN = re.compile(f"[{_CHAR_SCRIPTS}]|[^\\s{_CHAR_SCRIPTS}]+")
 _CHAR_TOKEN = re.compile(f"[{_CHAR_SCRIPTS}]")
 _TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
@@ -93,7 +93,27 @@ class DedupItem:
 
 def normalize(text: str) -> str:
     """Casefold and collapse punctuation and whitespace, so cosmetic edits hash alike."""
-    return _NON_WORD.sub(" ", text.casefold()).strip()
+    return " ".join(_WORD.findall(text.casefold()))
+
+
+class _TokenHashes(dict[str, int]):
+    """token -> crc32 of its UTF-8 bytes, so that known tokens are hashed without a Python call
+    (`map(_TOKEN_HASHES.__getitem__, tokens)`); emptied at `_TOKEN_CACHE_SIZE` entries."""
+
+    def __missing__(self, token: str) -> int:
+        if len(self) >= _TOKEN_CACHE_SIZE:
+            self.clear()
+        value = self[token] = zlib.crc32(token.encode())
+        return value
+
+
+_TOKEN_CACHE_SIZE = 262_144
+_TOKEN_HASHES = _TokenHashes()
+
+
+def content_hash(text: str) -> str:
+    """sha256 hex of the normalized body: `fingerprint(text, url).content_hash`, without the MinHash."""
+    return hashlib.sha256(normalize(text).encode()).hexdigest()
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -120,7 +140,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def _shingles(tokens: list[str], size: int) -> np.ndarray:
     """Distinct 64-bit hashes of `size`-token shingles."""
-    words = np.fromiter((zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens))
+    words = np.fromiter(map(_TOKEN_HASHES.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
     n = len(tokens) - size + 1
     acc = words[:n] * _SH1
     for i, mul in enumerate((_SH2, _SH3, _SH4)[: size - 1], start=1):
@@ -131,7 +151,9 @@ def _shingles(tokens: list[str], size: int) -> np.ndarray:
 def _minhash(shingles: np.ndarray) -> np.ndarray:
     """NUM_PERM minimum values of multiply-add hash permutations."""
     with np.errstate(over="ignore"):
-        return (_PERM_A[:, None] * shingles[None, :] + _PERM_B[:, None]).min(axis=1)
+        hashed = np.multiply(_PERM_A[:, None], shingles[None, :])
+        hashed += _PERM_B[:, None]
+        return hashed.min(axis=1)
 
 
 def _bands(mins: np.ndarray) -> tuple[int, ...]:
@@ -139,15 +161,16 @@ def _bands(mins: np.ndarray) -> tuple[int, ...]:
     acc = np.arange(BANDS, dtype=np.uint64) * _BAND_MUL[ROWS]
     for r in range(ROWS):
         acc = acc + rows[:, r] * _BAND_MUL[r]
-    return tuple(int(v) for v in _mix(acc))
+    return tuple(_mix(acc).tolist())
 
 
 def fingerprint(text: str, url: str | None) -> Fingerprint:
     """Hash, canonical URL and MinHash/LSH signature of one article body."""
-    norm = normalize(text)
+    words_list = _WORD.findall(text.casefold())
+    norm = " ".join(words_list)  # normalize(text)
     content_hash = hashlib.sha256(norm.encode()).hexdigest()
     chars = len(_CHAR_TOKEN.findall(norm))
-    tokens = _TOKEN.findall(norm) if chars else norm.split()
+    tokens = _TOKEN.findall(norm) if chars else words_list  # words_list == norm.split()
     words = len(tokens) - chars + chars // 2
     if words < MIN_WORDS:
         return Fingerprint(content_hash, canonical_url(url), None, (), words)

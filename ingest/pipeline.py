@@ -18,6 +18,7 @@ from ingest.alert import alert_id
 from ingest.clean import Rules, clean_document
 from ingest.clean.html import to_paragraphs
 from ingest.dedup import DedupItem, Deduplicator, fingerprint
+from ingest.dedup import content_hash as body_hash
 from ingest.errors import FetchError, NotFound
 from ingest.extract import PageFetcher, extract_page
 from ingest.language import LanguageDetector
@@ -188,12 +189,12 @@ class Pipeline:
                 fresh.append(entry)
                 continue
             doc = self.prepare(entry)
-            content_hash = fingerprint(doc.clean.text, doc.clean.url).content_hash
-            if content_hash == existing.content_hash:
+            new_hash = body_hash(doc.clean.text)  # fingerprint()'s content hash, without the MinHash
+            if new_hash == existing.content_hash:
                 result.unchanged += 1
                 continue
             self.store.update_article(self._article(entry, doc, existing.story_id, existing.id,
-                                                    content_hash, updated=True))
+                                                    new_hash, updated=True))
             result.updated += 1
             log.info("article_updated", article_id=existing.id, url=existing.url)
         return fresh
@@ -223,7 +224,7 @@ class Pipeline:
             url=clean.url, title=clean.title, text=clean.text, summary=clean.summary,
             language=doc.language.code, language_confidence=doc.language.confidence,
             published_at=entry.published_at or doc.published_at, story_id=story_id,
-            content_hash=content_hash or fingerprint(clean.text, clean.url).content_hash,
+            content_hash=content_hash or body_hash(clean.text),
             fetched_at=utcnow(), author=entry.author or doc.author, updated=updated,
         )
 

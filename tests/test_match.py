@@ -295,3 +295,20 @@ def test_phrase_does_not_span_title_and_body() -> None:
     doc = MatchDocument(title="Talks in Yerevan", text="Ceasefire holds")
     assert match_query('"Yerevan ceasefire"', doc) is None
     assert match_query("Yerevan ceasefire", doc) is not None
+
+
+def test_token_classes_are_disjoint() -> None:
+    """`TOKENS_RE` uses possessive quantifiers, which find `TOKEN_RE`'s tokens only while the
+    letter, mark and inner-punctuation classes share no character."""
+    import re
+
+    from ingest.match.text import _INNER, _L, _M, TOKEN_RE, TOKENS_RE
+
+    classes = re.compile(f"(?:{_L})|(?:{_M})|[{_INNER}]")
+    letters, marks, inner = re.compile(_L), re.compile(_M), re.compile(f"[{_INNER}]")
+    for cp in range(0x110000):
+        char = chr(cp)
+        if classes.fullmatch(char):
+            assert sum(bool(p.fullmatch(char)) for p in (letters, marks, inner)) == 1, hex(cp)
+    text = "Ça-va l’état d\u0301e ÉTATS-Unis co\u200dop 北京 ไทย x-'y --a"
+    assert TOKENS_RE.findall(text) == [c or w for c, w in TOKEN_RE.findall(text)]

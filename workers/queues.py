@@ -12,7 +12,11 @@ INGEST = "ingest"
 ALERTS = "alerts"
 PROCESS_TIMEOUT = 600  # seconds for one batch of entries
 ALERT_TIMEOUT = 60  # seconds for one delivery attempt (the receiver gets INGEST_WEBHOOK_TIMEOUT)
-RESULT_TTL = 3600
+# Seconds a finished job (its hash, its result and its FinishedJobRegistry entry) stays in Redis.
+# Nothing reads results (the database is the record; recovery and the sweeper treat a finished job
+# and a missing one alike: both are "will not run"), so this only keeps recent successes visible
+# in rq-dashboard; every second of it costs Redis memory at the job rate. Failures: FAILURE_TTL.
+RESULT_TTL = 60
 FAILURE_TTL = 7 * 24 * 3600
 
 

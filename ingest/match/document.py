@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from ingest.match.text import TOKEN_RE, is_char_token, normalize_word
+from ingest.match.text import HAS_CHAR_RE, TOKEN_TABLE, is_char_token, token_keys
 
 BODY_OFFSET = 100_000  # body positions start here so phrases and NEAR never span title and body
 LANG_KEY = "\x00lang:"
@@ -65,32 +65,41 @@ class PreparedDocument:
         self.feed_identity = url_identity(doc.feed_url) if doc.feed_url else ""
         self.url_host = url_host(doc.url)
         self.title_only = title_only
-        self.positions: dict[str, list[int]] = {}
         self.bases: dict[str, str] = {}
         self.known_prefixes = known_prefixes
         self.prefix_hits: dict[str, list[str]] = {}
-        self._add_tokens(doc.title, 0)
+        self._segments: list[tuple[int, list[str]]] = []  # (first position, token keys) per field
+        self.keys: set[str] = set()
+        has_chars = self._add_tokens(doc.title, 0)
         if not title_only:
-            self._add_tokens(doc.text, BODY_OFFSET)
-        self.keys: set[str] = set(self.positions)
-        self._add_bigrams()
+            has_chars = self._add_tokens(doc.text, BODY_OFFSET) or has_chars
+        if has_chars:
+            self._add_bigrams()
         self._add_field_keys()
 
-    def _add_tokens(self, text: str, start: int) -> None:
-        positions = self.positions
-        words: set[str] = set()
-        for offset, (char, word) in enumerate(TOKEN_RE.findall(unicodedata.normalize("NFKC", text)), start):
-            if char:
-                key = char
-            else:
-                key = normalize_word(word)[1]
-                words.add(word)
-            slot = positions.get(key)
-            if slot is None:
-                positions[key] = [offset]
-            else:
-                slot.append(offset)
-        self.bases.update(normalize_word(word) for word in words)
+    def _add_tokens(self, text: str, start: int) -> bool:
+        """Record the text's token keys; False when it certainly has no space-less-script token."""
+        text = unicodedata.normalize("NFKC", text)
+        tokens, keys = token_keys(text)
+        self._segments.append((start, keys))
+        self.keys.update(keys)
+        self.bases.update(filter(None, map(TOKEN_TABLE.__getitem__, set(tokens))))
+        return HAS_CHAR_RE.search(text) is not None
+
+    @cached_property
+    def tokens(self) -> frozenset[str]:
+        """The token keys (the keys of `positions`, without building it)."""
+        return frozenset().union(*(keys for _, keys in self._segments))
+
+    @cached_property
+    def positions(self) -> dict[str, list[int]]:
+        """Token key -> its positions, in order (title from 0, body from BODY_OFFSET); built on use."""
+        positions: dict[str, list[int]] = {}
+        setdefault = positions.setdefault
+        for start, keys in self._segments:
+            for offset, key in enumerate(keys, start):
+                setdefault(key, []).append(offset)
+        return positions
 
     def _add_bigrams(self) -> None:
         chars = {pos: key for key, plist in self.positions.items()

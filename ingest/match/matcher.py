@@ -256,14 +256,12 @@ class Matcher:
         found = set(self._always)
         keys = prepared.keys
         index, pairs = self._index, self._pairs
-        for key in keys:
-            texts = index.get(key)
-            if texts:
-                found |= texts
-            inner = pairs.get(key)
-            if inner:
-                for second in inner.keys() & keys:
-                    found |= inner[second]
+        for key in index.keys() & keys:  # postings are never empty (`_discard` drops them)
+            found |= index[key]
+        for key in pairs.keys() & keys:
+            inner = pairs[key]
+            for second in inner.keys() & keys:
+                found |= inner[second]
         for prefix in prepared.prefix_hits:
             texts = self._prefix_index.get(prefix)
             if texts:

@@ -63,7 +63,7 @@ class Term(Leaf):
     original: str
 
     def evaluate(self, doc: PreparedDocument) -> bool:
-        return self.key in doc.positions
+        return self.key in doc.tokens
 
     def spans(self, doc: PreparedDocument) -> list[Span]:
         return [(p, p) for p in doc.positions.get(self.key, ())]
@@ -100,8 +100,8 @@ class Phrase(Leaf):
     slop: int | None = None
 
     def evaluate(self, doc: PreparedDocument) -> bool:
-        positions = doc.positions
-        if not all(k in positions for k in self.keys):
+        tokens = doc.tokens
+        if not all(k in tokens for k in self.keys):
             return False
         return bool(self.spans(doc))
 
