@@ -107,7 +107,7 @@ class _TokenHashes(dict[str, int]):
         return value
 
 
-_TOKEN_CACHE_SIZE = 262_144
+_TOKEN_CACHE_SIZE = 65_536  # bounds memory: ~10-20 MB per table at most
 _TOKEN_HASHES = _TokenHashes()
 
 

@@ -58,7 +58,7 @@ _FAST_PART = f"{_L}++(?:{_M}++{_L}*+)*+"
 TOKENS_RE = re.compile(f"[{_CHAR_SCRIPTS}]|{_FAST_PART}(?:[{_INNER}]{_FAST_PART})*+")
 CHAR_TOKEN_RE = re.compile(f"^[{_CHAR_SCRIPTS}]$")
 HAS_CHAR_RE = re.compile(f"[{_CHAR_SCRIPTS}]")  # a text without a match has no character token
-_TOKEN_CACHE_SIZE = 262_144
+_TOKEN_CACHE_SIZE = 65_536  # bounds memory: ~10-20 MB per table at most
 
 _STRIP_AFTER = re.compile("[\\-\u2010\u2011'\u2019\u02bc" + _JOINERS + "\u0640]")
 _POSSESSIVE = re.compile("(?:['\u2019\u02bc]s?)$")
@@ -117,7 +117,7 @@ def fold_plural(word: str) -> str:
     return word[:-1]
 
 
-@lru_cache(maxsize=262_144)
+@lru_cache(maxsize=65_536)
 def normalize_word(word: str) -> tuple[str, str]:
     """(base, key) of one word token: base is case/diacritic/hyphen-folded, key also plural-folded.
 
