@@ -94,8 +94,11 @@ class SQLStore(FeedStateMixin, BatchMixin, ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    @abstractmethod
-    def ping(self) -> None: ...
+    def ping(self) -> None:
+        """Raises StoreError when the database does not answer (readiness checks)."""
+        with self._read() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
 
     # -- row conversion ------------------------------------------------------
     def _article(self, r: Sequence[Any]) -> Article:

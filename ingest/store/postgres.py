@@ -136,17 +136,12 @@ class PostgresStore(PagedSQLStore):
                 current = version
         return current
 
-    def ping(self) -> None:
-        with self._read() as cur:
-            cur.execute("SELECT 1")
-            cur.fetchone()
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     def reset(self) -> None:
-        """Empty every data table (tests, `ingest db reset`); the schema stays."""
+        """Empty every data table (tests); the schema stays."""
         with self._write() as cur:
             cur.execute(f"TRUNCATE {', '.join(migrations.DATA_TABLES)} RESTART IDENTITY CASCADE")
 
