@@ -209,7 +209,7 @@ def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError,
     if outcome.not_modified:
         _record_success(ctx, feed, outcome, None, 0, now)
         summary.add(not_modified=1)
-        bound.debug("feed_polled", status=304)
+        bound.info("feed_polled", status=304, entries=0, new=0)
         return None
     try:
         parsed = parse_feed(outcome, feed_id=feed.id, feed_url=feed.url, max_entries=ctx.settings.max_entries)
