@@ -127,9 +127,9 @@ def observe(feed: Feed, now: datetime, new_entries: int,
         return last, round(gap[0])
     if not new_entries:
         return feed.last_entry_at, feed.entry_interval
-    last, interval = feed.last_entry_at, feed.entry_interval
-    if last is not None and now > last:
-        step = (now - last).total_seconds() / new_entries
+    previous, interval = feed.last_entry_at, feed.entry_interval
+    if previous is not None and now > previous:
+        step = (now - previous).total_seconds() / new_entries
         interval = round(step if interval is None else (1 - EWMA_WEIGHT) * interval + EWMA_WEIGHT * step)
     return now, interval
 

@@ -61,11 +61,14 @@ class TestProcess:
         assert out[0]["url"] == "https://daily.example/a"
         assert [o["language"] for o in out] == ["en", "de"]
 
-    def test_jsonl_bad_line_is_a_clear_error(self) -> None:
-        """A line that is not JSON stops with its line number, exit status 2."""
-        result = _run(["process", "--jsonl", "-"], stdin='{"title": "a", "text": "b"}\nnot json\n')
+    @pytest.mark.parametrize(("line", "problem"), [
+        ("not json", "not JSON"), ("[1, 2]", "JSON object"), ('{"title": "t", "html": 5}', "string")])
+    def test_jsonl_bad_line_is_a_clear_error(self, line: str, problem: str) -> None:
+        """A bad line stops with its line number and the problem, exit status 2, no traceback."""
+        result = _run(["process", "--jsonl", "-"], stdin='{"title": "a", "text": "b"}\n' + line + "\n")
         assert result.returncode == 2
-        assert "line 2" in result.stderr
+        assert "line 2" in result.stderr and problem in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 class TestSubscriptionsAndFeeds:

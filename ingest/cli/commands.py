@@ -93,9 +93,12 @@ def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
         for number, line in enumerate(stream, 1):
             if line.strip():
                 try:
-                    yield number, json.loads(line)
+                    doc = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ConfigError(f"line {number}: not JSON: {exc.msg}") from None
+                if not isinstance(doc, dict):
+                    raise ConfigError(f"line {number}: expected a JSON object")
+                yield number, doc
 
 
 def process(args: argparse.Namespace) -> int:
@@ -103,9 +106,10 @@ def process(args: argparse.Namespace) -> int:
     if args.jsonl:
         for number, doc in _jsonl(args.file):
             html, text = doc.get("html"), doc.get("text")
-            if html is None and text is None:
-                raise ConfigError(f"line {number}: needs an \"html\" or a \"text\" field")
-            _emit(_processed(preparer, doc.get("title") or "", html if html is not None else text,
+            content = html if html is not None else text
+            if not isinstance(content, str):
+                raise ConfigError(f"line {number}: needs an \"html\" or a \"text\" field holding a string")
+            _emit(_processed(preparer, str(doc.get("title") or ""), content,
                              is_html=html is not None, url=doc.get("url"),
                              feed_title=doc.get("feed_title")))
             sys.stdout.flush()
