@@ -7,10 +7,13 @@ Three steps, each only where the previous one is unsure:
    ~80 MB) ranks every language.
 3. Short texts only (under SHORT_CHARS, where lingua's own high-accuracy mode
    differs from the low one at all): lingua's high-accuracy models (1- to
-   5-grams) re-rank the few candidates steps 1-2 proposed. Those models are
-   ~30 MB per language, 1.3 GB for all, so they are loaded lazily, for
-   candidates only, and at most HIGH_MAX_LANGUAGES of them stay loaded
-   (least recently used ones are unloaded).
+   5-grams) re-rank the candidates steps 1-2 proposed (lingua low's top
+   HIGH_CANDIDATES plus py3langid's top FAST_CANDIDATES: up to 7 languages,
+   which hold the right one far more often than lingua low's top 2 do).
+   Those models are 15-50 MB per language, 1.3 GB for all, so they are loaded
+   lazily, for candidates only; before new ones load, the least recently used
+   ones are unloaded so that at most HIGH_MAX_LANGUAGES stay loaded and the
+   process stays near HIGH_RSS_BUDGET_MB.
 Only a bounded sample of the text is looked at: the title and the first
 paragraphs say as much as the whole article.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -36,9 +40,12 @@ MIN_CONFIDENCE = 0.5  # below this lingua's best guess is "unsure"
 DISAGREE_PROB = 0.6  # py3langid at least this sure of another family's language: mixed text
 TIE_MARGIN = 0.15  # top two closer than this: a near-tie the hint may break, else `und`
 SHORT_CHARS = 120  # below this lingua's high-accuracy models re-rank the candidates (lingua's own cut-off)
-HIGH_CANDIDATES = 2  # low-accuracy top-k languages handed to the high-accuracy models
-HIGH_MIN_SHARE = 0.02  # ... as long as their low-accuracy confidence is at least this
-HIGH_MAX_LANGUAGES = 6  # high-accuracy language models kept loaded at once (15-50 MB each)
+HIGH_CANDIDATES = 5  # low-accuracy top-k languages handed to the high-accuracy models
+HIGH_MIN_SHARE = 0.005  # ... as long as their low-accuracy confidence is at least this
+FAST_CANDIDATES = 2  # py3langid's top-k languages added to them
+HIGH_MAX_LANGUAGES = 16  # high-accuracy language models kept loaded at once (15-50 MB each)
+HIGH_RSS_BUDGET_MB = 420  # ... fewer while the process's resident memory would go above this
+HIGH_LOAD_MB = 40  # resident memory one more language's high-accuracy models take, roughly
 
 # Languages py3langid mixes up with a neighbour lingua tells apart better.
 _CONFUSABLE = frozenset({
@@ -62,6 +69,9 @@ _LINGUA_BY_CODE: dict[str, Language] = {lang.iso_code_639_1.name.lower(): lang f
 UNSURE = LanguageResult(UNDETERMINED, 0.0)
 _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
+_PAGE_SIZE = 4096
+with contextlib.suppress(AttributeError, ValueError, OSError):
+    _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class _HighAccuracy:
@@ -77,6 +87,12 @@ class _HighAccuracy:
         """(code, confidence) of the candidates, best first, from the 1- to 5-gram models."""
         key = frozenset(candidates)
         with self._lock:
+            fresh = [lang for lang in candidates if lang not in self._loaded]
+            if fresh:
+                self._make_room(key, len(fresh))
+            for lang in candidates:  # lingua loads the fresh ones lazily, below
+                self._loaded[lang] = None
+                self._loaded.move_to_end(lang)
             detector = self._detectors.get(key)
             if detector is None:
                 detector = LanguageDetectorBuilder.from_languages(*key).build()
@@ -84,16 +100,15 @@ class _HighAccuracy:
                 if len(self._detectors) > 256:
                     self._detectors.popitem(last=False)
             self._detectors.move_to_end(key)
-            for lang in key:
-                self._loaded[lang] = None
-                self._loaded.move_to_end(lang)
-            self._evict(key)
             values = detector.compute_language_confidence_values(text)
         return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
 
-    def _evict(self, keep: frozenset[Language]) -> None:
-        """Unload the least recently used languages beyond the cap (never the ones in use)."""
-        while len(self._loaded) > self.max_languages:
+    def _make_room(self, keep: frozenset[Language], fresh: int) -> None:
+        """Before loading `fresh` more languages: unload the least recently used ones (never those
+        in `keep`) while the cap would be passed or loading would take the process's resident
+        memory over HIGH_RSS_BUDGET_MB."""
+        while (len(self._loaded) + fresh > self.max_languages
+               or _rss_mb() + fresh * HIGH_LOAD_MB > HIGH_RSS_BUDGET_MB):
             lang = next((x for x in self._loaded if x not in keep), None)
             if lang is None:
                 return
@@ -105,6 +120,13 @@ class _HighAccuracy:
 
     def loaded(self) -> list[str]:
         return [lang.iso_code_639_1.name.lower() for lang in self._loaded]
+
+
+def _rss_mb() -> float:
+    """Resident set size of this process in MB, from /proc (0 where there is none)."""
+    with contextlib.suppress(OSError), open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * _PAGE_SIZE / 2**20
+    return 0.0
 
 
 def _release_memory() -> None:
@@ -196,7 +218,10 @@ class LanguageDetector:
         if len(snippet) >= SHORT_CHARS:
             return ranked, ranked[0]
         picks = [code for code, value in ranked[:HIGH_CANDIDATES] if value >= HIGH_MIN_SHARE]
-        picks += [c for c in (fast[0], hint) if c and c in _LINGUA_BY_CODE and c not in picks]
+        fast_top = [code for code, _ in self._fast.rank(snippet)[:FAST_CANDIDATES]]
+        for code in (*fast_top, fast[0], hint):
+            if code and code in _LINGUA_BY_CODE and code not in picks:
+                picks.append(code)
         if len(picks) < 2:
             return ranked, ranked[0]
         return self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks]), ranked[0]
