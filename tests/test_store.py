@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -357,23 +358,29 @@ def test_upgrade_is_idempotent(store: Store) -> None:
     store.ping()
 
 
-def test_sqlite_reopen_and_concurrent_open(tmp_path: Path) -> None:
-    """Several stores opening one new file at once migrate it once and then share its data."""
-    path = tmp_path / "shared.db"
-    stores: list[SQLiteStore] = []
+def _open_concurrently(factory: Callable[[], Store], count: int = 4) -> tuple[list, list]:
+    """Open `count` stores from as many threads at once; returns (stores, errors)."""
+    stores: list = []
     errors: list[BaseException] = []
 
     def open_one() -> None:
         try:
-            stores.append(SQLiteStore(path))
+            stores.append(factory())
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return stores, errors
+
+
+def test_sqlite_reopen_and_concurrent_open(tmp_path: Path) -> None:
+    """Several stores opening one new file at once migrate it once and then share its data."""
+    path = tmp_path / "shared.db"
+    stores, errors = _open_concurrently(lambda: SQLiteStore(path))
     assert errors == [] and len(stores) == 4
     stores[0].add_feed("https://a.example/rss")
     assert [f.url for f in stores[3].list_feeds()] == ["https://a.example/rss"]
@@ -390,20 +397,7 @@ def test_postgres_concurrent_open_of_new_database(postgres_url: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    stores: list[PostgresStore] = []
-    errors: list[BaseException] = []
-
-    def open_one() -> None:
-        try:
-            stores.append(PostgresStore(url))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    stores, errors = _open_concurrently(lambda: PostgresStore(url))
     try:
         assert errors == [] and len(stores) == 4
         with psycopg.connect(url) as conn:

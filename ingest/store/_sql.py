@@ -91,8 +91,12 @@ class SQLStore(FeedStateMixin, BatchMixin, ABC):
     @abstractmethod
     def upgrade(self) -> int: ...
 
-    @abstractmethod
-    def close(self) -> None: ...
+    _lock: Any  # set by each backend: guards its one connection
+    _conn: Any
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
     def ping(self) -> None:
         """Raises StoreError when the database does not answer (readiness checks)."""

@@ -136,10 +136,6 @@ class PostgresStore(PagedSQLStore):
                 current = version
         return current
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
     def reset(self) -> None:
         """Empty every data table (tests); the schema stays."""
         with self._write() as cur:
