@@ -9,6 +9,8 @@ import time
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.utils import now
 
 from ingest.log import get_logger
 from workers.context import Context
@@ -17,6 +19,51 @@ from workers.recovery import HEARTBEAT_EVERY, heartbeat_key, publish_heartbeat
 log = get_logger(__name__)
 
 RECONNECT_PAUSE = 2.0  # seconds before a worker that lost Redis starts over
+BEAT_EVERY = 5.0  # seconds between RQ worker heartbeats sent on their own (not in a job's pipeline)
+SUSPENSION_CHECK_EVERY = 1.0  # seconds between `rq suspend` checks
+
+
+class IngestWorker(SimpleWorker):
+    """RQ's SimpleWorker with its per-job bookkeeping cut from 18 Redis round trips to 6.
+
+    RQ sends the worker heartbeat (3 commands, one at a time) twice per job, checks for
+    `rq suspend` once per job, and writes the job's heartbeat and the idle state one extra time
+    each. At hundreds of jobs per second that is most of a job's cost. Here heartbeats sent on
+    their own go in one pipeline at most every BEAT_EVERY s (the worker key never gets a TTL
+    shorter than RQ's own, so it outlives the longest dequeue wait), the suspension check runs at
+    most every SUSPENSION_CHECK_EVERY s, and unchanged state or job-heartbeat writes are skipped
+    (the job hash is saved with both fields moments later anyway).
+    """
+
+    _beat_sent_at = 0.0
+    _suspension_checked_at = 0.0
+
+    def heartbeat(self, timeout: int | None = None, pipeline: redis.client.Pipeline | None = None) -> None:
+        ttl = max(timeout or 0, self.worker_ttl + 60)
+        if pipeline is not None:
+            super().heartbeat(ttl, pipeline=pipeline)
+            return
+        clock = time.monotonic()
+        if clock - self._beat_sent_at < BEAT_EVERY:
+            return
+        self._beat_sent_at = clock
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(ttl, pipeline=pipe)
+            pipe.execute()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        clock = time.monotonic()
+        if clock - self._suspension_checked_at >= SUSPENSION_CHECK_EVERY:
+            self._suspension_checked_at = clock
+            super().check_for_suspension(burst)
+
+    def set_state(self, state: str, pipeline: redis.client.Pipeline | None = None) -> None:
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline=pipeline)
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        job.ended_at = job.last_heartbeat = now()  # saved with the job's success or failure
 
 
 def run_worker(ctx: Context, *, burst: bool = False, with_scheduler: bool = True) -> bool:
@@ -44,7 +91,7 @@ def run_worker(ctx: Context, *, burst: bool = False, with_scheduler: bool = True
 
 def _work(ctx: Context, queues: list[Queue], *, burst: bool, with_scheduler: bool) -> bool:
     """One RQ worker's life, with its heartbeat thread."""
-    worker = SimpleWorker(queues, connection=ctx.redis, serializer=queues[0].serializer)
+    worker = IngestWorker(queues, connection=ctx.redis, serializer=queues[0].serializer)
     stop = threading.Event()
     beat = threading.Thread(target=_beat, args=(ctx, worker.name, stop), daemon=True, name="worker-heartbeat")
     beat.start()
