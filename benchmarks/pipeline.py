@@ -9,7 +9,8 @@ For each backend (SQLite in a temporary directory; PostgreSQL: a database create
 `--pg-admin`, default postgresql://postgres@127.0.0.1:5432/test, dropped after; a throwaway cluster
 if that does not answer) and each worker count it runs the real service processes: the poller
 (`run_poller`) and N workers (`run_worker`, RQ SimpleWorker), with every stage on. It registers the
-feeds (fixed 1 s poll interval, so the poller sees new items at once) and `--subs` subscriptions
+feeds (fixed `--interval` poll interval, default 5 s: in the steady phase each feed gets a new
+item every feeds/rate = 5 s, so shorter intervals only add 304 answers) and `--subs` subscriptions
 (realistic queries from the corpus's names and a vocabulary of places and topics, some matching),
 all posting to the receiver, then measures:
 
@@ -25,6 +26,8 @@ all posting to the receiver, then measures:
 `reader` (lemon24/reader, `pip install reader`, a benchmark-only dependency) runs on the same farm
 in the same run with `update_feeds(workers=4)` before each configuration; the ratio uses the best
 reader figure of the whole run. Progress goes to stderr, the results table to stdout.
+With BENCH_PROFILE_DIR=DIR set (needs pyinstrument), each worker and poller child writes its own
+pyinstrument profile to DIR when it stops (the profiler slows them: use it for where, not how fast).
 """
 
 from __future__ import annotations
@@ -219,6 +222,25 @@ class StageMeter:
                     pipe.execute()
 
 
+@contextmanager
+def _maybe_profiled(role: str) -> Iterator[None]:
+    """With BENCH_PROFILE_DIR set, a pyinstrument profile of this child, written when it stops."""
+    folder = os.environ.get("BENCH_PROFILE_DIR")
+    if not folder:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        out = Path(folder) / f"{role}-{os.getpid()}.txt"
+        out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
 def _child_worker() -> None:
     """A service worker (run_worker) with stage meters around the pipeline's steps and the jobs."""
     import ingest.language
@@ -240,7 +262,8 @@ def _child_worker() -> None:
     ctx = init_context(settings)
     ctx.pipeline.subscriptions.current()  # a long-running worker has its matcher warm
     ctx.redis.sadd(READY_KEY, os.getpid())
-    run_worker(ctx)
+    with _maybe_profiled("worker"):
+        run_worker(ctx)
 
 
 def _child_poller() -> None:
@@ -262,7 +285,8 @@ def _child_poller() -> None:
     ctx.redis.sadd(READY_KEY, os.getpid())
     while not ctx.redis.exists(GO_KEY) and not stop.is_set():  # start-up CPU stays out of the figures
         time.sleep(0.02)
-    poller.run_poller(ctx, stop, tick=0.2)
+    with _maybe_profiled("poller"):
+        poller.run_poller(ctx, stop, tick=0.2)
 
 
 def _child_reader(db: str, urls_file: str, workers: int) -> None:
@@ -481,7 +505,7 @@ class Bench:
         with self.db[backend].fresh(tag) as db_url:
             store = open_store(db_url)
             for url in self.urls:
-                store.add_feed(url, interval=1)
+                store.add_feed(url, interval=self.args.interval)
             hook = f"http://127.0.0.1:{self.recv_port}/hook"
             for n, query in enumerate(self.queries):
                 store.add_subscription(Subscription(id=f"sub_{n:05d}", name=f"q{n}", query=query,
@@ -649,7 +673,8 @@ def report(runs: list[dict[str, Any]], readers: list[dict[str, Any]], bench: Ben
           f"{', '.join(f'{x:.2f}' for x in bench.load_start)}; shared with other work")
     print(f"farm: {args.feeds} feeds x {args.items} items ({len(bench.docs)} corpus articles, "
           f"{args.syndicated:.0%} syndicated copies, {args.hosts} loopback hosts); "
-          f"{args.subs} subscriptions; batch size {os.environ.get('INGEST_BATCH_SIZE', '50')}")
+          f"{args.subs} subscriptions; batch size {os.environ.get('INGEST_BATCH_SIZE', '50')}; "
+          f"poll interval {args.interval} s")
     print("\nreader (lemon24/reader) update_feeds(workers=4), same farm:")
     for r in readers:
         print(f"  {r['entries']} entries in {r['seconds']:.2f} s = {r['rate']:.0f} entries/s "
@@ -707,6 +732,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="new items per second in the steady phase")
     parser.add_argument("--steady", type=float, default=20.0, help="seconds of the steady phase (0: none)")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--interval", type=int, default=5, help="every feed's fixed poll interval, seconds")
     parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-reader", action="store_true")
     parser.add_argument("--child", choices=["worker", "poller", "reader"], help=argparse.SUPPRESS)

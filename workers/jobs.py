@@ -141,10 +141,14 @@ def _attempt(ctx: Context, alert_id: str) -> str:
                            timeout=ctx.settings.webhook_timeout)
     except (AlertDeliveryError, FetchError) as exc:
         return _failed(ctx, sub, alert, exc, bound)
-    _record(ctx, alert, "delivered", None, None)
-    ctx.store.record_subscription_delivery(sub.id, ok=True)
-    metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_delivered_total")
-    metrics.observe(ctx.redis, ctx.settings.redis_prefix, "ingest_delivery_seconds", delivery.seconds)
+    ctx.store.record_delivered(alert.id, sub.id, attempts=alert.attempts + 1)
+    with ctx.redis.pipeline(transaction=False) as pipe:
+        metrics.record(pipe, ctx.settings.redis_prefix, "ingest_alerts_delivered_total")
+        metrics.observe(pipe, ctx.settings.redis_prefix, "ingest_delivery_seconds", delivery.seconds)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # a lost count never fails a delivered alert
+            log.warning("metrics_failed", error=str(exc), alert_id=alert.id)
     bound.info("alert_delivered", status=delivery.status, seconds=round(delivery.seconds, 3),
                attempt=alert.attempts + 1, digest=alert.is_digest)
     return "delivered"

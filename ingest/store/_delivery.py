@@ -52,6 +52,18 @@ class DeliveryMixin:
             cur.execute("SELECT failing_since FROM subscriptions WHERE id = ?", (sub_id,))
             return self._dt(cur.fetchone()[0])
 
+    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
+        """One commit instead of two on the hot path (`record_attempt` + `record_subscription_delivery`)."""
+        at = self._ts(utcnow())
+        with self._write() as cur:
+            cur.execute("UPDATE alerts SET status = 'delivered', attempts = ?, next_attempt_at = NULL, "
+                        "last_error = NULL, delivered_at = coalesce(delivered_at, ?) WHERE id = ?",
+                        (attempts, at, alert_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no alert with id {alert_id!r}")
+            cur.execute("UPDATE subscriptions SET failing_since = NULL, last_success_at = ? WHERE id = ?",
+                        (at, sub_id))
+
     def subscription_alerts(self, sub_id: str, status: str, *, limit: int = 10_000) -> list[Alert]:
         """One subscription's alerts in one status, oldest first."""
         with self._read() as cur:

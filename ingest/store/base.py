@@ -237,6 +237,10 @@ class Store(Protocol):
         """Note a delivery outcome; return `failing_since` afterwards (None after a success)."""
         ...
 
+    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
+        """A successful attempt: the alert delivered and its subscription healthy, in one transaction."""
+        ...
+
     def subscription_alerts(self, sub_id: str, status: str, *, limit: int = 10_000) -> list[Alert]:
         """One subscription's alerts in one status, oldest first."""
         ...
