@@ -21,7 +21,7 @@ from ingest.dedup import DedupItem, Deduplicator, fingerprint
 from ingest.dedup import content_hash as body_hash
 from ingest.errors import FetchError, NotFound
 from ingest.extract import PageFetcher, extract_page
-from ingest.language import LanguageDetector
+from ingest.language import UNSURE, LanguageDetector
 from ingest.log import get_logger
 from ingest.match import MatchDocument, Matcher
 from ingest.models import Alert, Article, CleanDocument, LanguageResult, RawEntry, SubscriptionOptions, utcnow
@@ -133,12 +133,18 @@ class Preparer:
                        published_at=entry.published_at or page.published_at)
 
     def prepare(self, entry: RawEntry) -> ProcessedDocument:
+        return self.tag(self.clean(entry), entry.language_hint)
+
+    def clean(self, entry: RawEntry) -> ProcessedDocument:
+        """Full text and cleaning only (language `und`): enough to tell whether a known entry changed."""
         entry = self.full_text(entry)
         clean = clean_document(entry.title, entry.content, is_html=entry.is_html, url=entry.url,
                                feed_title=entry.feed_title, summary=entry.summary, rules=self.rules)
-        sample = f"{clean.title}\n{clean.text[:LANGUAGE_SAMPLE_CHARS]}"
-        return ProcessedDocument(clean, self.detector.detect(sample, hint=entry.language_hint),
-                                 entry.author, entry.published_at)
+        return ProcessedDocument(clean, UNSURE, entry.author, entry.published_at)
+
+    def tag(self, doc: ProcessedDocument, hint: str | None = None) -> ProcessedDocument:
+        sample = f"{doc.clean.title}\n{doc.clean.text[:LANGUAGE_SAMPLE_CHARS]}"
+        return replace(doc, language=self.detector.detect(sample, hint=hint))
 
 
 class Pipeline:
@@ -147,6 +153,7 @@ class Pipeline:
     def __init__(self, store: Store, dedup: Deduplicator, preparer: Preparer) -> None:
         self.store = store
         self.dedup = dedup
+        self.preparer = preparer
         self.prepare = preparer.prepare
         self.subscriptions = SubscriptionIndex(store)
 
@@ -188,11 +195,12 @@ class Pipeline:
             if existing is None:
                 fresh.append(entry)
                 continue
-            doc = self.prepare(entry)
+            doc = self.preparer.clean(entry)  # no language yet: most known entries come back unchanged
             new_hash = body_hash(doc.clean.text)  # fingerprint()'s content hash, without the MinHash
             if new_hash == existing.content_hash:
                 result.unchanged += 1
                 continue
+            doc = self.preparer.tag(doc, entry.language_hint)
             self.store.update_article(self._article(entry, doc, existing.story_id, existing.id,
                                                     new_hash, updated=True))
             result.updated += 1

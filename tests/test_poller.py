@@ -188,8 +188,26 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Context, http_server: L
     first, second = (process_entries(j.args[0]) for j in jobs)
     assert first["stored"] == 1 and second["updated"] == 1 and second["stored"] == 0
     [article] = ctx.store.list_articles()
-    assert article.updated and "collapse" in article.text
+    assert article.updated and "collapse" in article.text and article.language == "en"
     assert poll_once(ctx, only_due=False).updated == 0
+
+
+def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server: LoopbackServer) -> None:
+    """A batch run again (a retry) is recognised as unchanged from its cleaned text alone."""
+    from workers.jobs import process_entries
+
+    http_server.routes["/f"] = Response(200, rss(("a", "Alpha", "<p>Armenia ceasefire talks begin.</p>")),
+                                        {"Content-Type": RSS})
+    ctx.store.add_feed(http_server.url("/f"))
+    poll_once(ctx, only_due=False)
+    [job] = ctx.queues[0].jobs
+    assert process_entries(job.args[0])["stored"] == 1
+    detector = ctx.pipeline.preparer.detector
+    calls: list[str] = []
+    original = detector.detect
+    detector.detect = lambda text, **kw: calls.append(text) or original(text, **kw)  # type: ignore[method-assign]
+    again = process_entries(job.args[0])
+    assert (again["stored"], again["unchanged"], calls) == (0, 1, [])
 
 
 def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_server: LoopbackServer) -> None:
