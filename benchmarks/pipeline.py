@@ -530,6 +530,7 @@ class Bench:
                     raise SystemExit(f"poller did not start; see {self.workdir / (tag + '.log')}")
                 time.sleep(0.05)
             mem_before = int(client.info("memory")["used_memory"])
+            client.config_resetstat()  # per-command server time from here on (our own server)
             try:
                 result = self._measure(client, db_url, store, procs, progress, mem_before)
             finally:
@@ -579,6 +580,8 @@ class Bench:
         cpu["valkey"] = _cpu(self.valkey.pid) - valkey_cpu
         mem_after = int(client.info("memory")["used_memory"])
         families = _redis_families(client)
+        commands = {k.removeprefix("cmdstat_"): int(v["usec"])
+                    for k, v in client.info("commandstats").items()}
         stats = self.farm("stats")
         newest = store.list_articles(limit=1)
         recv = self.received()
@@ -617,7 +620,7 @@ class Bench:
                 "bulk_p50": _pct(bulk_lat, 0.5), "bulk_p99": _pct(bulk_lat, 0.99),
                 "steady_n": len(steady), "steady_p50": _pct(steady, 0.5), "steady_p99": _pct(steady, 0.99),
                 "new_items": new_items, "stages": stages, "cpu": cpu, "rss": rss,
-                "redis_delta": mem_after - mem_before, "redis_families": families,
+                "redis_delta": mem_after - mem_before, "redis_families": families, "commands": commands,
                 "bad_signatures": recv["bad_signatures"], "requests": stats}
 
 
@@ -708,6 +711,9 @@ def report(runs: list[dict[str, Any]], readers: list[dict[str, Any]], bench: Ben
         last = runs[-1]
         print("\nRedis memory by key family after the bulk phase of the last run (MiB): "
               + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in list(last["redis_families"].items())[:6]))
+        top = sorted(last["commands"].items(), key=lambda kv: -kv[1])[:8]
+        print("valkey server time by command over the bulk phase of the last run (us per article): "
+              + ", ".join(f"{k} {v / last['stored']:.0f}" for k, v in top))
         bad = sum(r["bad_signatures"] for r in runs)
         print(f"webhook signatures verified by the receiver (HMAC-SHA256): {bad} bad")
 
