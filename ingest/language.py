@@ -5,12 +5,13 @@ Three steps, each only where the previous one is unsure:
    is long and the language is not in a family it is known to confuse.
 2. lingua in low-accuracy mode (trigram models of all 75 languages, preloaded,
    ~80 MB) ranks every language.
-3. Short texts only (under SHORT_CHARS, where lingua's own high-accuracy mode
-   differs from the low one at all): lingua's high-accuracy models (1- to
-   5-grams) re-rank the candidates steps 1-2 proposed (lingua low's top
-   HIGH_CANDIDATES plus py3langid's top FAST_CANDIDATES: up to 7 languages,
-   which hold the right one far more often than lingua low's top 2 do).
-   Those models are 15-50 MB per language, 1.3 GB for all, so they are loaded
+3. Short texts only (fewer than SHORT_CHARS letters: lingua's own cut-off, below
+   which its high-accuracy mode differs from the low one at all): lingua's
+   high-accuracy models (1- to 5-grams) re-rank the candidates steps 1-2 proposed
+   (lingua low's top HIGH_CANDIDATES, py3langid's top FAST_CANDIDATES of lingua's
+   languages, PRIOR_LANGUAGES, the hint; at most HIGH_MAX_CANDIDATES). If the winner
+   has close relatives that were not candidates, a second pass re-ranks it against
+   them. Those models are 15-50 MB per language, 1.3 GB for all, so they are loaded
    lazily, for candidates only; before new ones load, the least recently used
    ones are unloaded so that at most HIGH_MAX_LANGUAGES stay loaded and the
    process stays near HIGH_RSS_BUDGET_MB.
@@ -39,10 +40,13 @@ FAST_MIN_PROB = 0.995  # py3langid (normalised) probability above which it is tr
 MIN_CONFIDENCE = 0.5  # below this lingua's best guess is "unsure"
 DISAGREE_PROB = 0.6  # py3langid at least this sure of another family's language: mixed text
 TIE_MARGIN = 0.15  # top two closer than this: a near-tie the hint may break, else `und`
-SHORT_CHARS = 120  # below this lingua's high-accuracy models re-rank the candidates (lingua's own cut-off)
-HIGH_CANDIDATES = 5  # low-accuracy top-k languages handed to the high-accuracy models
+SHORT_CHARS = 120  # fewer letters: high-accuracy models re-rank the candidates (lingua's own cut-off)
+LONG_SAMPLE_CHARS = 480  # a sample this long has SHORT_CHARS letters unless it is mostly numbers: not counted
+HIGH_CANDIDATES = 7  # low-accuracy top-k languages handed to the high-accuracy models
 HIGH_MIN_SHARE = 0.005  # ... as long as their low-accuracy confidence is at least this
-FAST_CANDIDATES = 2  # py3langid's top-k languages added to them
+FAST_CANDIDATES = 3  # py3langid's top-k languages (of lingua's 75) added to them
+PRIOR_LANGUAGES = ("en",)  # always a candidate: the commonest news language, so its models stay loaded
+HIGH_MAX_CANDIDATES = 9  # at most this many languages re-ranked at once (each needs its models loaded)
 HIGH_MAX_LANGUAGES = 16  # high-accuracy language models kept loaded at once (15-50 MB each)
 HIGH_RSS_BUDGET_MB = 420  # ... fewer while the process's resident memory would go above this
 HIGH_LOAD_MB = 40  # resident memory one more language's high-accuracy models take, roughly
@@ -66,6 +70,7 @@ _FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
     ("st", "tn", "ts", "xh", "zu", "sn", "sw", "lg", "nso"),
 ))
 _LINGUA_BY_CODE: dict[str, Language] = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
+_FAST_TO_LINGUA = {"no": "nb"}  # py3langid's codes lingua spells differently
 UNSURE = LanguageResult(UNDETERMINED, 0.0)
 _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
@@ -82,6 +87,7 @@ class _HighAccuracy:
         self._loaded: OrderedDict[Language, None] = OrderedDict()
         self._detectors: OrderedDict[frozenset[Language], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.loads = 0  # languages whose models were (re)loaded: the benchmark separates that cost
 
     def rank(self, text: str, candidates: Sequence[Language]) -> list[tuple[str, float]]:
         """(code, confidence) of the candidates, best first, from the 1- to 5-gram models."""
@@ -90,6 +96,7 @@ class _HighAccuracy:
             fresh = [lang for lang in candidates if lang not in self._loaded]
             if fresh:
                 self._make_room(key, len(fresh))
+                self.loads += len(fresh)
             for lang in candidates:  # lingua loads the fresh ones lazily, below
                 self._loaded[lang] = None
                 self._loaded.move_to_end(lang)
@@ -156,6 +163,20 @@ def high_accuracy_languages() -> list[str]:
     return high.loaded() if high else []
 
 
+def high_accuracy_loads() -> int:
+    """How many times a language's high-accuracy models were loaded (the benchmark reports it)."""
+    high = _MODELS.get("high")
+    return high.loads if high else 0
+
+
+def is_short(snippet: str) -> bool:
+    """Fewer than SHORT_CHARS letters, counted as lingua counts them (digits, punctuation and
+    spaces do not count): where its high-accuracy mode uses 1- to 5-grams, not trigrams only."""
+    if len(snippet) >= LONG_SAMPLE_CHARS:
+        return False
+    return len(snippet) < SHORT_CHARS or sum(map(str.isalpha, snippet)) < SHORT_CHARS
+
+
 def _letters(text: str, enough: int) -> int:
     """Letters that carry language signal, counted up to `enough` (articles reach it at once);
     a CJK character counts double (it is a word, nearly)."""
@@ -203,7 +224,7 @@ class LanguageDetector:
             return UNSURE
         code, prob = self._fast.classify(snippet)
         if (prob >= FAST_MIN_PROB and code in _LINGUA_BY_CODE and code not in _CONFUSABLE
-                and len(snippet) >= SHORT_CHARS):
+                and not is_short(snippet)):
             return LanguageResult(code, round(float(prob), 4))
         return self._careful(snippet, normalize_hint(hint), (code, float(prob)))
 
@@ -215,16 +236,33 @@ class LanguageDetector:
         ranked = [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
         if not ranked:
             return [], ("", 0.0)
-        if len(snippet) >= SHORT_CHARS:
+        if not is_short(snippet):
             return ranked, ranked[0]
-        picks = [code for code, value in ranked[:HIGH_CANDIDATES] if value >= HIGH_MIN_SHARE]
-        fast_top = [code for code, _ in self._fast.rank(snippet)[:FAST_CANDIDATES]]
-        for code in (*fast_top, fast[0], hint):
-            if code and code in _LINGUA_BY_CODE and code not in picks:
-                picks.append(code)
+        picks = self._candidates(snippet, ranked, hint, fast[0])
         if len(picks) < 2:
             return ranked, ranked[0]
-        return self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks]), ranked[0]
+        high = self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks])
+        relatives = _relatives(high[0][0], picks) if high else []
+        if relatives:  # a close relative the weak rankings missed: the winner against its family
+            second = self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in (high[0][0], *relatives)])
+            if second and second[0][0] != high[0][0]:
+                return second, ranked[0]
+        return high, ranked[0]
+
+    def _candidates(self, snippet: str, ranked: list[tuple[str, float]], hint: str | None,
+                    fast_best: str) -> list[str]:
+        """Languages for the high-accuracy models: the hint, lingua low's and py3langid's best,
+        the prior; lingua low's tail is cut first when there are more than HIGH_MAX_CANDIDATES."""
+        fast_top = [_FAST_TO_LINGUA.get(code, code) for code, _ in self._fast.rank(snippet)]
+        extra: list[str] = []
+        for code in (hint, *[c for c in fast_top if c in _LINGUA_BY_CODE][:FAST_CANDIDATES],
+                     _FAST_TO_LINGUA.get(fast_best, fast_best), *PRIOR_LANGUAGES):
+            if code and code in _LINGUA_BY_CODE and code not in extra:
+                extra.append(code)
+        low = [code for code, value in ranked[:HIGH_CANDIDATES]
+               if value >= HIGH_MIN_SHARE and code not in extra]
+        room = max(HIGH_MAX_CANDIDATES - len(extra), 2)
+        return (low[:room] + extra)[:HIGH_MAX_CANDIDATES]
 
     def _careful(self, snippet: str, hint: str | None, fast: tuple[str, float]) -> LanguageResult:
         """lingua's ranking; `und` when unsure, mixed or a near-tie the hint does not settle."""
@@ -254,3 +292,11 @@ def _disagree(fast: tuple[str, float], top: str) -> bool:
     if prob < DISAGREE_PROB or code == top or code not in _LINGUA_BY_CODE:
         return False
     return not any(code in family and top in family for family in _FAMILIES)
+
+
+def _relatives(code: str, picks: Sequence[str]) -> list[str]:
+    """Close relatives of `code` (its families) that are not among `picks`, at most enough to
+    keep a second pass within HIGH_MAX_CANDIDATES languages."""
+    out = [c for family in _FAMILIES if code in family for c in sorted(family)
+           if c != code and c not in picks and c in _LINGUA_BY_CODE]
+    return list(dict.fromkeys(out))[: HIGH_MAX_CANDIDATES - 1]

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from ingest.clean import clean_document
-from ingest.language import HIGH_MAX_LANGUAGES, LanguageDetector, high_accuracy_languages, normalize_hint
+from ingest.language import (
+    _LINGUA_BY_CODE,
+    HIGH_MAX_CANDIDATES,
+    HIGH_MAX_LANGUAGES,
+    LanguageDetector,
+    _relatives,
+    high_accuracy_languages,
+    high_accuracy_loads,
+    is_short,
+    normalize_hint,
+)
 from ingest.models import LanguageResult
 
 SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
@@ -122,3 +132,56 @@ def test_deployed_detector_abstains_where_the_eager_one_answers() -> None:
     """The service's defaults keep `und` for two words; evaluation mode answers."""
     assert LanguageDetector().detect(SHORT["nl"]).code == "und"
     assert LanguageDetector(min_chars=1, abstain=False).detect(SHORT["nl"]).code != "und"
+
+
+def test_short_is_counted_in_letters_as_lingua_does() -> None:
+    """lingua's high-accuracy cut-off counts letters, not digits, punctuation or spaces."""
+    assert is_short("Во 1930–31 година, Мид се приклучил на колеџот Тринити, Кембриџ, откако бил "
+                    "поканет од Денис Робертсон, со кого се сретнал преку неговата тетка.")
+    assert not is_short("a" * 60 + " " + "b" * 60)
+    assert is_short("1234 " * 30)
+    assert not is_short("x " * 300)  # a whole article sample is not counted: long, and cheap
+
+
+# Over 120 characters, under 120 letters, mistaken by the trigram models alone.
+FEW_LETTERS = {
+    "mk": "Во 1930–31 година, Мид се приклучил на колеџот Тринити, Кембриџ, откако бил поканет од "
+          "Денис Робертсон, со кого се сретнал преку неговата тетка.",
+    "nl": "Andere Amerikaanse artiesten zijn Patti Smith, Robert Cray, KEB Mo, Ruben Blades, Diana Krall, "
+          "De zwerfkatten, Los Lobos en Gloria Estefan.",
+}
+
+
+@pytest.mark.parametrize("code", sorted(FEW_LETTERS))
+def test_long_text_with_few_letters_is_reranked(code: str) -> None:
+    """A sentence with fewer than 120 letters goes to the high-accuracy models, as in lingua."""
+    assert LanguageDetector(min_chars=1, abstain=False).detect(FEW_LETTERS[code]).code == code
+
+
+def test_candidates_are_linguas_bounded_and_include_prior_and_hint(detector: LanguageDetector) -> None:
+    """py3langid's codes lingua lacks are skipped; the prior and the hint are always in; capped."""
+    text = "canada unmatched"
+    ranked = [(v.language.iso_code_639_1.name.lower(), v.value)
+              for v in detector._lingua.compute_language_confidence_values(text)]
+    picks = detector._candidates(text, ranked, "sw", "uz")
+    assert "en" in picks and "sw" in picks
+    assert set(picks) <= set(_LINGUA_BY_CODE)
+    assert len(picks) == len(set(picks)) <= HIGH_MAX_CANDIDATES
+
+
+def test_relatives_of_the_winner_get_a_second_look() -> None:
+    """A winner's close relatives missing from the candidates are listed, within the cap."""
+    assert _relatives("af", ["af", "de"]) == ["nl"]
+    assert _relatives("cs", ["cs", "sk"]) == []
+    assert _relatives("en", ["en"]) == []
+    assert len(_relatives("zu", ["zu"])) <= HIGH_MAX_CANDIDATES - 1
+
+
+def test_model_loads_are_counted() -> None:
+    """The benchmark separates model loading from detection by this counter: a text whose
+    candidates' models are loaded already loads none."""
+    eager = LanguageDetector(min_chars=1, abstain=False)
+    eager.detect("kaunis päivä")
+    before = high_accuracy_loads()
+    eager.detect("kaunis päivä")
+    assert high_accuracy_loads() == before
