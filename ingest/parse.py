@@ -307,7 +307,8 @@ def _parse_xml(result: FetchResult, *, feed_id: int, feed_url: str, max_entries:
     data, headers = _to_feedparser_input(content, result.headers, warnings)
     headers.setdefault("content-type", "application/xml")
     # no content-location: feedparser would resolve plain guids against it, changing their identity
-    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
+    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers, sanitize_html=False,
+                              resolve_relative_uris=False)
     if not parsed.get("version") and not parsed.entries:
         raise _not_a_feed(content, parsed)
     if parsed.get("bozo"):

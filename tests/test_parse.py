@@ -249,3 +249,22 @@ def test_entry_hash_changes_only_with_content() -> None:
     assert entry_hash(entry) == entry_hash(parse("rss20_content.xml").entries[0])
     assert entry_hash(replace(entry, content=entry.content + " (updated)")) != entry_hash(entry)
     assert entry_hash(replace(entry, title="Other")) != entry_hash(entry)
+
+
+def test_feed_html_reaches_the_article_without_scripts_or_markup() -> None:
+    """feedparser's own sanitizer is off (the cleaner turns HTML into text): nothing active survives."""
+    from ingest.clean import clean_document
+
+    feed = parse_bytes(b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>
+<link>http://e.com/</link><item><title>Talks resume</title><link>/world/talks.html</link><guid>g1</guid>
+<description>&lt;p&gt;Talks &lt;script&gt;evil()&lt;/script&gt;resume&lt;/p&gt;</description>
+<content:encoded><![CDATA[<p>Envoys met <a href="/x">in Geneva</a><style>p{color:red}</style>
+<img src=x onerror=alert(1)> on Monday.</p><script>steal()</script><p>Both sides agreed.</p>]]>
+</content:encoded></item></channel></rss>""")
+    [entry] = feed.entries
+    assert entry.url == "https://feeds.example.com/world/talks.html"  # resolved against the feed URL
+    doc = clean_document(entry.title, entry.content, is_html=entry.is_html, url=entry.url,
+                         feed_title=feed.title, summary=entry.summary)
+    assert doc.text == "Envoys met in Geneva on Monday.\n\nBoth sides agreed."
+    assert doc.summary == "Talks resume"
