@@ -127,3 +127,28 @@ def test_articles_by_entries_in_one_lookup(store: Store) -> None:
     assert found == {(1, "k1"): art(1), (1, "k2"): art(2), (2, "k3"): art(3, feed_id=2)}
     assert found[(1, "k1")] == store.get_article_by_entry(1, "k1")
     assert store.get_articles_by_entries([]) == {}
+
+
+def test_delivery_reads_alert_subscription_and_secrets_at_once(store: Store) -> None:
+    """get_delivery equals get_alert + get_subscription + get_signing_secrets; record_delivered
+    marks the alert delivered and the subscription healthy together."""
+    store.add_subscription(sub(1))
+    store.add_alerts([Alert(id="msg_1", subscription_id="sub1", story_id="s1", article_id="a1",
+                            matched_terms=["climate"], created_at=T0)])
+    until = T0 + timedelta(days=1)
+    store.rotate_subscription_secret("sub1", "whsec_bmV3", previous_valid_until=until)
+    store.record_subscription_delivery("sub1", ok=False, at=T0)
+    alert, subscription, secrets = store.get_delivery("msg_1", now=T0)
+    assert alert == store.get_alert("msg_1") and subscription == store.get_subscription("sub1")
+    assert secrets == ["whsec_bmV3", "whsec_c2VjcmV0"] == store.get_signing_secrets("sub1", now=T0)
+    assert store.get_delivery("msg_1", now=until)[2] == ["whsec_bmV3"]
+    assert subscription.failing_since == T0
+    store.record_delivered("msg_1", "sub1", attempts=3)
+    delivered, healthy, _ = store.get_delivery("msg_1")
+    assert (delivered.status, delivered.attempts, delivered.last_error) == ("delivered", 3, None)
+    assert delivered.delivered_at is not None and healthy.failing_since is None
+    assert healthy.last_success_at is not None
+    with pytest.raises(NotFound):
+        store.get_delivery("msg_nope")
+    with pytest.raises(NotFound):
+        store.record_delivered("msg_nope", "sub1", attempts=1)

@@ -108,8 +108,7 @@ def deliver_alert(alert_id: str) -> str:
 
 def _attempt(ctx: Context, alert_id: str) -> str:
     try:
-        alert = ctx.store.get_alert(alert_id)
-        sub = ctx.store.get_subscription(alert.subscription_id)
+        alert, sub, secrets = ctx.store.get_delivery(alert_id)
     except NotFound:
         log.warning("alert_missing", alert_id=alert_id)
         return "missing"
@@ -137,7 +136,7 @@ def _attempt(ctx: Context, alert_id: str) -> str:
         _record(ctx, alert, "failed", None, "nothing left to send: the article was deleted")
         return "failed"
     try:
-        delivery = deliver(ctx.http, sub.webhook, alert.id, body, ctx.store.get_signing_secrets(sub.id),
+        delivery = deliver(ctx.http, sub.webhook, alert.id, body, secrets,
                            timeout=ctx.settings.webhook_timeout)
     except (AlertDeliveryError, FetchError) as exc:
         return _failed(ctx, sub, alert, exc, bound)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest.errors import NotFound
 from ingest.models import Alert, Article, ArticleFilter, Feed, Subscription, utcnow
-from ingest.store._delivery import DeliveryMixin
+from ingest.store._delivery import DeliveryMixin, signing_secrets
 from ingest.store._sql import ALERT_COLS, ARTICLE_COLS, FEED_COLS, SQLStore
 
 
@@ -100,11 +100,7 @@ class PagedSQLStore(DeliveryMixin, SQLStore):
             row = cur.fetchone()
         if row is None:
             raise NotFound(f"no subscription with id {sub_id!r}")
-        secrets_ = [row[0]]
-        expires = self._dt(row[2])
-        if row[1] and row[1] != row[0] and expires is not None and expires > (now or utcnow()):
-            secrets_.append(row[1])
-        return secrets_
+        return signing_secrets(row[0], row[1], self._dt(row[2]), now)
 
     def previous_secret_expiry(self, sub_id: str) -> datetime | None:
         """When the previous secret stops signing (None: there is none)."""

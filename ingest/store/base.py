@@ -237,6 +237,11 @@ class Store(Protocol):
         """Note a delivery outcome; return `failing_since` afterwards (None after a success)."""
         ...
 
+    def get_delivery(self, alert_id: str, *, now: datetime | None = None
+                     ) -> tuple[Alert, Subscription, list[str]]:
+        """What one delivery attempt needs: the alert, its subscription and its signing secrets."""
+        ...
+
     def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
         """A successful attempt: the alert delivered and its subscription healthy, in one transaction."""
         ...
