@@ -1,6 +1,10 @@
 """Language detection: accuracy on the lingua test data, time per article, RSS of the loaded models.
 
-Usage: .venv/bin/python benchmarks/language_bench.py --data DIR   (DIR holds <iso>/testdata/sentences.txt)
+Usage: .venv/bin/python benchmarks/language_bench.py [--data DIR] [--corpus DIR [--lingua-high]]
+  --data: lingua test data (<iso>/testdata/sentences.txt); --corpus: articles as the farm loads them
+  (`benchmarks/farm.py`: a ground-truth.json or *.txt files), each detected the way the pipeline
+  does (title and the start of the text); --lingua-high also runs lingua's high-accuracy mode,
+  every model preloaded, on the same articles: cost per article and agreement.
 Prints figures only; asserts nothing.
 """
 
@@ -57,9 +61,37 @@ def accuracy(detector: LanguageDetector, data: Path, kind: str, group: int) -> N
     print(f"  most common errors: {wrong.most_common(8)}")
 
 
+def articles(detector: LanguageDetector, corpus: Path, with_lingua: bool) -> None:
+    """CPU per article on real articles, ours and (optionally) lingua high on the same samples."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.farm import load_corpus
+
+    samples = [f"{d.title}\n" + "\n\n".join(d.paragraphs) for d in load_corpus(corpus)]
+    samples = [s[:2000] for s in samples]  # what Preparer.tag hands over (LANGUAGE_SAMPLE_CHARS)
+    start = time.process_time()
+    ours = [detector.detect(s).code for s in samples * 3][: len(samples)]
+    print(f"{len(samples)} articles: ours {(time.process_time() - start) / (3 * len(samples)) * 1000:.3f} "
+          "ms/article")
+    if not with_lingua:
+        return
+    from lingua import LanguageDetectorBuilder
+
+    start = time.process_time()
+    high = LanguageDetectorBuilder.from_all_languages().with_preloaded_language_models().build()
+    print(f"lingua high: load {time.process_time() - start:.1f} s CPU, RSS {rss_mb():.0f} MB")
+    start = time.process_time()
+    found = [high.detect_language_of(s) for s in samples * 3][: len(samples)]
+    codes = [f.iso_code_639_1.name.lower() if f else "und" for f in found]
+    same = sum(a == b for a, b in zip(ours, codes, strict=True))
+    print(f"lingua high {(time.process_time() - start) / (3 * len(samples)) * 1000:.3f} ms/article; "
+          f"same language as ours on {same} of {len(samples)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, help="lingua test-data directory")
+    parser.add_argument("--corpus", type=Path, help="articles (article-extraction-benchmark layout)")
+    parser.add_argument("--lingua-high", action="store_true", help="lingua high on the same articles")
     args = parser.parse_args(argv)
     before = rss_mb()
     start = time.process_time()
@@ -71,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     detector.detect(HEADLINE)  # loads the candidates' high-accuracy models: steady state from here
     print(f"headline ({len(HEADLINE)} chars, models loaded): {per_call_ms(detector, HEADLINE, 500):.3f} "
           f"ms/detect -> {detector.detect(HEADLINE)}")
+    if args.corpus:
+        articles(detector, args.corpus, args.lingua_high)
     if args.data:
         accuracy(detector, args.data, "sentences", 1)
         accuracy(detector, args.data, "sentences", 5)
