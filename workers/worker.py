@@ -24,15 +24,16 @@ SUSPENSION_CHECK_EVERY = 1.0  # seconds between `rq suspend` checks
 
 
 class IngestWorker(SimpleWorker):
-    """RQ's SimpleWorker with its per-job bookkeeping cut from 18 Redis round trips to 6.
+    """RQ's SimpleWorker with its per-job bookkeeping cut from 18 Redis round trips to 8.
 
     RQ sends the worker heartbeat (3 commands, one at a time) twice per job, checks for
     `rq suspend` once per job, and writes the job's heartbeat and the idle state one extra time
     each. At hundreds of jobs per second that is most of a job's cost. Here heartbeats sent on
     their own go in one pipeline at most every BEAT_EVERY s (the worker key never gets a TTL
     shorter than RQ's own, so it outlives the longest dequeue wait), the suspension check runs at
-    most every SUSPENSION_CHECK_EVERY s, and unchanged state or job-heartbeat writes are skipped
-    (the job hash is saved with both fields moments later anyway).
+    most every SUSPENSION_CHECK_EVERY s, and unchanged state writes and the job-heartbeat write
+    after the job ran are skipped (on success RQ saves the job hash with that field moments later;
+    a failed job keeps the heartbeat written when it started).
     """
 
     _beat_sent_at = 0.0
