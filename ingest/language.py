@@ -6,7 +6,8 @@ Three steps, each only where the previous one is unsure:
 2. lingua in low-accuracy mode (trigram models of all 75 languages, preloaded,
    ~80 MB) ranks every language.
 3. Short texts only (fewer than SHORT_CHARS letters: lingua's own cut-off, below
-   which its high-accuracy mode differs from the low one at all): lingua's
+   which its high-accuracy mode differs from the low one at all), and only with
+   `short_text_models` (off in the service by default: INGEST_SHORT_TEXT_MODELS): lingua's
    high-accuracy models (1- to 5-grams) re-rank the candidates steps 1-2 proposed
    (lingua low's top HIGH_CANDIDATES, py3langid's top FAST_CANDIDATES of lingua's
    languages, PRIOR_LANGUAGES, the hint; at most HIGH_MAX_CANDIDATES). If the winner
@@ -210,10 +211,14 @@ def normalize_hint(hint: str | None) -> str | None:
 class LanguageDetector:
     """Detects the language of article text; thread-safe, models loaded once per process."""
 
-    def __init__(self, *, min_chars: int = 20, abstain: bool = True) -> None:
-        """`abstain=False` always answers with the best guess (evaluation against lingua's figures)."""
+    def __init__(self, *, min_chars: int = 20, abstain: bool = True, short_text_models: bool = False) -> None:
+        """`abstain=False` always answers with the best guess (evaluation against lingua's figures).
+        `short_text_models=True` re-ranks short texts with the high-accuracy models (step 3): about
+        a point more accurate on them, but each can load models (0.1-1.5 s while the bounded set
+        changes), so the service leaves it off unless INGEST_SHORT_TEXT_MODELS asks for it."""
         self.min_chars = min_chars
         self.abstain = abstain
+        self.short_text_models = short_text_models
         self._fast, self._lingua = _models()
         self._high: _HighAccuracy = _MODELS["high"]
 
@@ -236,7 +241,7 @@ class LanguageDetector:
         ranked = [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
         if not ranked:
             return [], ("", 0.0)
-        if not is_short(snippet):
+        if not self.short_text_models or not is_short(snippet):
             return ranked, ranked[0]
         picks = self._candidates(snippet, ranked, hint, fast[0])
         if len(picks) < 2:

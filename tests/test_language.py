@@ -108,6 +108,11 @@ def test_normalize_hint(hint: str | None, expected: str | None) -> None:
     assert normalize_hint(hint) == expected
 
 
+def _eager() -> LanguageDetector:
+    """Evaluation mode: always a best guess, short texts re-ranked by the high-accuracy models."""
+    return LanguageDetector(min_chars=1, abstain=False, short_text_models=True)
+
+
 SHORT = {"de": "unterstützung finden", "fr": "une grande maison", "es": "la casa grande",
          "it": "una bella giornata", "nl": "een mooie dag", "sv": "en vacker dag", "pl": "piękny dzień",
          "pt": "um belo dia", "fi": "kaunis päivä", "cs": "krásný den"}
@@ -115,14 +120,14 @@ SHORT = {"de": "unterstützung finden", "fr": "une grande maison", "es": "la cas
 
 def test_short_text_is_reranked_by_high_accuracy_models() -> None:
     """Word pairs get an answer when asked to always answer, from lingua's 1- to 5-gram models."""
-    eager = LanguageDetector(min_chars=1, abstain=False)
+    eager = _eager()
     assert eager.detect(SHORT["de"]).code == "de"
     assert "de" in high_accuracy_languages()
 
 
 def test_high_accuracy_models_stay_bounded() -> None:
     """However many languages short texts come in, at most HIGH_MAX_LANGUAGES models stay loaded."""
-    eager = LanguageDetector(min_chars=1, abstain=False)
+    eager = _eager()
     for text in SHORT.values():
         eager.detect(text)
     assert 0 < len(high_accuracy_languages()) <= HIGH_MAX_LANGUAGES
@@ -131,7 +136,7 @@ def test_high_accuracy_models_stay_bounded() -> None:
 def test_deployed_detector_abstains_where_the_eager_one_answers() -> None:
     """The service's defaults keep `und` for two words; evaluation mode answers."""
     assert LanguageDetector().detect(SHORT["nl"]).code == "und"
-    assert LanguageDetector(min_chars=1, abstain=False).detect(SHORT["nl"]).code != "und"
+    assert _eager().detect(SHORT["nl"]).code != "und"
 
 
 def test_short_is_counted_in_letters_as_lingua_does() -> None:
@@ -155,7 +160,7 @@ FEW_LETTERS = {
 @pytest.mark.parametrize("code", sorted(FEW_LETTERS))
 def test_long_text_with_few_letters_is_reranked(code: str) -> None:
     """A sentence with fewer than 120 letters goes to the high-accuracy models, as in lingua."""
-    assert LanguageDetector(min_chars=1, abstain=False).detect(FEW_LETTERS[code]).code == code
+    assert _eager().detect(FEW_LETTERS[code]).code == code
 
 
 def test_candidates_are_linguas_bounded_and_include_prior_and_hint(detector: LanguageDetector) -> None:
@@ -180,8 +185,19 @@ def test_relatives_of_the_winner_get_a_second_look() -> None:
 def test_model_loads_are_counted() -> None:
     """The benchmark separates model loading from detection by this counter: a text whose
     candidates' models are loaded already loads none."""
-    eager = LanguageDetector(min_chars=1, abstain=False)
+    eager = _eager()
     eager.detect("kaunis päivä")
     before = high_accuracy_loads()
     eager.detect("kaunis päivä")
+    assert high_accuracy_loads() == before
+
+
+def test_service_default_leaves_short_texts_to_the_low_accuracy_ranking() -> None:
+    """Without INGEST_SHORT_TEXT_MODELS a headline-only entry never loads a high-accuracy model."""
+    from ingest.language import high_accuracy_loads
+
+    plain = LanguageDetector(min_chars=1, abstain=False)
+    before = high_accuracy_loads()
+    for text in (*SHORT.values(), *FEW_LETTERS.values()):
+        assert plain.detect(text).code != "und"
     assert high_accuracy_loads() == before

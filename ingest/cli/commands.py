@@ -84,7 +84,9 @@ def _preparer() -> Preparer:
     from ingest.language import LanguageDetector
     from ingest.pipeline import Preparer
 
-    return Preparer(LanguageDetector(), load_rules(Settings.from_env().clean_rules))
+    settings = Settings.from_env()
+    detector = LanguageDetector(short_text_models=settings.short_text_models)
+    return Preparer(detector, load_rules(settings.clean_rules))
 
 
 def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
