@@ -154,7 +154,6 @@ class Pipeline:
         self.store = store
         self.dedup = dedup
         self.preparer = preparer
-        self.prepare = preparer.prepare
         self.subscriptions = SubscriptionIndex(store)
 
     def process(self, entries: Sequence[RawEntry]) -> BatchResult:
@@ -165,7 +164,7 @@ class Pipeline:
             return result
         timer = _Timer(result.seconds)
         with timer("clean_language"):
-            prepared = [(entry, self.prepare(entry)) for entry in fresh]
+            prepared = [(entry, self.preparer.prepare(entry)) for entry in fresh]
         with timer("dedup"):
             articles = self._assign_stories(prepared, result)
         with timer("store"):

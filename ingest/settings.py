@@ -177,7 +177,7 @@ SETTINGS: tuple[Setting, ...] = (
             "lingua's high-accuracy models (on the test sentences 2.5 points better when forced to "
             "answer, 0.5 as deployed), which load 15-50 MB per language on demand: 0.1-1.5 s per "
             "text while a bounded set keeps changing. `0`: such texts "
-            "get lingua's low-accuracy ranking (~1 ms)."),
+            "get lingua's low-accuracy ranking (0.2-0.7 ms)."),
 )
 
 

@@ -64,7 +64,7 @@ class IngestWorker(SimpleWorker):
         super().set_state(state, pipeline=pipeline)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
-        job.ended_at = job.last_heartbeat = now()  # saved with the job's success or failure
+        job.ended_at = job.last_heartbeat = now()  # RQ saves both with a success (not with a failure)
 
 
 def run_worker(ctx: Context, *, burst: bool = False, with_scheduler: bool = True) -> bool:

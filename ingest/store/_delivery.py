@@ -25,8 +25,6 @@ _DELIVERY_SQL = (
                           + [f"s.{c.strip()}" for c in SUB_COLS.split(",")])
     + ", s.previous_secret, s.previous_secret_expires_at "
     "FROM alerts a JOIN subscriptions s ON s.id = a.subscription_id WHERE a.id = ?")
-_ALERT_COLS = ("id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
-               "next_attempt_at, last_error, created_at, delivered_at, digest_id")
 
 
 class DeliveryMixin:
@@ -86,7 +84,7 @@ class DeliveryMixin:
     def subscription_alerts(self, sub_id: str, status: str, *, limit: int = 10_000) -> list[Alert]:
         """One subscription's alerts in one status, oldest first."""
         with self._read() as cur:
-            cur.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE subscription_id = ? AND status = ? "
+            cur.execute(f"SELECT {ALERT_COLS} FROM alerts WHERE subscription_id = ? AND status = ? "
                         "ORDER BY created_at, id LIMIT ?", (sub_id, status, limit))
             return [self._alert(r) for r in cur.fetchall()]
 
@@ -110,7 +108,7 @@ class DeliveryMixin:
                         "AND created_at < ?", (digest.subscription_id, self._ts(before)))
             if int(cur.fetchone()[0]) == 0:
                 return None
-            cur.execute(f"INSERT INTO alerts ({_ALERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            cur.execute(f"INSERT INTO alerts ({ALERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT DO NOTHING RETURNING id",
                         (digest.id, digest.subscription_id, digest.story_id, digest.article_id,
                          json.dumps(digest.matched_terms), "pending", 0, None, None, self._ts(now), None,
@@ -133,7 +131,7 @@ class DeliveryMixin:
     def digest_members(self, digest_id: str) -> list[Alert]:
         """The alerts a digest carries, oldest first."""
         with self._read() as cur:
-            cur.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE digest_id = ? ORDER BY created_at, id",
+            cur.execute(f"SELECT {ALERT_COLS} FROM alerts WHERE digest_id = ? ORDER BY created_at, id",
                         (digest_id,))
             return [self._alert(r) for r in cur.fetchall()]
 
