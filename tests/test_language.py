@@ -8,14 +8,20 @@ import pytest
 
 from ingest.clean import clean_document
 from ingest.language import (
+    _FAST_TO_LINGUA,
     _LINGUA_BY_CODE,
+    _ONLY_LINGUA,
+    FAST_TOP,
     HIGH_MAX_CANDIDATES,
     HIGH_MAX_LANGUAGES,
     LanguageDetector,
+    _fast_top,
+    _models,
     _relatives,
     high_accuracy_languages,
     high_accuracy_loads,
     is_short,
+    long_candidates,
     normalize_hint,
 )
 from ingest.models import LanguageResult
@@ -168,10 +174,82 @@ def test_candidates_are_linguas_bounded_and_include_prior_and_hint(detector: Lan
     text = "canada unmatched"
     ranked = [(v.language.iso_code_639_1.name.lower(), v.value)
               for v in detector._lingua.compute_language_confidence_values(text)]
-    picks = detector._candidates(text, ranked, "sw", "uz")
+    fast_top = _fast_top(detector._fast, text, FAST_TOP)
+    assert any(code not in _LINGUA_BY_CODE for code, _ in fast_top)  # py3langid knows more languages
+    picks = detector._candidates(ranked, "sw", fast_top)
     assert "en" in picks and "sw" in picks
     assert set(picks) <= set(_LINGUA_BY_CODE)
     assert len(picks) == len(set(picks)) <= HIGH_MAX_CANDIDATES
+
+
+def test_long_candidates_hold_the_relatives_the_hint_and_the_prior() -> None:
+    """Long text is ranked over py3langid's best, their families, the hint and English only."""
+    codes = long_candidates([("es", 0.9), ("it", 0.05), ("qu", 0.01)], "de")
+    assert {"es", "ca", "pt", "it", "la", "de", "en"} <= codes
+    assert "qu" not in codes and "gl" not in codes and "ru" not in codes  # lingua has no gl
+
+
+# Article-length news text in languages py3langid confuses with a neighbour (lingua decides).
+NEIGHBOURS = {
+    "ca": "El Govern ha aprovat aquest dimarts un nou paquet d'ajudes per als pagesos afectats per la "
+          "sequera, que s'allargarà fins a final de l'any vinent. La consellera ha explicat que les "
+          "ajudes arribaran a més de dotze mil explotacions i que el termini per demanar-les s'obrirà "
+          "la setmana que ve.",
+    "pt": "O Governo aprovou esta terça-feira um novo pacote de apoios para os agricultores afetados "
+          "pela seca, que se prolongará até ao final do próximo ano. A ministra explicou que os apoios "
+          "vão chegar a mais de doze mil explorações e que o prazo para os pedir abre na próxima semana.",
+    "es": "El Gobierno aprobó este martes un nuevo paquete de ayudas para los agricultores afectados "
+          "por la sequía, que se prolongará hasta finales del próximo año. La ministra explicó que las "
+          "ayudas llegarán a más de doce mil explotaciones y que el plazo para pedirlas se abrirá la "
+          "semana que viene.",
+    "it": "Il governo ha approvato martedì un nuovo pacchetto di aiuti per gli agricoltori colpiti dalla "
+          "siccità, che durerà fino alla fine del prossimo anno. La ministra ha spiegato che gli aiuti "
+          "raggiungeranno oltre dodicimila aziende e che le domande si potranno presentare dalla "
+          "prossima settimana.",
+    "nb": "Regjeringen la tirsdag fram en ny støttepakke til bønder som er rammet av tørken, og ordningen "
+          "skal gjelde ut neste år. Statsråden sa at støtten vil nå mer enn tolv tusen gårdsbruk, og at "
+          "søknadsfristen åpner i løpet av neste uke. Bondelaget mener likevel at pengene kommer for sent.",
+    "da": "Regeringen fremlagde tirsdag en ny hjælpepakke til landmænd, der er ramt af tørken, og "
+          "ordningen skal gælde resten af næste år. Ministeren sagde, at støtten vil nå mere end tolv "
+          "tusind landbrug, og at der kan søges fra i næste uge. Landbrugets organisationer mener dog, "
+          "at hjælpen kommer for sent.",
+    "id": "Pemerintah pada hari Selasa mengumumkan paket bantuan baru bagi para petani yang terdampak "
+          "kekeringan, yang akan berlaku hingga akhir tahun depan. Menteri mengatakan bantuan itu akan "
+          "menjangkau lebih dari dua belas ribu petani dan pendaftaran dibuka mulai minggu depan.",
+    "cs": "Vláda v úterý schválila nový balíček pomoci pro zemědělce zasažené suchem, který bude platit "
+          "až do konce příštího roku. Ministryně uvedla, že pomoc dostane více než dvanáct tisíc "
+          "podniků a že žádosti bude možné podávat od příštího týdne.",
+    "sk": "Vláda v utorok schválila nový balík pomoci pre poľnohospodárov zasiahnutých suchom, ktorý bude "
+          "platiť až do konca budúceho roka. Ministerka uviedla, že pomoc dostane viac ako dvanásť "
+          "tisíc podnikov a že žiadosti bude možné podávať od budúceho týždňa.",
+    "uk": "Уряд у вівторок ухвалив новий пакет допомоги для фермерів, які постраждали від посухи, і він "
+          "діятиме до кінця наступного року. Міністерка пояснила, що допомогу отримають понад "
+          "дванадцять тисяч господарств, а подати заявки можна буде з наступного тижня.",
+    "ru": "Правительство во вторник одобрило новый пакет помощи для фермеров, пострадавших от засухи, "
+          "и он будет действовать до конца следующего года. Министр пояснила, что помощь получат "
+          "более двенадцати тысяч хозяйств, а подать заявки можно будет со следующей недели.",
+}
+
+
+def test_languages_only_lingua_knows_are_always_long_candidates(detector: LanguageDetector) -> None:
+    """py3langid cannot propose Maori, Tswana or Tsonga, so long text always offers them to lingua."""
+    fast = {_FAST_TO_LINGUA.get(code, code) for code in detector._fast.nb_classes}
+    assert set(_LINGUA_BY_CODE) - fast == set(_ONLY_LINGUA)
+    assert set(_ONLY_LINGUA) <= long_candidates([("en", 1.0)], None)
+    maori = ("Ko te kaupapa matua o te hui i tēnei rā he kōrero mō te oranga o ngā tamariki me ngā "
+             "whānau puta noa i te motu, ā, i whakaae ngā rangatira katoa kia mahi tahi rātou.")
+    assert LanguageDetector(abstain=False).detect(maori).code == "mi"
+
+
+@pytest.mark.parametrize("code", sorted(NEIGHBOURS))
+def test_long_text_ranked_over_candidates_agrees_with_all_languages(code: str) -> None:
+    """Confusable neighbours: lingua over the candidate set picks what lingua over all 75 picks."""
+    text = NEIGHBOURS[code]
+    assert not is_short(text)
+    values = _models()[1].compute_language_confidence_values(text)
+    assert values[0].language.iso_code_639_1.name.lower() == code
+    result = LanguageDetector().detect(text)
+    assert result.code == code and result.confidence >= 0.5
 
 
 def test_relatives_of_the_winner_get_a_second_look() -> None:
