@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-import httpx
-
 from ingest.errors import AlertDeliveryError, ConfigError
 from ingest.models import Article, Subscription, iso, utcnow
+from ingest.webhook_http import WebhookClient
 
 EVENT_TYPE = "article.matched"
 SECRET_PREFIX = "whsec_"
-MAX_RESPONSE_BYTES = 64 * 1024
 
 
 def new_secret() -> str:
@@ -86,12 +84,13 @@ class Delivery:
     seconds: float
 
 
-def deliver(client: httpx.Client, url: str, msg_id: str, body: bytes,
+def deliver(client: WebhookClient, url: str, msg_id: str, body: bytes,
             secrets_: Sequence[str], *, timeout: float) -> Delivery:
     """POST once. 2xx is success; anything else raises AlertDeliveryError (3xx is never followed).
 
-    The receiver has `timeout` seconds to connect and answer; of its answer at
-    most MAX_RESPONSE_BYTES are read, and reading stops when `timeout` is up.
+    The receiver has `timeout` seconds to connect and answer; of its answer at most
+    webhook_http.MAX_RESPONSE_BYTES are read, and reading stops when `timeout` is up.
+    An address the netsafe check refuses raises UnsafeURLError (`refused: ...`).
     """
     timestamp = int(time.time())
     headers = {
@@ -101,36 +100,14 @@ def deliver(client: httpx.Client, url: str, msg_id: str, body: bytes,
         "webhook-signature": sign(secrets_, msg_id, timestamp, body),
     }
     started = time.monotonic()
-    try:
-        with client.stream("POST", url, content=body, headers=headers, timeout=timeout,
-                           follow_redirects=False) as response:
-            _drain(response, started + timeout)
-    except httpx.TimeoutException:
-        raise AlertDeliveryError(url, f"timed out after {timeout:g}s") from None
-    except httpx.HTTPError as exc:
-        raise AlertDeliveryError(url, f"{type(exc).__name__}: {exc}") from None
-    except httpx.InvalidURL as exc:
-        raise AlertDeliveryError(url, f"invalid URL: {exc}") from None
-    status = response.status_code
+    answer = client.post(url, body, headers, timeout)
+    status = answer.status
     if 200 <= status < 300:
         return Delivery(status, time.monotonic() - started)
     raise AlertDeliveryError(
-        url, f"HTTP {status} {response.reason_phrase}".strip(), status=status,
-        retry_after=parse_retry_after(response.headers.get("retry-after")), gone=status == 410,
+        url, f"HTTP {status} {answer.reason}".strip(), status=status,
+        retry_after=parse_retry_after(answer.headers.get("retry-after")), gone=status == 410,
     )
-
-
-def _drain(response: httpx.Response, deadline: float) -> int:
-    """Read at most MAX_RESPONSE_BYTES of the receiver's answer, until `deadline`; we never need more.
-
-    Closing the stream unread drops the connection, so the rest is never received.
-    """
-    read = 0
-    for chunk in response.iter_raw():
-        read += len(chunk)
-        if read >= MAX_RESPONSE_BYTES or time.monotonic() >= deadline:
-            break
-    return read
 
 
 def parse_retry_after(value: str | None) -> float | None:

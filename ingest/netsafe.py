@@ -5,7 +5,9 @@ answer). The network backends below repeat the address check at connect time
 on the very IP the socket connects to, so a DNS answer that changes between
 check and connect (rebinding) or a redirect to a private host is refused
 before any packet leaves. Clients from `make_client`/`make_async_client` use
-those backends and ignore proxy environment variables (`trust_env=False`).
+those backends and ignore proxy environment variables (`trust_env=False`); the
+webhook sender's urllib3 connections (`ingest/webhook_http.py`) make the same
+check in their connect step.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ async def resolve_async(host: str, port: int) -> list[Address]:
         raise _dns_error(host) from None
 
 
-def _checked(host: str, addrs: list[Address], allowed: Sequence[Network]) -> list[Address]:
+def checked_addresses(host: str, addrs: list[Address], allowed: Sequence[Network]) -> list[Address]:
     """All addresses, if every one is acceptable: a name half-pointing inside is refused whole."""
     if not addrs:
         raise _dns_error(host)
@@ -191,7 +193,7 @@ def check_url(url: str, allowed: Sequence[Network]) -> None:
     check_scheme(url)
     host, port = _host_port(url)
     try:
-        _checked(host, resolve(host, port), allowed)
+        checked_addresses(host, resolve(host, port), allowed)
     except FetchError as exc:
         raise type(exc)(url, exc.reason) from None
 
@@ -206,7 +208,7 @@ class SafeBackend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        addrs = _checked(host, resolve(host, port), self.allowed)
+        addrs = checked_addresses(host, resolve(host, port), self.allowed)
         error: Exception | None = None
         for addr in addrs:
             try:
@@ -236,7 +238,7 @@ class AsyncSafeBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        addrs = _checked(host, await resolve_async(host, port), self.allowed)
+        addrs = checked_addresses(host, await resolve_async(host, port), self.allowed)
         error: Exception | None = None
         for addr in addrs:
             try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -21,7 +24,10 @@ from ingest.alert import (
 )
 from ingest.errors import AlertDeliveryError, ConfigError
 from ingest.models import Article, Subscription
-from tests.conftest import LoopbackServer, Response
+from ingest.netsafe import user_agent
+from ingest.settings import Settings
+from ingest.webhook_http import MAX_RESPONSE_BYTES, make_webhook_client
+from tests.conftest import LoopbackServer, RecordedRequest, Response, free_port
 
 ARTICLE = Article(
     id="art_1", feed_id=1, feed_url="https://feeds.example/world.xml", entry_key="guid:1",
@@ -71,12 +77,13 @@ class TestSecrets:
 
 
 class TestDeliver:
-    def test_signature_verifies_with_reference_library(self, http_server: LoopbackServer) -> None:
+    def test_signature_verifies_with_reference_library(self, settings: Settings,
+                                                      http_server: LoopbackServer) -> None:
         """A receiver using the standardwebhooks package accepts what we send."""
         http_server.routes["/hook"] = Response(204)
         sub = _sub(http_server.url("/hook"))
         body = build_payload(sub, ARTICLE, ["Armenia"])
-        with httpx.Client() as client:
+        with make_webhook_client(settings) as client:
             result = deliver(client, sub.webhook, "msg_abc", body, [sub.secret], timeout=5)
         assert result.status == 204
         request = http_server.requests[-1]
@@ -84,13 +91,14 @@ class TestDeliver:
         payload = Webhook(sub.secret).verify(request.body, headers)
         assert payload["data"]["article"]["id"] == "art_1"
         assert headers["webhook-id"] == "msg_abc"
+        assert headers["user-agent"] == user_agent(settings)
 
-    def test_rotation_sends_both_signatures(self, http_server: LoopbackServer) -> None:
+    def test_rotation_sends_both_signatures(self, settings: Settings, http_server: LoopbackServer) -> None:
         """With two secrets, receivers holding either one verify the message."""
         http_server.routes["/hook"] = Response(200)
         old, new = new_secret(), new_secret()
         body = build_payload(_sub("x", new), ARTICLE, [])
-        with httpx.Client() as client:
+        with make_webhook_client(settings) as client:
             deliver(client, http_server.url("/hook"), "msg_r", body, [new, old], timeout=5)
         request = http_server.requests[-1]
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -99,24 +107,142 @@ class TestDeliver:
         Webhook(new).verify(request.body, headers)
 
     @pytest.mark.parametrize("status", [301, 404, 500])
-    def test_non_2xx_is_a_failure(self, http_server: LoopbackServer, status: int) -> None:
+    def test_non_2xx_is_a_failure(self, settings: Settings, http_server: LoopbackServer, status: int) -> None:
         """3xx is never followed and, like 4xx/5xx, fails the attempt."""
         http_server.routes["/hook"] = Response(status, headers={"Location": http_server.url("/else")})
-        with httpx.Client() as client, pytest.raises(AlertDeliveryError, match=f"HTTP {status}"):
+        with make_webhook_client(settings) as client, \
+                pytest.raises(AlertDeliveryError, match=f"HTTP {status}"):
             deliver(client, http_server.url("/hook"), "msg_x", b"{}", [new_secret()], timeout=5)
         assert [r.path for r in http_server.requests] == ["/hook"]
 
-    def test_410_marks_gone_and_429_carries_retry_after(self, http_server: LoopbackServer) -> None:
+    def test_410_marks_gone_and_429_carries_retry_after(self, settings: Settings,
+                                                        http_server: LoopbackServer) -> None:
         """410 tells the caller to disable; Retry-After reaches the caller."""
         http_server.routes["/gone"] = Response(410)
         http_server.routes["/busy"] = Response(429, headers={"Retry-After": "120"})
-        with httpx.Client() as client:
+        with make_webhook_client(settings) as client:
             with pytest.raises(AlertDeliveryError) as gone:
                 deliver(client, http_server.url("/gone"), "m", b"{}", [new_secret()], timeout=5)
             with pytest.raises(AlertDeliveryError) as busy:
                 deliver(client, http_server.url("/busy"), "m", b"{}", [new_secret()], timeout=5)
         assert gone.value.gone and not busy.value.gone
         assert busy.value.retry_after == 120
+
+
+def _accepted_connections(server: LoopbackServer) -> list[object]:
+    """The client addresses of every TCP connection `server` accepts from now on."""
+    accepted: list[object] = []
+    real = server.httpd.get_request
+
+    def get_request() -> tuple[socket.socket, object]:
+        pair = real()
+        accepted.append(pair[1])
+        return pair
+
+    server.httpd.get_request = get_request  # type: ignore[method-assign]
+    return accepted
+
+
+class _HugeAnswer:
+    """Answers each request with 200 and a 50 MB body, sent as fast as the client takes it."""
+
+    SIZE = 50_000_000
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.sent: list[int] = []
+        self.cut_off = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        sent = 0
+        with conn:
+            conn.recv(65536)
+            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.SIZE}\r\n\r\n".encode())
+            try:
+                while sent < self.SIZE:
+                    conn.sendall(b"x" * 65536)
+                    sent += 65536
+            except OSError:
+                self.cut_off.set()  # the client closed the connection: it stopped reading
+            self.sent.append(sent)
+
+
+class TestWebhookClient:
+    def test_keep_alive_reuses_one_connection(self, settings: Settings, http_server: LoopbackServer) -> None:
+        """Two deliveries to one receiver go over one TCP connection."""
+        http_server.routes["/hook"] = Response(204)
+        accepted = _accepted_connections(http_server)
+        with make_webhook_client(settings) as client:
+            for _ in range(2):
+                deliver(client, http_server.url("/hook"), "msg_k", b"{}", [new_secret()], timeout=5)
+        assert len(http_server.requests) == 2 and len(accepted) == 1
+
+    def test_idle_connection_is_not_reused_after_keepalive_expiry(
+            self, settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A kept connection idle longer than KEEPALIVE_SECONDS is replaced (the receiver may close it)."""
+        monkeypatch.setattr("ingest.webhook_http.KEEPALIVE_SECONDS", 0.0)
+        http_server.routes["/hook"] = Response(204)
+        accepted = _accepted_connections(http_server)
+        with make_webhook_client(settings) as client:
+            for _ in range(2):
+                time.sleep(0.01)
+                deliver(client, http_server.url("/hook"), "msg_k", b"{}", [new_secret()], timeout=5)
+        assert len(http_server.requests) == 2 and len(accepted) == 2
+
+    def test_huge_answer_is_cut_off_and_its_connection_dropped(self, settings: Settings) -> None:
+        """Of a 50 MB answer at most 64 KiB are read: the connection is closed, not kept for reuse."""
+        server = _HugeAnswer()
+        url = f"http://127.0.0.1:{server.port}/hook"
+        with make_webhook_client(settings) as client:
+            started = time.monotonic()
+            assert deliver(client, url, "msg_h", b"{}", [new_secret()], timeout=10).status == 200
+            assert time.monotonic() - started < 5
+            assert server.cut_off.wait(10)
+            deliver(client, url, "msg_h", b"{}", [new_secret()], timeout=10)
+        assert server.connections == 2
+        assert server.sent[0] < _HugeAnswer.SIZE // 2  # socket buffers absorb a few MB, never the rest
+        assert MAX_RESPONSE_BYTES == 64 * 1024
+        server.sock.close()
+
+    def test_slow_receiver_times_out(self, settings: Settings, http_server: LoopbackServer) -> None:
+        """A receiver that does not answer within `timeout` fails the attempt, said plainly."""
+        http_server.routes["/hook"] = lambda req: (time.sleep(2), Response(204))[1]
+        started = time.monotonic()
+        with make_webhook_client(settings) as client, \
+                pytest.raises(AlertDeliveryError, match=r"timed out after 0\.5s$"):
+            deliver(client, http_server.url("/hook"), "msg_t", b"{}", [new_secret()], timeout=0.5)
+        assert time.monotonic() - started < 1.5
+
+    def test_connection_refused_names_the_error(self, settings: Settings) -> None:
+        """Nothing listening: the error type and the socket's words reach the alert's last_error."""
+        url = f"http://127.0.0.1:{free_port()}/hook"
+        with make_webhook_client(settings) as client, \
+                pytest.raises(AlertDeliveryError, match=r"ConnectionRefusedError: .*refused"):
+            deliver(client, url, "msg_c", b"{}", [new_secret()], timeout=5)
+
+    def test_credentials_in_the_url_are_sent_as_basic_auth(self, settings: Settings,
+                                                           http_server: LoopbackServer) -> None:
+        """https://user:pass@host/ receivers keep working: Basic auth, as the httpx client sent it."""
+        seen: list[RecordedRequest] = []
+        http_server.routes["/hook"] = lambda req: (seen.append(req), Response(204))[1]
+        url = http_server.url("/hook?x=1").replace("http://", "http://hook%40user:p%3Ass@")
+        with make_webhook_client(settings) as client:
+            deliver(client, url, "msg_a", b"{}", [new_secret()], timeout=5)
+        headers = {k.lower(): v for k, v in seen[0].headers.items()}
+        assert seen[0].path == "/hook?x=1"
+        assert headers["authorization"] == "Basic " + base64.b64encode(b"hook@user:p:ss").decode()
 
 
 class TestRetryTiming:
@@ -141,7 +267,8 @@ class TestRetryTiming:
 
 
 class TestInvalidURL:
-    def test_invalid_webhook_url_is_a_delivery_error(self) -> None:
-        """A URL httpx cannot even parse fails the attempt with a clear error, not a crash."""
-        with httpx.Client() as client, pytest.raises(AlertDeliveryError, match="invalid URL"):
-            deliver(client, "http://0177.0.0.1:99999/", "msg_x", b"{}", [new_secret()], timeout=5)
+    @pytest.mark.parametrize("url", ["http://0177.0.0.1:99999/", "http://[::1/hook", "http:///hook"])
+    def test_invalid_webhook_url_is_a_delivery_error(self, settings: Settings, url: str) -> None:
+        """A URL that cannot even be parsed fails the attempt with a clear error, not a crash."""
+        with make_webhook_client(settings) as client, pytest.raises(AlertDeliveryError, match="invalid URL"):
+            deliver(client, url, "msg_x", b"{}", [new_secret()], timeout=5)

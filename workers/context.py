@@ -12,6 +12,7 @@ from ingest.log import configure_logging
 from ingest.settings import Settings
 from ingest.store import open_store
 from ingest.store.base import Store
+from ingest.webhook_http import WebhookClient, make_webhook_client
 
 
 def redis_url(settings: Settings) -> str:
@@ -61,10 +62,17 @@ class Context:
 
     @cached_property
     def http(self) -> httpx.Client:
-        """Client for webhook deliveries: refuses non-public addresses at connect time."""
+        """Client for the page fetcher (full-text feeds): refuses non-public addresses at connect time."""
         from ingest.fetch import make_client
 
         client = make_client(self.settings)
+        self._closers.append(client.close)
+        return client
+
+    @cached_property
+    def webhooks(self) -> WebhookClient:
+        """Client for webhook deliveries: urllib3 pools that refuse non-public addresses at connect time."""
+        client = make_webhook_client(self.settings)
         self._closers.append(client.close)
         return client
 

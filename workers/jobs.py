@@ -136,7 +136,7 @@ def _attempt(ctx: Context, alert_id: str) -> str:
         _record(ctx, alert, "failed", None, "nothing left to send: the article was deleted")
         return "failed"
     try:
-        delivery = deliver(ctx.http, sub.webhook, alert.id, body, secrets,
+        delivery = deliver(ctx.webhooks, sub.webhook, alert.id, body, secrets,
                            timeout=ctx.settings.webhook_timeout)
     except (AlertDeliveryError, FetchError) as exc:
         return _failed(ctx, sub, alert, exc, bound)
