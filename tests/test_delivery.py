@@ -72,6 +72,27 @@ class TestReceivers:
         assert len({lower(r)["webhook-id"] for r in posts(http_server)}) == 1
         assert len(posts(http_server)) == 3
 
+    def test_lock_kept_after_success_released_after_failure(self, ctx: Context,
+                                                            http_server: LoopbackServer) -> None:
+        """A delivered alert's lock is left to expire and a second job sends nothing; a failed
+        attempt frees its lock at once, so the retry (0.5 s later here) is not locked out."""
+        from workers.jobs import deliver_alert
+
+        http_server.routes["/ok"] = Response(204)
+        http_server.routes["/bad"] = Response(500)
+        ok_sub = make_sub(ctx.store, http_server.url("/ok"))
+        bad_sub = make_sub(ctx.store, http_server.url("/bad"), "sub_bad")
+        ok_alert = queue_alerts(ctx, ok_sub, [make_article(ctx.store, 1)])[0]
+        bad_alert = queue_alerts(ctx, bad_sub, [make_article(ctx.store, 2)])[0]
+        lock_key = f"{ctx.settings.redis_prefix}alert-lock:"
+        assert deliver_alert(ok_alert.id) == "delivered"
+        assert ctx.redis.exists(lock_key + ok_alert.id)
+        assert deliver_alert(ok_alert.id) == "locked"
+        assert deliver_alert(bad_alert.id) == "retrying"
+        assert not ctx.redis.exists(lock_key + bad_alert.id)
+        assert deliver_alert(bad_alert.id) == "retrying"
+        assert len(posts(http_server, "/ok")) == 1 and len(posts(http_server, "/bad")) == 2
+
     def test_410_disables_and_fails_the_rest(self, ctx: Context, http_server: LoopbackServer) -> None:
         """410 Gone disables the subscription with a reason; its other alerts are dead-lettered unsent."""
         http_server.routes["/hook"] = Response(410)

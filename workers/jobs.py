@@ -97,13 +97,18 @@ def deliver_alert(alert_id: str) -> str:
                           timeout=lock_seconds(ctx.settings.webhook_timeout), blocking=False)
     if not lock.acquire():
         return "locked"  # another worker is sending it right now
+    outcome = ""
     try:
-        return _attempt(ctx, alert_id)
+        outcome = _attempt(ctx, alert_id)
+        return outcome
     finally:
-        try:
-            lock.release()
-        except redis.exceptions.LockError:
-            log.warning("alert_lock_lost", alert_id=alert_id)  # expired or flushed: harmless
+        # A delivered alert's lock is left to expire (one round trip fewer per alert): any later
+        # job for it sends nothing either way, "locked" now or "delivered" after expiry.
+        if outcome != "delivered":
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                log.warning("alert_lock_lost", alert_id=alert_id)  # expired or flushed: harmless
 
 
 def _attempt(ctx: Context, alert_id: str) -> str:
