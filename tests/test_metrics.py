@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -80,3 +82,28 @@ def test_reset_forgets_counts(redis_client: redis.Redis) -> None:
     metrics.record(redis_client, PREFIX, "ingest_matches_total", value=7)
     metrics.reset(redis_client, PREFIX)
     assert samples(metrics.render(redis_client, PREFIX).decode())[("ingest_matches_total", ())] == 0
+
+
+def test_buffer_sends_counts_once_a_second_in_one_round_trip(redis_client: redis.Redis) -> None:
+    """Buffered counts reach Redis when FLUSH_EVERY has passed at the next add, or on flush()."""
+    buffer = metrics.Buffer(redis_client, every=0.3)
+    key = f"{PREFIX}metrics:ingest_alerts_delivered_total"
+    metrics.record(buffer, PREFIX, "ingest_alerts_delivered_total")
+    metrics.observe(buffer, PREFIX, "ingest_delivery_seconds", 0.2)
+    metrics.record(buffer, PREFIX, "ingest_alerts_delivered_total")
+    assert not redis_client.exists(key)  # held
+    buffer.flush()
+    assert float(redis_client.hget(key, "[]") or 0) == 2
+    metrics.record(buffer, PREFIX, "ingest_alerts_delivered_total")
+    assert float(redis_client.hget(key, "[]") or 0) == 2
+    time.sleep(0.35)
+    metrics.record(buffer, PREFIX, "ingest_alerts_delivered_total")  # due: both go out now
+    assert float(redis_client.hget(key, "[]") or 0) == 4
+    got = samples(metrics.render(redis_client, PREFIX).decode())
+    assert got[("ingest_delivery_seconds_count", ())] == 1
+
+
+def test_buffer_with_redis_down_drops_counts_without_raising() -> None:
+    buffer = metrics.Buffer(redis.Redis(port=1, socket_connect_timeout=0.2), every=0)
+    metrics.record(buffer, PREFIX, "ingest_alerts_delivered_total")  # flushes at once: fails quietly
+    buffer.flush()

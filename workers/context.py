@@ -9,6 +9,7 @@ import httpx
 import redis
 
 from ingest.log import configure_logging
+from ingest.metrics import Buffer
 from ingest.settings import Settings
 from ingest.store import open_store
 from ingest.store.base import Store
@@ -34,6 +35,13 @@ class Context:
     @cached_property
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(redis_url(self.settings), health_check_interval=30)
+
+    @cached_property
+    def metrics(self) -> Buffer:
+        """This process's counts, sent to Redis about once a second (ingest.metrics.Buffer)."""
+        buffer = Buffer(self.redis)
+        self._closers.append(buffer.flush)
+        return buffer
 
     @cached_property
     def store(self) -> Store:

@@ -57,19 +57,14 @@ def process_entries(entries: list[dict[str, Any]], batch_id: int | None = None) 
 
 
 def _count_batch(ctx: Context, result: BatchResult) -> None:
-    """Metrics for one batch in one round trip; a lost count never fails the job."""
-    with ctx.redis.pipeline(transaction=False) as pipe:
-        r, p = pipe, ctx.settings.redis_prefix
-        metrics.record(r, p, "ingest_articles_stored_total", value=len(result.stored))
-        metrics.record(r, p, "ingest_duplicates_total", {"kind": "near"}, result.near_duplicates)
-        metrics.record(r, p, "ingest_duplicates_total", {"kind": "exact"}, result.exact_duplicates)
-        for article in result.stored:
-            metrics.record(r, p, "ingest_articles_language_total", {"language": article.language})
-        metrics.record(r, p, "ingest_matches_total", value=len(result.alerts))
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("metrics_failed", error=str(exc))
+    """Metrics for one batch, buffered (ingest.metrics.Buffer); a lost count never fails the job."""
+    r, p = ctx.metrics, ctx.settings.redis_prefix
+    metrics.record(r, p, "ingest_articles_stored_total", value=len(result.stored))
+    metrics.record(r, p, "ingest_duplicates_total", {"kind": "near"}, result.near_duplicates)
+    metrics.record(r, p, "ingest_duplicates_total", {"kind": "exact"}, result.exact_duplicates)
+    for article in result.stored:
+        metrics.record(r, p, "ingest_articles_language_total", {"language": article.language})
+    metrics.record(r, p, "ingest_matches_total", value=len(result.alerts))
 
 
 def enqueue_alerts(ctx: Context, alerts: list[Alert]) -> None:
@@ -125,7 +120,7 @@ def _attempt(ctx: Context, alert_id: str) -> str:
         return "paused"  # stays pending; `ingest subs resume` (or the sweeper) queues it again
     if sub.status == "disabled":
         _record(ctx, alert, "failed", None, f"subscription disabled: {sub.status_reason}")
-        metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_failed_total")
+        metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_failed_total")
         return "failed"
     if sub.options.digest_minutes and not alert.is_digest:
         ctx.store.record_attempt(alert.id, status="held", attempts=alert.attempts, next_attempt_at=None,
@@ -146,13 +141,8 @@ def _attempt(ctx: Context, alert_id: str) -> str:
     except (AlertDeliveryError, FetchError) as exc:
         return _failed(ctx, sub, alert, exc, bound)
     ctx.store.record_delivered(alert.id, sub.id, attempts=alert.attempts + 1)
-    with ctx.redis.pipeline(transaction=False) as pipe:
-        metrics.record(pipe, ctx.settings.redis_prefix, "ingest_alerts_delivered_total")
-        metrics.observe(pipe, ctx.settings.redis_prefix, "ingest_delivery_seconds", delivery.seconds)
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:  # a lost count never fails a delivered alert
-            log.warning("metrics_failed", error=str(exc), alert_id=alert.id)
+    metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_delivered_total")
+    metrics.observe(ctx.metrics, ctx.settings.redis_prefix, "ingest_delivery_seconds", delivery.seconds)
     bound.info("alert_delivered", status=delivery.status, seconds=round(delivery.seconds, 3),
                attempt=alert.attempts + 1, digest=alert.is_digest)
     return "delivered"
@@ -204,11 +194,11 @@ def _failed(ctx: Context, sub: Subscription, alert: Alert, exc: Exception, bound
         delay = next_delay(ctx.settings.webhook_retry_schedule, attempts, getattr(exc, "retry_after", None))
     if delay is None:
         _record(ctx, alert, "failed", None, str(exc), attempts)
-        metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_failed_total")
+        metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_failed_total")
         bound.warning("alert_dead_lettered", error=str(exc), attempts=attempts)
         return "failed"
     _record(ctx, alert, "pending", delay, str(exc), attempts)
-    metrics.record(ctx.redis, ctx.settings.redis_prefix, "ingest_alerts_retried_total")
+    metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_retried_total")
     ctx.queues[1].enqueue_in(timedelta(seconds=delay), deliver_alert, alert.id,
                              job_id=alert_job_id(alert.id, attempts), job_timeout=ALERT_TIMEOUT,
                              result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

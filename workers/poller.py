@@ -132,6 +132,7 @@ def poll_once(ctx: Context, *, only_due: bool = True) -> PollSummary:
     summary = PollSummary(feeds=len(feeds))
     if feeds:
         asyncio.run(_poll_all(ctx, feeds, summary))
+        ctx.metrics.flush()  # the pass's counts in one round trip
     summary.seconds = round(time.monotonic() - started, 3)
     if feeds or not only_due:
         log.info("poll_pass", **summary.as_dict())
@@ -184,9 +185,9 @@ async def _keep_websub(ctx: Context, client: httpx.AsyncClient, feed: Feed, pars
 
 def _count(ctx: Context, outcome: str, seconds: float | None) -> None:
     prefix = ctx.settings.redis_prefix
-    metrics.record(ctx.redis, prefix, "ingest_feeds_polled_total", {"outcome": outcome})
+    metrics.record(ctx.metrics, prefix, "ingest_feeds_polled_total", {"outcome": outcome})
     if seconds is not None:
-        metrics.observe(ctx.redis, prefix, "ingest_fetch_seconds", seconds)
+        metrics.observe(ctx.metrics, prefix, "ingest_fetch_seconds", seconds)
 
 
 def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError,

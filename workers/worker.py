@@ -155,6 +155,7 @@ def _work(ctx: Context, queues: list[Queue], *, burst: bool, with_scheduler: boo
     try:
         return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="WARNING")
     finally:
+        ctx.metrics.flush()
         stop.set()
         beat.join(timeout=HEARTBEAT_EVERY + 1)
         with contextlib.suppress(redis.RedisError):  # else it expires by itself
@@ -162,7 +163,9 @@ def _work(ctx: Context, queues: list[Queue], *, burst: bool, with_scheduler: boo
 
 
 def _beat(ctx: Context, name: str, stop: threading.Event) -> None:
-    """Publish the worker's heartbeat until `stop` is set (a daemon thread: it dies with the process)."""
+    """Publish the worker's heartbeat and flush its buffered metrics until `stop` is set (a daemon
+    thread: it dies with the process)."""
     while not stop.is_set():
         publish_heartbeat(ctx.redis, ctx.settings.redis_prefix, name)
+        ctx.metrics.flush()  # an idle worker's last counts reach Redis within HEARTBEAT_EVERY s
         stop.wait(HEARTBEAT_EVERY)
