@@ -256,7 +256,7 @@ def _child_worker() -> None:
     meter.patch(ingest.language.LanguageDetector, "detect", "language")
     ingest.pipeline._Timer = meter.timer_class()  # type: ignore[misc]
     meter.patch(ingest.pipeline.Pipeline, "_split_known", "known")
-    meter.patch(workers.jobs, "process_entries", "job_process")
+    meter.patch(workers.jobs, "process_batch", "job_process")
     meter.patch(workers.jobs, "enqueue_alerts", "enqueue_alerts")
     meter.patch(workers.jobs, "deliver_alert", "deliver")
     ctx = init_context(settings)

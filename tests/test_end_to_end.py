@@ -143,7 +143,9 @@ class TestEndToEnd:
         poll_once(ctx, only_due=False)
         queue = ctx.queues[0]
         job = queue.jobs[0]
-        entries = job.args[0]
+        batch = ctx.store.get_batch(job.args[0])
+        assert batch is not None
+        entries = batch.entries
         _drain(ctx)
         again = process_entries(entries)
         _drain(ctx)

@@ -39,7 +39,7 @@ from tests.harness import (
     wait_for,
 )
 from workers.context import Context, init_context
-from workers.jobs import process_entries
+from workers.jobs import process_batch, process_entries
 from workers.poller import poll_once
 from workers.recovery import recover
 
@@ -309,9 +309,21 @@ def test_batch_lost_from_redis_is_requeued_and_processed_once(ctx: Context) -> N
     assert recover(ctx, after=0) == 1
     [job] = ctx.queues[0].jobs
     assert job_id == "batch-1-1" and job.id == "batch-1-2"
-    assert process_entries(*job.args)["stored"] == 3
+    assert list(job.args) == [1]  # the batch id only: the entries are in the database
+    assert process_batch(*job.args)["stored"] == 3
     assert ctx.store.count_batches() == 0 and recover(ctx, after=0) == 0
-    assert process_entries(*job.args)["skipped"] == 1  # a duplicate of a finished batch does nothing
+    assert process_batch(*job.args)["skipped"] == 1  # a duplicate of a finished batch does nothing
+
+
+def test_job_queued_by_an_older_version_still_runs(ctx: Context) -> None:
+    """A `process_entries(entries, batch_id)` job left in Redis across an upgrade stores its batch once."""
+    poll_once(ctx, only_due=False)
+    [job] = ctx.queues[0].jobs
+    batch = ctx.store.get_batch(*job.args)
+    assert batch is not None and len(job.description or "") < 100  # no entries in the job hash
+    assert process_entries(batch.entries, batch.id)["stored"] == 3
+    assert process_entries(batch.entries, batch.id)["skipped"] == 1
+    assert process_batch(*job.args)["skipped"] == 1
 
 
 def test_queued_batch_is_left_alone(ctx: Context) -> None:
@@ -324,14 +336,16 @@ def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Context)
     """Articles stored but their alerts never written (worker killed in between): the retry writes them."""
     poll_once(ctx, only_due=False)
     [job] = ctx.queues[0].jobs
-    entries, _ = job.args
+    batch = ctx.store.get_batch(*job.args)
+    assert batch is not None
+    entries = batch.entries
     ctx.pipeline.process([RawEntry.from_dict(e) for e in entries])
     with sqlite3.connect(ctx.settings.effective_database_url.removeprefix("sqlite:///")) as db:
         db.execute("DELETE FROM alerts")  # as if the worker died right after storing the articles
     _lose_queue(ctx)
     recover(ctx, after=0)
     [retry] = ctx.queues[0].jobs
-    summary = process_entries(*retry.args)
+    summary = process_batch(*retry.args)
     assert summary["stored"] == 0 and summary["alerts"] == 3
     assert len(ctx.store.list_alerts()) == 3
 

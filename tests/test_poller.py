@@ -173,7 +173,7 @@ def test_interrupted_permanent_redirect_starts_counting_again(ctx: Context,
 
 def test_changed_entry_is_queued_again_as_an_update(ctx: Context, http_server: LoopbackServer) -> None:
     """An entry whose content changes reaches the worker again and updates its article."""
-    from workers.jobs import process_entries
+    from workers.jobs import process_batch
 
     body = {"doc": rss(("a", "Alpha", "<p>Armenia ceasefire talks begin in Moscow today.</p>"))}
     http_server.routes["/f"] = lambda req: Response(200, body["doc"], {"Content-Type": RSS})
@@ -184,8 +184,8 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Context, http_server: L
     changed = poll_once(ctx, only_due=False)
     assert (changed.new, changed.updated, changed.jobs) == (0, 1, 1)
     jobs = ctx.queues[0].jobs
-    assert [len(j.args[0]) for j in jobs] == [1, 1]
-    first, second = (process_entries(j.args[0]) for j in jobs)
+    assert [len(ctx.store.get_batch(j.args[0]).entries) for j in jobs] == [1, 1]  # type: ignore[union-attr]
+    first, second = (process_batch(j.args[0]) for j in jobs)
     assert first["stored"] == 1 and second["updated"] == 1 and second["stored"] == 0
     [article] = ctx.store.list_articles()
     assert article.updated and "collapse" in article.text and article.language == "en"
@@ -201,12 +201,14 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server:
     ctx.store.add_feed(http_server.url("/f"))
     poll_once(ctx, only_due=False)
     [job] = ctx.queues[0].jobs
-    assert process_entries(job.args[0])["stored"] == 1
+    batch = ctx.store.get_batch(job.args[0])
+    assert batch is not None
+    assert process_entries(batch.entries)["stored"] == 1
     detector = ctx.pipeline.preparer.detector
     calls: list[str] = []
     original = detector.detect
     detector.detect = lambda text, **kw: calls.append(text) or original(text, **kw)  # type: ignore[method-assign]
-    again = process_entries(job.args[0])
+    again = process_entries(batch.entries)
     assert (again["stored"], again["unchanged"], calls) == (0, 1, [])
 
 
@@ -217,7 +219,8 @@ def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_ser
     ctx.store.add_feed(http_server.url("/f"))
     first = poll_once(ctx, only_due=False)
     assert (first.entries, first.new) == (5, 5)
-    keys = {e["entry_key"] for j in ctx.queues[0].jobs for e in j.args[0]}
+    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.queues[0].jobs]
+    keys = {e["entry_key"] for b in batches if b is not None for e in b.entries}
     assert len(keys) == 5 and "guid:unique-3" in keys
     assert poll_once(ctx, only_due=False).new == 0
 

@@ -125,7 +125,8 @@ def test_signed_push_is_queued_like_a_poll(served: Callable[..., Context],
     answer = httpx.post(f"{ctx.settings.public_url}/websub/{feed_id}", content=body,
                         headers={"Content-Type": RSS, "X-Hub-Signature": sign(secret, body)})
     assert answer.status_code == 202
-    queued = [e["entry_key"] for j in ctx.queues[0].jobs for e in j.args[0]]
+    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.queues[0].jobs]
+    queued = [e["entry_key"] for b in batches if b is not None for e in b.entries]
     assert queued == ["guid:1", "guid:2"]
     http_server.routes["/feed"] = Response(200, body, {"Content-Type": RSS})
     assert poll_once(ctx, only_due=False).new == 0

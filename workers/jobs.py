@@ -14,7 +14,7 @@ from ingest.alert import build_payload, deliver, next_delay
 from ingest.digest import build_digest_payload, digest_items
 from ingest.errors import AlertDeliveryError, FetchError, NotFound
 from ingest.log import get_logger
-from ingest.models import Alert, RawEntry, Subscription, iso, utcnow
+from ingest.models import Alert, PendingBatch, RawEntry, Subscription, iso, utcnow
 from ingest.pipeline import BatchResult
 from workers.context import Context, get_context
 from workers.queues import ALERT_TIMEOUT, FAILURE_TTL, RESULT_TTL, alert_job_id
@@ -26,17 +26,37 @@ LOCK_MARGIN_SECONDS = 10  # the delivery lock outlives one attempt (INGEST_WEBHO
 Bound = structlog.typing.FilteringBoundLogger
 
 
-def process_entries(entries: list[dict[str, Any]], batch_id: int | None = None) -> dict[str, int]:
-    """Run a batch through the pipeline, then queue one delivery per new (subscription, story).
+def process_batch(batch_id: int) -> dict[str, int]:
+    """The poller's job: run stored batch `batch_id` (a `pending_batches` row) through the pipeline.
 
-    `batch_id`: the poller's `pending_batches` row, deleted once the pipeline committed; a batch
-    already finished is skipped, and a retried one is matched again (`workers.recovery.rematch`).
+    The job carries only the id: the entries are in the database already, so Redis neither
+    holds nor compresses them a second time (RQ also saves a job's arguments, and their repr as
+    its description, at enqueue and again when the job finishes).
+    """
+    ctx = get_context()
+    batch = ctx.store.get_batch(batch_id)
+    if batch is None:
+        log.info("batch_already_done", batch_id=batch_id)
+        return {"entries": 0, "stored": 0, "skipped": 1}
+    return _process(ctx, batch.entries, batch)
+
+
+def process_entries(entries: list[dict[str, Any]], batch_id: int | None = None) -> dict[str, int]:
+    """Run entries through the pipeline (jobs queued before `process_batch` existed carry them).
+
+    `batch_id`: the poller's `pending_batches` row; a batch already finished is skipped.
     """
     ctx = get_context()
     batch = ctx.store.get_batch(batch_id) if batch_id is not None else None
     if batch_id is not None and batch is None:
         log.info("batch_already_done", batch_id=batch_id)
         return {"entries": len(entries), "stored": 0, "skipped": 1}
+    return _process(ctx, entries, batch)
+
+
+def _process(ctx: Context, entries: list[dict[str, Any]], batch: PendingBatch | None) -> dict[str, int]:
+    """The pipeline, then one delivery queued per new (subscription, story), then the batch row
+    deleted. A retried batch (attempts > 1) is matched again (`workers.recovery.rematch`)."""
     raws = [RawEntry.from_dict(e) for e in entries]
     result = ctx.pipeline.process(raws)
     if batch is not None and batch.attempts > 1:
@@ -52,7 +72,7 @@ def process_entries(entries: list[dict[str, Any]], batch_id: int | None = None) 
                "unchanged": result.unchanged, "exact_duplicates": result.exact_duplicates,
                "near_duplicates": result.near_duplicates,
                "alerts": len(result.alerts)}
-    log.info("batch_processed", batch_id=batch_id, **summary)
+    log.info("batch_processed", batch_id=batch.id if batch else None, **summary)
     return summary
 
 

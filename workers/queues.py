@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -29,21 +27,6 @@ def get_queues(connection: redis.Redis, prefix: str = "") -> tuple[Queue, Queue]
     ingest, alerts = queue_names(prefix)
     return (Queue(ingest, connection=connection, serializer=JSONSerializer),
             Queue(alerts, connection=connection, serializer=JSONSerializer))
-
-
-def enqueue_batches(queue: Queue, batches: Sequence[list[dict]]) -> list[str]:
-    """Queue entry batches in one Redis round trip; returns the job ids."""
-    from workers.jobs import process_entries
-
-    if not batches:
-        return []
-    datas = [Queue.prepare_data(process_entries, args=(batch,), timeout=PROCESS_TIMEOUT,
-                                result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
-             for batch in batches]
-    with queue.connection.pipeline() as pipe:
-        jobs = queue.enqueue_many(datas, pipeline=pipe)
-        pipe.execute()
-    return [job.id for job in jobs]
 
 
 def alert_job_id(alert_id: str, attempt: int) -> str:

@@ -52,16 +52,16 @@ def heartbeat_key(prefix: str, worker_name: str) -> str:
 
 
 def enqueue_batches(ctx: Context, batches: Sequence[PendingBatch]) -> list[str]:
-    """Queue one `process_entries(entries, batch_id)` job per batch in one round trip; the job ids."""
+    """Queue one `process_batch(batch_id)` job per batch in one round trip; the job ids."""
     from rq import Queue
 
-    from workers.jobs import process_entries
+    from workers.jobs import process_batch
     from workers.queues import FAILURE_TTL, RESULT_TTL
 
     if not batches:
         return []
     queue = ctx.queues[0]
-    datas = [Queue.prepare_data(process_entries, args=(b.entries, b.id), job_id=batch_job_id(b),
+    datas = [Queue.prepare_data(process_batch, args=(b.id,), job_id=batch_job_id(b),
                                 timeout=ctx.settings.job_timeout, result_ttl=RESULT_TTL,
                                 failure_ttl=FAILURE_TTL)
              for b in batches]
