@@ -138,3 +138,20 @@ def test_redis_flushed_mid_run(ctx: Context, workers: Workers, http_server: Loop
     assert "pending" in statuses(ctx)  # the flush took queued work with it
     _sweep_until(ctx, lambda: statuses(ctx) == ["delivered"] * 8)
     _exactly_once(http_server, {a.id for a in alerts})
+
+
+def test_job_taken_but_never_started_is_queued_again(ctx: Context, http_server: LoopbackServer) -> None:
+    """A worker that popped an alert's job and lost Redis (or died) before marking it started leaves
+    a job hash saying `queued` in no queue; the sweeper queues the attempt again, once."""
+    from workers.worker import run_worker
+
+    http_server.routes["/hook"] = Response(204)
+    sub = make_sub(ctx.store, http_server.url("/hook"))
+    [alert] = queue_alerts(ctx, sub, [make_article(ctx.store, 1)])
+    queue = ctx.queues[1]
+    assert queue.connection.lpop(queue.key) is not None  # taken, as BLPOP does, then nothing
+    assert sweep(ctx) == 1 and queue.count == 1
+    assert sweep(ctx) == 0  # its new job waits in the queue: alive
+    run_worker(ctx, burst=True)
+    assert statuses(ctx) == ["delivered"] and len(posts(http_server)) == 1
+    assert alert.id == lower(posts(http_server)[0])["webhook-id"]

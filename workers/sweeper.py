@@ -12,7 +12,7 @@ Re-queueing may send an alert twice; the receiver deduplicates by webhook-id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from rq.exceptions import NoSuchJobError
@@ -46,7 +46,15 @@ def sweep(ctx: Context, *, grace: float | None = None) -> int:
 
 def requeue(ctx: Context, alerts: Sequence[Alert]) -> list[Alert]:
     """Queue each alert's current attempt unless a live job has it; returns the alerts queued."""
-    lost = [a for a in alerts if not _alive(ctx, a)]
+    queued: set[str] | None = None
+
+    def in_queue(job_id: str) -> bool:
+        nonlocal queued
+        if queued is None:  # one read of the queue per sweep, and only when a job claims to be queued
+            queued = set(ctx.queues[1].get_job_ids())
+        return job_id in queued
+
+    lost = [a for a in alerts if not _alive(ctx, a, in_queue)]
     enqueue_alerts(ctx, lost)
     return lost
 
@@ -63,15 +71,21 @@ def _paused(ctx: Context, sub_ids: set[str]) -> set[str]:
     return paused
 
 
-def _alive(ctx: Context, alert: Alert) -> bool:
-    """Whether the attempt's job will still run; a dead one is deleted so its id can be reused."""
+def _alive(ctx: Context, alert: Alert, in_queue: Callable[[str], bool]) -> bool:
+    """Whether the attempt's job will still run; a dead one is deleted so its id can be reused.
+
+    A job whose hash says `queued` but that is not in the queue was taken by a worker that lost
+    Redis (or died) before marking it started: nobody will run it.
+    """
     job_id = alert_job_id(alert.id, alert.attempts)
     try:
         job = Job.fetch(job_id, connection=ctx.redis, serializer=ctx.queues[1].serializer)
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status in WAITING:
+    if status == JobStatus.QUEUED and in_queue(job_id):
+        return True
+    if status in WAITING - {JobStatus.QUEUED}:
         return True
     if status == JobStatus.STARTED and ctx.redis.exists(f"{ctx.settings.redis_prefix}alert-lock:{alert.id}"):
         return True  # a worker is sending it now
