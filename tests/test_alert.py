@@ -27,7 +27,7 @@ from ingest.models import Article, Subscription
 from ingest.netsafe import user_agent
 from ingest.settings import Settings
 from ingest.webhook_http import MAX_RESPONSE_BYTES, make_webhook_client
-from tests.conftest import LoopbackServer, RecordedRequest, Response, free_port
+from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response, free_port
 
 ARTICLE = Article(
     id="art_1", feed_id=1, feed_url="https://feeds.example/world.xml", entry_key="guid:1",
@@ -149,34 +149,20 @@ class _HugeAnswer:
     SIZE = 50_000_000
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
         self.sent: list[int] = []
         self.cut_off = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+        self.server = RawServer(self._answer)
 
     def _answer(self, conn: socket.socket) -> None:
         sent = 0
-        with conn:
-            conn.recv(65536)
-            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.SIZE}\r\n\r\n".encode())
-            try:
-                while sent < self.SIZE:
-                    conn.sendall(b"x" * 65536)
-                    sent += 65536
-            except OSError:
-                self.cut_off.set()  # the client closed the connection: it stopped reading
-            self.sent.append(sent)
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.SIZE}\r\n\r\n".encode())
+        try:
+            while sent < self.SIZE:
+                conn.sendall(b"x" * 65536)
+                sent += 65536
+        except OSError:
+            self.cut_off.set()  # the client closed the connection: it stopped reading
+        self.sent.append(sent)
 
 
 class TestWebhookClient:
@@ -204,17 +190,17 @@ class TestWebhookClient:
     def test_huge_answer_is_cut_off_and_its_connection_dropped(self, settings: Settings) -> None:
         """Of a 50 MB answer at most 64 KiB are read: the connection is closed, not kept for reuse."""
         server = _HugeAnswer()
-        url = f"http://127.0.0.1:{server.port}/hook"
+        url = server.server.url("/hook")
         with make_webhook_client(settings) as client:
             started = time.monotonic()
             assert deliver(client, url, "msg_h", b"{}", [new_secret()], timeout=10).status == 200
             assert time.monotonic() - started < 5
             assert server.cut_off.wait(10)
             deliver(client, url, "msg_h", b"{}", [new_secret()], timeout=10)
-        assert server.connections == 2
+        assert server.server.accepted == 2
         assert server.sent[0] < _HugeAnswer.SIZE // 2  # socket buffers absorb a few MB, never the rest
         assert MAX_RESPONSE_BYTES == 64 * 1024
-        server.sock.close()
+        server.server.close()
 
     def test_slow_receiver_times_out(self, settings: Settings, http_server: LoopbackServer) -> None:
         """A receiver that does not answer within `timeout` fails the attempt, said plainly."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import ipaddress
 import socket
@@ -26,7 +25,7 @@ from ingest.fetch import (
 )
 from ingest.netsafe import check_url
 from ingest.settings import Settings
-from tests.conftest import LoopbackServer, RecordedRequest, Response
+from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
@@ -43,43 +42,6 @@ def fetch_error(settings: Settings, url: str, **kwargs: object) -> FetchError:
     with pytest.raises(FetchError) as info:
         get(settings, url, **kwargs)
     return info.value
-
-
-class RawServer:
-    """A loopback TCP server whose connection handler writes raw HTTP (streams, drips)."""
-
-    def __init__(self, handler: Callable[[socket.socket], None], host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_server((host, 0))
-        self.host, self.port = host, self.sock.getsockname()[1]
-        self.handler = handler
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            with contextlib.suppress(OSError):
-                self.handler(conn)
-
-    def url(self, path: str = "/") -> str:
-        return f"http://{self.host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture()
