@@ -108,15 +108,9 @@ class _HighAccuracy:
             for lang in candidates:  # lingua loads the fresh ones lazily, below
                 self._loaded[lang] = None
                 self._loaded.move_to_end(lang)
-            detector = self._detectors.get(key)
-            if detector is None:
-                detector = LanguageDetectorBuilder.from_languages(*key).build()
-                self._detectors[key] = detector
-                if len(self._detectors) > 256:
-                    self._detectors.popitem(last=False)
-            self._detectors.move_to_end(key)
+            detector = _cached_detector(self._detectors, key, low=False, cap=256)
             values = detector.compute_language_confidence_values(text)
-        return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
+        return _codes(values)
 
     def _make_room(self, keep: frozenset[Language], fresh: int) -> None:
         """Before loading `fresh` more languages: unload the least recently used ones (never those
@@ -177,21 +171,34 @@ class _Subsets:
     """lingua low-accuracy detectors over candidate sets, sharing the preloaded models (cached)."""
 
     def __init__(self) -> None:
-        self._detectors: OrderedDict[frozenset[str], Any] = OrderedDict()
+        self._detectors: OrderedDict[frozenset[Language], Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def rank(self, text: str, codes: frozenset[str]) -> list[tuple[str, float]]:
         with self._lock:
-            detector = self._detectors.get(codes)
-            if detector is None:
-                detector = (LanguageDetectorBuilder.from_languages(*(_LINGUA_BY_CODE[c] for c in codes))
-                            .with_low_accuracy_mode().build())
-                self._detectors[codes] = detector
-                if len(self._detectors) > 512:
-                    self._detectors.popitem(last=False)
-            self._detectors.move_to_end(codes)
-        values = detector.compute_language_confidence_values(text)
-        return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
+            key = frozenset(_LINGUA_BY_CODE[c] for c in codes)
+            detector = _cached_detector(self._detectors, key, low=True, cap=512)
+        return _codes(detector.compute_language_confidence_values(text))
+
+
+def _cached_detector(cache: OrderedDict[frozenset[Language], Any], languages: frozenset[Language], *,
+                     low: bool, cap: int) -> Any:
+    """A lingua detector over `languages`, from an LRU of at most `cap`: the models are shared by
+    every detector, so one costs ~0.1 ms to build, but candidate sets repeat."""
+    detector = cache.get(languages)
+    if detector is None:
+        builder = LanguageDetectorBuilder.from_languages(*languages)
+        detector = (builder.with_low_accuracy_mode() if low else builder).build()
+        cache[languages] = detector
+        if len(cache) > cap:
+            cache.popitem(last=False)
+    cache.move_to_end(languages)
+    return detector
+
+
+def _codes(values: Any) -> list[tuple[str, float]]:
+    """(ISO 639-1 code, confidence) pairs of lingua's confidence values, best first."""
+    return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
 
 
 def long_candidates(fast_top: Sequence[tuple[str, float]], hint: str | None) -> frozenset[str]:
@@ -291,8 +298,7 @@ class LanguageDetector:
         ones for long text; high accuracy over the candidates of short text) and the
         low-accuracy best guess."""
         if short:
-            values = self._lingua.compute_language_confidence_values(snippet)
-            ranked = [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
+            ranked = _codes(self._lingua.compute_language_confidence_values(snippet))
         else:
             ranked = self._subsets.rank(snippet, long_candidates(fast_top, hint))
         if not ranked:
