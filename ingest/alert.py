@@ -16,10 +16,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from ingest.errors import AlertDeliveryError, ConfigError
 from ingest.models import Article, Subscription, iso, utcnow
-from ingest.webhook_http import WebhookClient
+
+if TYPE_CHECKING:  # the client is the caller's (workers.context); only its type is needed here
+    from ingest.webhook_http import WebhookClient
 
 EVENT_TYPE = "article.matched"
 SECRET_PREFIX = "whsec_"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import httpx
 import redis
@@ -13,7 +14,9 @@ from ingest.metrics import Buffer
 from ingest.settings import Settings
 from ingest.store import open_store
 from ingest.store.base import Store
-from ingest.webhook_http import WebhookClient, make_webhook_client
+
+if TYPE_CHECKING:
+    from ingest.webhook_http import WebhookClient
 
 
 def redis_url(settings: Settings) -> str:
@@ -80,6 +83,8 @@ class Context:
     @cached_property
     def webhooks(self) -> WebhookClient:
         """Client for webhook deliveries: urllib3 pools that refuse non-public addresses at connect time."""
+        from ingest.webhook_http import make_webhook_client
+
         client = make_webhook_client(self.settings)
         self._closers.append(client.close)
         return client
