@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import brotli
+import httpx
 import pytest
 
 from ingest.errors import FetchError, UnsafeURLError
@@ -368,3 +369,38 @@ def test_user_agent_names_the_contact_url(settings: Settings, http_server: Loopb
         http_server.url("/feed"))
     agents = [r.headers["User-Agent"] for r in http_server.requests]
     assert agents == ["news-ingest/0.1 (feed fetcher; +https://ops.example/contact)", "mine/1.0"]
+
+
+def test_async_client_keeps_one_small_pool_per_origin(settings: Settings) -> None:
+    """Each origin gets its own keep-alive pool of at most INGEST_FETCH_PER_HOST connections; past
+    `max_pools` the least recently used idle pool is closed, a busy one never."""
+    servers = [LoopbackServer() for _ in range(3)]
+    for server in servers:
+        server.routes["/f"] = Response(200, b"x" * 100)
+    urls = [server.url("/f") for server in servers]
+
+    def pool_keys(client: httpx.AsyncClient) -> list[int | None]:
+        return [port for _, _, port in client._transport._pools]  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        async with make_async_client(settings) as client:
+            for _ in range(3):
+                assert (await client.get(urls[0])).status_code == 200
+            await client.get(urls[1])
+            assert pool_keys(client) == [servers[0].port, servers[1].port]
+            pools = client._transport  # type: ignore[attr-defined]
+            [connection] = pools._pools[(b"http", b"127.0.0.1", servers[0].port)]._pool.connections
+            assert connection.is_idle()  # one connection, reused three times
+            pools.max_pools = 1
+            async with client.stream("GET", urls[0]) as busy:  # its pool is in use: kept
+                await client.get(urls[2])
+                assert pool_keys(client) == [servers[0].port, servers[2].port]
+                assert await busy.aread() == b"x" * 100
+            await client.get(urls[1])  # now the oldest pool is idle: closed to make room
+            assert pool_keys(client) == [servers[1].port]
+
+    try:
+        asyncio.run(run())
+    finally:
+        for server in servers:
+            server.close()
