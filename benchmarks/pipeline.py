@@ -621,7 +621,8 @@ class Bench:
                 "steady_n": len(steady), "steady_p50": _pct(steady, 0.5), "steady_p99": _pct(steady, 0.99),
                 "new_items": new_items, "stages": stages, "cpu": cpu, "rss": rss,
                 "redis_delta": mem_after - mem_before, "redis_families": families, "commands": commands,
-                "bad_signatures": recv["bad_signatures"], "requests": stats}
+                "bad_signatures": recv["bad_signatures"], "requests": stats,
+                "duplicates": len(recv["arrivals"]) - len({a[1] for a in recv["arrivals"]})}
 
 
 def _redis_families(client: Any) -> dict[str, int]:
@@ -716,6 +717,8 @@ def report(runs: list[dict[str, Any]], readers: list[dict[str, Any]], bench: Ben
               + ", ".join(f"{k} {v / last['stored']:.0f}" for k, v in top))
         bad = sum(r["bad_signatures"] for r in runs)
         print(f"webhook signatures verified by the receiver (HMAC-SHA256): {bad} bad")
+        again = sum(r["duplicates"] for r in runs)
+        print(f"webhook-ids received more than once (each alert is sent once when nothing fails): {again}")
 
 
 def _mem_total() -> int:
