@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import ipaddress
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -404,3 +405,21 @@ def test_async_client_keeps_one_small_pool_per_origin(settings: Settings) -> Non
     finally:
         for server in servers:
             server.close()
+
+
+def test_async_fetches_import_nothing_once_warm(settings: Settings, http_server: LoopbackServer,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore imports `sniffio` for every async lock it sets up; if the module were missing, each
+    import would search sys.path again (~0.4 ms, several times per fetch): it must be installed."""
+    http_server.routes["/feed"] = Response(200, RSS, {"ETag": '"v1"'})
+    asyncio.run(_fetch_async(settings, http_server.url("/feed")))  # lazy imports happen here
+    searched: list[str] = []
+
+    class Recorder:
+        @staticmethod
+        def find_spec(name: str, *args: object) -> None:
+            searched.append(name)
+
+    monkeypatch.setattr(sys, "meta_path", [Recorder(), *sys.meta_path])
+    result = asyncio.run(_fetch_async(settings, http_server.url("/feed")))
+    assert result.status == 200 and searched == []
