@@ -279,6 +279,7 @@ def fetch_feed(client: httpx.Client, url: str, *, etag: str | None = None,
                     continue
                 _raise_for_status(url, response)
                 if response.status_code == 304:
+                    response.read()  # no body by definition; reading it keeps the connection
                     return _result(hops, response, None, etag, last_modified)
                 body = _Body(url, response, max_bytes, clock)
                 for chunk in response.iter_raw():
@@ -304,6 +305,7 @@ async def fetch_feed_async(client: httpx.AsyncClient, url: str, *, etag: str | N
                         continue
                     _raise_for_status(url, response)
                     if response.status_code == 304:
+                        await response.aread()  # as in fetch_feed: keeps the connection for the next feed
                         return _result(hops, response, None, etag, last_modified)
                     body = _Body(url, response, max_bytes, clock)
                     async for chunk in response.aiter_raw():

@@ -423,3 +423,45 @@ def test_async_fetches_import_nothing_once_warm(settings: Settings, http_server:
     monkeypatch.setattr(sys, "meta_path", [Recorder(), *sys.meta_path])
     result = asyncio.run(_fetch_async(settings, http_server.url("/feed")))
     assert result.status == 200 and searched == []
+
+
+def test_not_modified_answers_keep_the_connection(settings: Settings, http_server: LoopbackServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 304 has no body; reading it to its end leaves the keep-alive connection to the next poll
+    (closing it unread would cost every unchanged feed a new TCP and TLS handshake)."""
+    from ingest import netsafe
+
+    http_server.routes["/feed"] = lambda req: Response(304) if req.headers.get("If-None-Match") == '"v1"' \
+        else Response(200, RSS, {"ETag": '"v1"'})
+    connects: list[str] = []
+    connect = netsafe.AsyncSafeBackend.connect_tcp
+
+    async def counted(self: netsafe.AsyncSafeBackend, host: str, port: int, **kwargs: object) -> object:
+        connects.append(host)
+        return await connect(self, host, port, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(netsafe.AsyncSafeBackend, "connect_tcp", counted)
+
+    async def run() -> list[int]:
+        async with make_async_client(settings) as client:
+            first = await fetch_feed_async(client, http_server.url("/feed"), max_bytes=10**6, timeout=5)
+            again = [await fetch_feed_async(client, http_server.url("/feed"), etag=first.etag,
+                                            max_bytes=10**6, timeout=5) for _ in range(3)]
+            return [first.status, *(r.status for r in again)]
+
+    assert asyncio.run(run()) == [200, 304, 304, 304]
+    assert len(connects) == 1
+
+
+def test_sync_not_modified_answers_keep_the_connection(settings: Settings,
+                                                       http_server: LoopbackServer) -> None:
+    """fetch_feed does the same with the sync client: one connection for a 200 and two 304s."""
+    http_server.routes["/feed"] = lambda req: Response(304) if req.headers.get("If-None-Match") == '"v1"' \
+        else Response(200, RSS, {"ETag": '"v1"'})
+    with make_client(settings) as client:
+        first = fetch_feed(client, http_server.url("/feed"), max_bytes=10**6, timeout=5)
+        for _ in range(2):
+            assert fetch_feed(client, http_server.url("/feed"), etag=first.etag, max_bytes=10**6,
+                              timeout=5).status == 304
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert len(pool.connections) == 1 and pool.connections[0].is_idle()
