@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest.clean import clean_document
@@ -15,6 +16,7 @@ from ingest.language import (
     HIGH_MAX_CANDIDATES,
     HIGH_MAX_LANGUAGES,
     LanguageDetector,
+    _Blend,
     _fast_top,
     _models,
     _relatives,
@@ -174,7 +176,7 @@ def test_candidates_are_linguas_bounded_and_include_prior_and_hint(detector: Lan
     text = "canada unmatched"
     ranked = [(v.language.iso_code_639_1.name.lower(), v.value)
               for v in detector._lingua.compute_language_confidence_values(text)]
-    fast_top = _fast_top(detector._fast, text, FAST_TOP)
+    fast_top = _fast_top(detector._fast, detector._fast._decide(text), FAST_TOP)
     assert any(code not in _LINGUA_BY_CODE for code, _ in fast_top)  # py3langid knows more languages
     picks = detector._candidates(ranked, "sw", fast_top)
     assert "en" in picks and "sw" in picks
@@ -279,3 +281,46 @@ def test_service_default_leaves_short_texts_to_the_low_accuracy_ranking() -> Non
     for text in (*SHORT.values(), *FEW_LETTERS.values()):
         assert plain.detect(text).code != "und"
     assert high_accuracy_loads() == before
+
+
+def test_short_text_blends_both_detectors() -> None:
+    """Short text: lingua low's confidence x py3langid's probability ** BLEND_WEIGHT. Where lingua
+    is torn between two relatives, py3langid's preference decides; where both agree it stands."""
+    fast, _ = _models()
+    blend = _Blend(fast)
+    torn = [("nb", 0.46), ("da", 0.44), ("sv", 0.10)]
+    scores = np.zeros(len(fast.nb_classes), dtype=np.float32)
+    scores[fast.nb_classes.index("da")] = 0.8
+    scores[fast.nb_classes.index("no")] = 0.2  # py3langid says `no` for Norwegian Bokmål
+    ranked = blend.rank(torn, scores)
+    assert ranked[0][0] == "da" and ranked[1][0] == "nb"
+    assert abs(sum(p for _, p in ranked) - 1.0) < 1e-6
+    scores[:] = 0.0
+    scores[fast.nb_classes.index("no")] = 1.0
+    assert blend.rank(torn, scores)[0] == ("nb", pytest.approx(1.0, abs=1e-3))
+
+
+def test_blend_gives_languages_py3langid_lacks_their_relatives_share() -> None:
+    """Tswana (py3langid lacks it) is scored with its relatives' probability, so a Sotho-leaning
+    py3langid does not veto it; Maori (no relative) gets a uniform share, not zero."""
+    fast, _ = _models()
+    blend = _Blend(fast)
+    scores = np.zeros(len(fast.nb_classes), dtype=np.float32)
+    scores[fast.nb_classes.index("st")] = 0.9
+    scores[fast.nb_classes.index("en")] = 0.1
+    assert blend.rank([("tn", 0.7), ("st", 0.3)], scores)[0][0] == "tn"
+    ranked = dict(blend.rank([("mi", 0.9), ("en", 0.1)], scores))
+    assert ranked["mi"] > 0.0
+
+
+def test_short_sentences_of_related_languages_stay_apart_in_the_default_path() -> None:
+    """The blend keeps close relatives (nb/da, es/fr) apart on one-line texts, where both detectors
+    already agree: it must not trade their right answers for its gains elsewhere."""
+    short = {"en": "The council voted to close the bridge on Sunday.",
+             "de": "Der Stadtrat hat die Brücke am Sonntag gesperrt.",
+             "fr": "Le conseil a fermé le pont dimanche.",
+             "es": "El ayuntamiento cerró el puente el domingo.",
+             "nb": "Bystyret stengte broen søndag etter stormen.",
+             "da": "Byrådet lukkede broen søndag efter stormen."}
+    plain = LanguageDetector(min_chars=1, abstain=False)
+    assert {code: plain.detect(text).code for code, text in short.items()} == {c: c for c in short}
