@@ -4,9 +4,9 @@ Three steps, each only where the previous one is unsure:
 1. py3langid (~0.1 ms on an article sample) answers when it is sure, the text
    is long and the language is not in a family it is known to confuse.
 2. lingua in low-accuracy mode (trigram models of all 75 languages, preloaded,
-   ~80 MB) ranks every language for short text; for long text only the likely
-   ones (`long_candidates`: a third of the cost, the same answers on the test
-   sentences and articles).
+   ~80 MB) ranks every language for short text, blended with py3langid's scores
+   (`_Blend`); for long text only the likely ones (`long_candidates`: a third of
+   the cost, the same answers on the test sentences and articles).
 3. Short texts only (fewer than SHORT_CHARS letters: lingua's own cut-off, below
    which its high-accuracy mode differs from the low one at all), and only with
    `short_text_models` (off in the service by default: INGEST_SHORT_TEXT_MODELS): lingua's
