@@ -8,8 +8,9 @@ Three steps, each only where the previous one is unsure:
    (`_Blend`); for long text only the likely ones (`long_candidates`: a third of
    the cost, the same answers on the test sentences and articles).
 3. Short texts only (fewer than SHORT_CHARS letters: lingua's own cut-off, below
-   which its high-accuracy mode differs from the low one at all), and only with
-   `short_text_models` (off in the service by default: INGEST_SHORT_TEXT_MODELS): lingua's
+   which its high-accuracy mode differs from the low one at all), only with
+   `short_text_models` (off in the service by default: INGEST_SHORT_TEXT_MODELS), and
+   only when the blend of step 2 is less than BLEND_SURE confident: lingua's
    high-accuracy models (1- to 5-grams) re-rank the candidates steps 1-2 proposed
    (lingua low's top HIGH_CANDIDATES, py3langid's top FAST_CANDIDATES of lingua's
    languages, PRIOR_LANGUAGES, the hint; at most HIGH_MAX_CANDIDATES). If the winner
@@ -61,6 +62,7 @@ HIGH_LOAD_MB = 40  # resident memory one more language's high-accuracy models ta
 # on texts 31-130 of each lingua test file (1.3-2.0 scored alike), not on the first 30 the
 # benchmark reports.
 BLEND_WEIGHT = 1.5
+BLEND_SURE = 0.99  # with short-text models: the blend's answer stands at this confidence (no models loaded)
 
 # Languages py3langid mixes up with a neighbour lingua tells apart better.
 _CONFUSABLE = frozenset({
@@ -347,8 +349,9 @@ class LanguageDetector:
             return [], ("", 0.0)
         if not short:
             return ranked, ranked[0]
-        if not self.short_text_models:
-            return self._blend.rank(ranked, scores), ranked[0]
+        blended = self._blend.rank(ranked, scores)
+        if not self.short_text_models or blended[0][1] >= BLEND_SURE:
+            return blended, ranked[0]
         picks = self._candidates(ranked, hint, fast_top)
         if len(picks) < 2:
             return ranked, ranked[0]
