@@ -150,5 +150,7 @@ def test_delivery_reads_alert_subscription_and_secrets_at_once(store: Store) -> 
     assert healthy.last_success_at is not None
     with pytest.raises(NotFound):
         store.get_delivery("msg_nope")
+    store.record_subscription_delivery("sub1", ok=False, at=T0)
     with pytest.raises(NotFound):
         store.record_delivered("msg_nope", "sub1", attempts=1)
+    assert store.get_subscription("sub1").failing_since == T0  # no alert, no health change

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from ingest.errors import StoreError
+from ingest.errors import NotFound, StoreError
 from ingest.log import get_logger
 from ingest.models import Article, ArticleFilter, utcnow
 from ingest.store import migrations
@@ -30,6 +30,14 @@ log = get_logger(__name__)
 CONNECT_TIMEOUT = 10
 IDLE_PING_SECONDS = 30.0
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A delivered alert and its subscription's health in one statement (atomic on its own, so no
+# BEGIN and COMMIT): the subscription is touched only if the alert exists.
+_DELIVERED_SQL = (
+    "WITH a AS (UPDATE alerts SET status = 'delivered', attempts = ?, next_attempt_at = NULL, "
+    "last_error = NULL, delivered_at = coalesce(delivered_at, ?) WHERE id = ? RETURNING 1), "
+    "s AS (UPDATE subscriptions SET failing_since = NULL, last_success_at = ? "
+    "WHERE id = ? AND EXISTS (SELECT 1 FROM a) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM s)")
 
 
 class _QmarkCursor:
@@ -142,6 +150,14 @@ class PostgresStore(PagedSQLStore):
             cur.execute(f"TRUNCATE {', '.join(migrations.DATA_TABLES)} RESTART IDENTITY CASCADE")
 
     # -- full-text search ------------------------------------------------------
+    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
+        """The shared two-UPDATE transaction as one statement: 1 round trip instead of 4."""
+        at = self._ts(utcnow())
+        with self._read() as cur:  # autocommit: the statement is its own transaction
+            cur.execute(_DELIVERED_SQL, (attempts, at, alert_id, at, sub_id))
+            if cur.fetchone()[0] == 0:
+                raise NotFound(f"no alert with id {alert_id!r}")
+
     def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
         """Articles whose title or text contain every word of `query`, best match first."""
         words = _WORD.findall(query)
