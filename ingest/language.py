@@ -178,8 +178,9 @@ class _Blend:
     """Short text: lingua low's confidence x py3langid's probability ** BLEND_WEIGHT, renormalised.
 
     The two models err on different texts (trigrams against byte n-grams of other training
-    data), so their product is right more often than either: on the lingua test texts it adds
-    3 points on sentences and 4 on word pairs to lingua low alone, at no cost (both already ran).
+    data), so their product is right more often than either: on the lingua test texts (first 30
+    per file) sentences 0.931 -> 0.955 and word pairs 0.794 -> 0.848 against lingua low alone, at
+    no cost (both already ran).
     A language py3langid lacks takes the probability of its closest relative it knows (so the
     two are told apart by lingua alone), else a uniform share.
     """
@@ -354,7 +355,7 @@ class LanguageDetector:
             return blended, ranked[0]
         picks = self._candidates(ranked, hint, fast_top)
         if len(picks) < 2:
-            return ranked, ranked[0]
+            return blended, ranked[0]
         high = self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks])
         relatives = _relatives(high[0][0], picks) if high else []
         if relatives:  # a close relative the weak rankings missed: the winner against its family

@@ -7,7 +7,6 @@ import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 
 import redis
 from rq import Queue, SimpleWorker
@@ -164,7 +163,7 @@ class IngestWorker(SimpleWorker):
                 self._finish_group()
             finally:
                 if waiting:
-                    self._give_back(queue, waiting)
+                    self._give_back(queue, [job.id for job in waiting])
         self.set_state(WorkerStatus.IDLE)
 
     def _groups(self, queue: Queue) -> bool:
@@ -195,7 +194,7 @@ class IngestWorker(SimpleWorker):
             try:
                 job.restore(data)
             except Exception:  # RQ's own dequeue reports it, with its own handling
-                self.connection.lpush(queue.key, *reversed(ids[n:]))
+                self._give_back(queue, ids[n:])
                 break
             jobs.append(job)
         return jobs
@@ -212,9 +211,8 @@ class IngestWorker(SimpleWorker):
         for job, queue, at in finishing:
             self._after_success(job, queue, results[at])
 
-    def _give_back(self, queue: Queue, jobs: Iterable[Job]) -> None:
+    def _give_back(self, queue: Queue, ids: list[str]) -> None:
         """Jobs taken but not started, back to the head of `queue` in their order (still `queued`)."""
-        ids = [job.id for job in jobs]
         self.connection.lpush(queue.key, *reversed(ids))
 
 
