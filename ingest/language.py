@@ -9,25 +9,21 @@ Three steps, each only where the previous one is unsure:
    the cost, the same answers on the test sentences and articles).
 3. Short texts only (fewer than SHORT_CHARS letters: lingua's own cut-off, below
    which its high-accuracy mode differs from the low one at all), only with
-   `short_text_models` (off in the service by default: INGEST_SHORT_TEXT_MODELS), and
-   only when the blend of step 2 is less than BLEND_SURE confident: lingua's
-   high-accuracy models (1- to 5-grams) re-rank the candidates steps 1-2 proposed
-   (lingua low's top HIGH_CANDIDATES, py3langid's top FAST_CANDIDATES of lingua's
-   languages, PRIOR_LANGUAGES, the hint; at most HIGH_MAX_CANDIDATES). If the winner
-   has close relatives that were not candidates, a second pass re-ranks it against
-   them. Those models are 15-50 MB per language, 1.3 GB for all, so they are loaded
-   lazily, for candidates only; before new ones load, the least recently used
-   ones are unloaded so that at most HIGH_MAX_LANGUAGES stay loaded and the
-   process stays near HIGH_RSS_BUDGET_MB.
+   `short_text_models` (INGEST_SHORT_TEXT_MODELS), and only when the blend of step 2
+   is less than BLEND_SURE confident: lingua's high-accuracy models (1- to 5-grams)
+   re-rank the blend's best HIGH_CANDIDATES (and the hint), again blended with
+   py3langid (weight HIGH_FAST_WEIGHT). Those models are 1-65 MB per language, 1.2 GB
+   for all, and take 5-280 ms of CPU each to load, so they are loaded lazily, for
+   candidates only: the least recently used ones are unloaded so that at most
+   HIGH_MAX_LANGUAGES stay loaded and the process stays near HIGH_RSS_BUDGET_MB, and
+   at most HIGH_LOADS_PER_MINUTE load (after a first HIGH_MAX_LANGUAGES): beyond that
+   the loaded candidates decide, or the blend alone.
 Only a bounded sample of the text is looked at: the title and the first
 paragraphs say as much as the whole article.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -37,6 +33,14 @@ from typing import Any
 import numpy as np
 from lingua import Language, LanguageDetectorBuilder
 
+from ingest.language_high import (
+    HIGH_LOADS_PER_MINUTE,
+    HIGH_MAX_LANGUAGES,
+    HighAccuracy,
+    LoadBudget,
+    cached_detector,
+    confidences,
+)
 from ingest.models import LanguageResult
 
 UNDETERMINED = "und"
@@ -50,14 +54,14 @@ DISAGREE_PROB = 0.6  # py3langid at least this sure of another family's language
 TIE_MARGIN = 0.15  # top two closer than this: a near-tie the hint may break, else `und`
 SHORT_CHARS = 120  # fewer letters: high-accuracy models re-rank the candidates (lingua's own cut-off)
 LONG_SAMPLE_CHARS = 480  # a sample this long has SHORT_CHARS letters unless it is mostly numbers: not counted
-HIGH_CANDIDATES = 7  # low-accuracy top-k languages handed to the high-accuracy models
-HIGH_MIN_SHARE = 0.005  # ... as long as their low-accuracy confidence is at least this
-FAST_CANDIDATES = 3  # py3langid's top-k languages (of lingua's 75) added to them
-PRIOR_LANGUAGES = ("en",)  # always a candidate: the commonest news language, so its models stay loaded
-HIGH_MAX_CANDIDATES = 9  # at most this many languages re-ranked at once (each needs its models loaded)
-HIGH_MAX_LANGUAGES = 16  # high-accuracy language models kept loaded at once (15-50 MB each)
-HIGH_RSS_BUDGET_MB = 420  # ... fewer while the process's resident memory would go above this
-HIGH_LOAD_MB = 40  # resident memory one more language's high-accuracy models take, roughly
+PRIOR_LANGUAGES = ("en",)  # long text: always a candidate, the commonest news language
+# The blend's top-k languages the high-accuracy models re-rank, as long as their blend probability
+# is at least HIGH_MIN_RATIO of the best's; the result is blended with py3langid ** HIGH_FAST_WEIGHT.
+# Chosen on texts 31-130 of each lingua test file (word pairs: top 9 0.8865, top 7 0.8855, top 5
+# 0.8837, lingua high alone 0.8849), for a third of the model loads of top 9.
+HIGH_CANDIDATES = 7
+HIGH_MIN_RATIO = 0.003
+HIGH_FAST_WEIGHT = 0.25
 # Short text: lingua low's confidence times py3langid's probability to this power (`_Blend`). Chosen
 # on texts 31-130 of each lingua test file (1.3-2.0 scored alike), not on the first 30 the
 # benchmark reports.
@@ -89,68 +93,6 @@ UNSURE = LanguageResult(UNDETERMINED, 0.0)
 _Fast = tuple[list[tuple[str, float]], np.ndarray]  # py3langid's best (code, probability) and all its scores
 _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
-_PAGE_SIZE = 4096
-with contextlib.suppress(AttributeError, ValueError, OSError):
-    _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-class _HighAccuracy:
-    """lingua high-accuracy detectors over small candidate sets; models loaded lazily, LRU-bounded."""
-
-    def __init__(self, max_languages: int) -> None:
-        self.max_languages = max_languages
-        self._loaded: OrderedDict[Language, None] = OrderedDict()
-        self._detectors: OrderedDict[frozenset[Language], Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self.loads = 0  # languages whose models were (re)loaded: the benchmark separates that cost
-
-    def rank(self, text: str, candidates: Sequence[Language]) -> list[tuple[str, float]]:
-        """(code, confidence) of the candidates, best first, from the 1- to 5-gram models."""
-        key = frozenset(candidates)
-        with self._lock:
-            fresh = [lang for lang in candidates if lang not in self._loaded]
-            if fresh:
-                self._make_room(key, len(fresh))
-                self.loads += len(fresh)
-            for lang in candidates:  # lingua loads the fresh ones lazily, below
-                self._loaded[lang] = None
-                self._loaded.move_to_end(lang)
-            detector = _cached_detector(self._detectors, key, low=False, cap=256)
-            values = detector.compute_language_confidence_values(text)
-        return _codes(values)
-
-    def _make_room(self, keep: frozenset[Language], fresh: int) -> None:
-        """Before loading `fresh` more languages: unload the least recently used ones (never those
-        in `keep`) while the cap would be passed or loading would take the process's resident
-        memory over HIGH_RSS_BUDGET_MB."""
-        while (len(self._loaded) + fresh > self.max_languages
-               or _rss_mb() + fresh * HIGH_LOAD_MB > HIGH_RSS_BUDGET_MB):
-            lang = next((x for x in self._loaded if x not in keep), None)
-            if lang is None:
-                return
-            del self._loaded[lang]
-            LanguageDetectorBuilder.from_languages(lang).build().unload_language_models()
-            for key in [k for k in self._detectors if lang in k]:
-                del self._detectors[key]
-            _release_memory()
-
-    def loaded(self) -> list[str]:
-        return [lang.iso_code_639_1.name.lower() for lang in self._loaded]
-
-
-def _rss_mb() -> float:
-    """Resident set size of this process in MB, from /proc (0 where there is none)."""
-    with contextlib.suppress(OSError), open("/proc/self/statm", encoding="ascii") as statm:
-        return int(statm.read().split()[1]) * _PAGE_SIZE / 2**20
-    return 0.0
-
-
-def _release_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and RSS only grows)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def _models() -> tuple[Any, Any]:
     """Load both models once per process; every detector instance shares them."""
     with _LOCK:
@@ -162,7 +104,7 @@ def _models() -> tuple[Any, Any]:
                                  .with_low_accuracy_mode()
                                  .with_preloaded_language_models()
                                  .build())
-            _MODELS["high"] = _HighAccuracy(HIGH_MAX_LANGUAGES)
+            _MODELS["high"] = HighAccuracy(HIGH_MAX_LANGUAGES)
             _MODELS["subsets"] = _Subsets()
             _MODELS["blend"] = _Blend(_MODELS["fast"])
     return _MODELS["fast"], _MODELS["lingua"]
@@ -183,10 +125,13 @@ class _Blend:
     no cost (both already ran).
     A language py3langid lacks takes the probability of its closest relative it knows (so the
     two are told apart by lingua alone), else a uniform share.
+    The high-accuracy ranking of step 3 is blended too, with a lighter weight (HIGH_FAST_WEIGHT):
+    word pairs 0.885 -> 0.887 on texts 31-130 of each file, where it was chosen.
     """
 
     def __init__(self, fast: Any) -> None:
         self.codes = list(_LINGUA_BY_CODE)
+        self._row = {code: i for i, code in enumerate(self.codes)}
         classes = [_FAST_TO_LINGUA.get(c, c) for c in fast.nb_classes]
         zero, uniform = len(classes), len(classes) + 1  # two extra columns: 0.0 and 1 / n
         rows = []
@@ -198,15 +143,17 @@ class _Blend:
         self._columns = np.array([r + [zero] * (width - len(r)) for r in rows])
         self._extra = np.array([0.0, 1.0 / len(classes)])
 
-    def rank(self, low: list[tuple[str, float]], scores: np.ndarray) -> list[tuple[str, float]]:
-        values = dict(low)
-        lingua = np.array([values.get(code, 0.0) for code in self.codes])
-        fast = np.concatenate([scores, self._extra])[self._columns].max(axis=1)
-        z = np.log(np.maximum(lingua, 1e-6)) + BLEND_WEIGHT * np.log(np.maximum(fast, 1e-6))
+    def rank(self, values: list[tuple[str, float]], scores: np.ndarray,
+             weight: float = BLEND_WEIGHT) -> list[tuple[str, float]]:
+        """lingua's (code, confidence) `values` re-ranked with py3langid's `scores`, best first."""
+        rows = self._columns[[self._row[code] for code, _ in values]]
+        lingua = np.array([value for _, value in values])
+        fast = np.concatenate([scores, self._extra])[rows].max(axis=1)
+        z = np.log(np.maximum(lingua, 1e-6)) + weight * np.log(np.maximum(fast, 1e-6))
         p = np.exp(z - z.max())
         p /= p.sum()
         order = np.argsort(-p)
-        return [(self.codes[i], float(p[i])) for i in order]
+        return [(values[i][0], float(p[i])) for i in order]
 
 
 class _Subsets:
@@ -219,28 +166,8 @@ class _Subsets:
     def rank(self, text: str, codes: frozenset[str]) -> list[tuple[str, float]]:
         with self._lock:
             key = frozenset(_LINGUA_BY_CODE[c] for c in codes)
-            detector = _cached_detector(self._detectors, key, low=True, cap=512)
-        return _codes(detector.compute_language_confidence_values(text))
-
-
-def _cached_detector(cache: OrderedDict[frozenset[Language], Any], languages: frozenset[Language], *,
-                     low: bool, cap: int) -> Any:
-    """A lingua detector over `languages`, from an LRU of at most `cap`: the models are shared by
-    every detector, so one costs ~0.1 ms to build, but candidate sets repeat."""
-    detector = cache.get(languages)
-    if detector is None:
-        builder = LanguageDetectorBuilder.from_languages(*languages)
-        detector = (builder.with_low_accuracy_mode() if low else builder).build()
-        cache[languages] = detector
-        if len(cache) > cap:
-            cache.popitem(last=False)
-    cache.move_to_end(languages)
-    return detector
-
-
-def _codes(values: Any) -> list[tuple[str, float]]:
-    """(ISO 639-1 code, confidence) pairs of lingua's confidence values, best first."""
-    return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values]
+            detector = cached_detector(self._detectors, key, low=True, cap=512)
+        return confidences(detector.compute_language_confidence_values(text))
 
 
 def long_candidates(fast_top: Sequence[tuple[str, float]], hint: str | None) -> frozenset[str]:
@@ -254,6 +181,17 @@ def long_candidates(fast_top: Sequence[tuple[str, float]], hint: str | None) -> 
         codes.update(c for family in _FAMILIES if code in family for c in family)
     codes.update(c for c in (hint, *PRIOR_LANGUAGES, *_ONLY_LINGUA) if c)
     return frozenset(c for c in codes if c in _LINGUA_BY_CODE)
+
+
+def high_candidates(blended: Sequence[tuple[str, float]], hint: str | None) -> list[str]:
+    """Languages the high-accuracy models re-rank: the blend's best HIGH_CANDIDATES, as long as
+    they have at least HIGH_MIN_RATIO of the best one's probability, and the hint. The blend's
+    best comes first."""
+    floor = blended[0][1] * HIGH_MIN_RATIO
+    picks = [code for code, value in blended[:HIGH_CANDIDATES] if value >= floor]
+    if hint and hint not in picks:
+        picks.append(hint)
+    return picks
 
 
 def high_accuracy_languages() -> list[str]:
@@ -309,17 +247,19 @@ def normalize_hint(hint: str | None) -> str | None:
 class LanguageDetector:
     """Detects the language of article text; thread-safe, models loaded once per process."""
 
-    def __init__(self, *, min_chars: int = 20, abstain: bool = True, short_text_models: bool = False) -> None:
+    def __init__(self, *, min_chars: int = 20, abstain: bool = True, short_text_models: bool = False,
+                 loads_per_minute: float | None = HIGH_LOADS_PER_MINUTE) -> None:
         """`abstain=False` always answers with the best guess (evaluation against lingua's figures).
-        `short_text_models=True` re-ranks short texts with the high-accuracy models (step 3): 2.5
-        points more accurate on the test sentences when forced to answer (0.5 as deployed), but
-        each text can load models (0.1-1.5 s while the bounded set changes), so the service leaves
-        it off unless INGEST_SHORT_TEXT_MODELS asks for it."""
+        `short_text_models=True` re-ranks short texts the blend is unsure of with the high-accuracy
+        models (step 3): word pairs 0.848 -> 0.890 on the lingua test texts. A text can then wait
+        for a language's models to load (5-280 ms, once, while they stay in the bounded set);
+        `loads_per_minute` caps those loads (None: no cap, as in the evaluation)."""
         self.min_chars = min_chars
         self.abstain = abstain
         self.short_text_models = short_text_models
+        self.load_budget = LoadBudget(loads_per_minute)
         self._fast, self._lingua = _models()
-        self._high: _HighAccuracy = _MODELS["high"]
+        self._high: HighAccuracy = _MODELS["high"]
         self._subsets: _Subsets = _MODELS["subsets"]
         self._blend: _Blend = _MODELS["blend"]
 
@@ -339,11 +279,11 @@ class LanguageDetector:
     def _ranking(self, snippet: str, hint: str | None, fast: _Fast,
                  short: bool) -> tuple[list[tuple[str, float]], tuple[str, float]]:
         """lingua's ranking (low accuracy: over every language for short text, blended with
-        py3langid's, over the likely ones for long text; high accuracy over the candidates of short
-        text with `short_text_models`) and the low-accuracy best guess."""
+        py3langid's, over the likely ones for long text; high accuracy over the blend's best for
+        short text with `short_text_models`) and the low-accuracy best guess."""
         fast_top, scores = fast
         if short:
-            ranked = _codes(self._lingua.compute_language_confidence_values(snippet))
+            ranked = confidences(self._lingua.compute_language_confidence_values(snippet))
         else:
             ranked = self._subsets.rank(snippet, long_candidates(fast_top, hint))
         if not ranked:
@@ -353,30 +293,12 @@ class LanguageDetector:
         blended = self._blend.rank(ranked, scores)
         if not self.short_text_models or blended[0][1] >= BLEND_SURE:
             return blended, ranked[0]
-        picks = self._candidates(ranked, hint, fast_top)
-        if len(picks) < 2:
+        picks = high_candidates(blended, hint)
+        high = (self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks], self.load_budget)
+                if len(picks) > 1 else None)
+        if not high:
             return blended, ranked[0]
-        high = self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks])
-        relatives = _relatives(high[0][0], picks) if high else []
-        if relatives:  # a close relative the weak rankings missed: the winner against its family
-            second = self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in (high[0][0], *relatives)])
-            if second and second[0][0] != high[0][0]:
-                return second, ranked[0]
-        return high, ranked[0]
-
-    def _candidates(self, ranked: list[tuple[str, float]], hint: str | None,
-                    fast_top: list[tuple[str, float]]) -> list[str]:
-        """Languages for the high-accuracy models: the hint, lingua low's and py3langid's best,
-        the prior; lingua low's tail is cut first when there are more than HIGH_MAX_CANDIDATES."""
-        extra: list[str] = []
-        for code in (hint, *[c for c, _ in fast_top if c in _LINGUA_BY_CODE][:FAST_CANDIDATES],
-                     *PRIOR_LANGUAGES):
-            if code and code in _LINGUA_BY_CODE and code not in extra:
-                extra.append(code)
-        low = [code for code, value in ranked[:HIGH_CANDIDATES]
-               if value >= HIGH_MIN_SHARE and code not in extra]
-        room = max(HIGH_MAX_CANDIDATES - len(extra), 2)
-        return (low[:room] + extra)[:HIGH_MAX_CANDIDATES]
+        return self._blend.rank(high, scores, HIGH_FAST_WEIGHT), ranked[0]
 
     def _careful(self, snippet: str, hint: str | None, fast_scores: _Fast,
                  short: bool) -> LanguageResult:
@@ -408,11 +330,3 @@ def _disagree(fast: tuple[str, float], top: str) -> bool:
     if prob < DISAGREE_PROB or code == top or code not in _LINGUA_BY_CODE:
         return False
     return not any(code in family and top in family for family in _FAMILIES)
-
-
-def _relatives(code: str, picks: Sequence[str]) -> list[str]:
-    """Close relatives of `code` (its families) that are not among `picks`, at most enough to
-    keep a second pass within HIGH_MAX_CANDIDATES languages."""
-    out = [c for family in _FAMILIES if code in family for c in sorted(family)
-           if c != code and c not in picks and c in _LINGUA_BY_CODE]
-    return list(dict.fromkeys(out))[: HIGH_MAX_CANDIDATES - 1]

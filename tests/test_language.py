@@ -13,21 +13,21 @@ from ingest.language import (
     _LINGUA_BY_CODE,
     _ONLY_LINGUA,
     BLEND_SURE,
-    FAST_TOP,
-    HIGH_MAX_CANDIDATES,
+    HIGH_CANDIDATES,
     HIGH_MAX_LANGUAGES,
     LanguageDetector,
+    LoadBudget,
     _Blend,
-    _codes,
-    _fast_top,
     _models,
-    _relatives,
+    confidences,
     high_accuracy_languages,
     high_accuracy_loads,
+    high_candidates,
     is_short,
     long_candidates,
     normalize_hint,
 )
+from ingest.language_high import HighAccuracy
 from ingest.models import LanguageResult
 
 SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
@@ -133,7 +133,7 @@ def test_short_text_is_reranked_by_high_accuracy_models() -> None:
     lingua's 1- to 5-gram models."""
     eager = _eager()
     text = SHORT["nl"]
-    low = _codes(eager._lingua.compute_language_confidence_values(text))
+    low = confidences(eager._lingua.compute_language_confidence_values(text))
     assert eager._blend.rank(low, eager._fast._decide(text))[0][1] < BLEND_SURE
     assert eager.detect(text).code == "nl"
     assert "nl" in high_accuracy_languages()
@@ -187,17 +187,16 @@ def test_long_text_with_few_letters_is_reranked(code: str) -> None:
     assert _eager().detect(FEW_LETTERS[code]).code == code
 
 
-def test_candidates_are_linguas_bounded_and_include_prior_and_hint(detector: LanguageDetector) -> None:
-    """py3langid's codes lingua lacks are skipped; the prior and the hint are always in; capped."""
+def test_high_candidates_are_the_blends_best_and_the_hint(detector: LanguageDetector) -> None:
+    """The blend's best come first, at most HIGH_CANDIDATES of them, none far behind; the hint is added."""
     text = "canada unmatched"
-    ranked = [(v.language.iso_code_639_1.name.lower(), v.value)
-              for v in detector._lingua.compute_language_confidence_values(text)]
-    fast_top = _fast_top(detector._fast, detector._fast._decide(text), FAST_TOP)
-    assert any(code not in _LINGUA_BY_CODE for code, _ in fast_top)  # py3langid knows more languages
-    picks = detector._candidates(ranked, "sw", fast_top)
-    assert "en" in picks and "sw" in picks
-    assert set(picks) <= set(_LINGUA_BY_CODE)
-    assert len(picks) == len(set(picks)) <= HIGH_MAX_CANDIDATES
+    low = confidences(detector._lingua.compute_language_confidence_values(text))
+    blended = detector._blend.rank(low, detector._fast._decide(text))
+    picks = high_candidates(blended, "sw")
+    assert picks[0] == blended[0][0] and picks[-1] == "sw"
+    assert len(picks) == len(set(picks)) <= HIGH_CANDIDATES + 1
+    assert high_candidates([("nl", 0.9), ("af", 0.0999), ("de", 0.0001)], None) == ["nl", "af"]
+    assert high_candidates([("nl", 0.9), ("af", 0.1)], "nl") == ["nl", "af"]
 
 
 def test_long_candidates_hold_the_relatives_the_hint_and_the_prior() -> None:
@@ -270,12 +269,32 @@ def test_long_text_ranked_over_candidates_agrees_with_all_languages(code: str) -
     assert result.code == code and result.confidence >= 0.5
 
 
-def test_relatives_of_the_winner_get_a_second_look() -> None:
-    """A winner's close relatives missing from the candidates are listed, within the cap."""
-    assert _relatives("af", ["af", "de"]) == ["nl"]
-    assert _relatives("cs", ["cs", "sk"]) == []
-    assert _relatives("en", ["en"]) == []
-    assert len(_relatives("zu", ["zu"])) <= HIGH_MAX_CANDIDATES - 1
+def test_load_budget_allows_a_burst_then_a_rate() -> None:
+    """A token bucket: `burst` loads at once, then per_minute; None never refuses."""
+    budget = LoadBudget(60.0, burst=3)
+    assert budget.take(2) and budget.take(1)
+    assert not budget.take(1)
+    budget._at -= 1.5  # as if 1.5 s went by: 1.5 loads earned
+    assert budget.take(1) and not budget.take(1)
+    unlimited = LoadBudget(None, burst=0)
+    assert all(unlimited.take(5) for _ in range(100))
+
+
+def test_spent_load_budget_leaves_the_blend_or_the_loaded_candidates() -> None:
+    """With no load left, a short text whose candidates are not loaded keeps the blend's answer
+    and loads nothing; the same text is re-ranked once the budget allows it."""
+    spent = LanguageDetector(min_chars=1, abstain=False, short_text_models=True, loads_per_minute=0.0)
+    spent.load_budget = LoadBudget(0.0, burst=0)
+    spent._high = HighAccuracy(HIGH_MAX_LANGUAGES)  # its own bookkeeping: nothing loaded yet
+    text = "een mooie dag"  # the blend is unsure: Dutch 0.79, Afrikaans 0.21
+    low = confidences(spent._lingua.compute_language_confidence_values(text))
+    blended = spent._blend.rank(low, spent._fast._decide(text))
+    assert blended[0][1] < BLEND_SURE
+    assert spent.detect(text) == LanguageResult(blended[0][0], round(blended[0][1], 4))
+    assert spent._high.loads == 0
+    spent.load_budget = LoadBudget(None)
+    spent.detect(text)
+    assert spent._high.loads == len(high_candidates(blended, None)) > 1
 
 
 def test_model_loads_are_counted() -> None:
