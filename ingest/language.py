@@ -8,16 +8,15 @@ Three steps, each only where the previous one is unsure:
    (`_Blend`); for long text only the likely ones (`long_candidates`: a third of
    the cost, the same answers on the test sentences and articles).
 3. Short texts only (fewer than SHORT_CHARS letters: lingua's own cut-off, below
-   which its high-accuracy mode differs from the low one at all), only with
-   `short_text_models` (INGEST_SHORT_TEXT_MODELS), and only when the blend of step 2
-   is less than BLEND_SURE confident: lingua's high-accuracy models (1- to 5-grams)
-   re-rank the blend's best HIGH_CANDIDATES (and the hint), again blended with
-   py3langid (weight HIGH_FAST_WEIGHT). Those models are 1-65 MB per language, 1.2 GB
-   for all, and take 5-280 ms of CPU each to load, so they are loaded lazily, for
-   candidates only: the least recently used ones are unloaded so that at most
-   HIGH_MAX_LANGUAGES stay loaded and the process stays near HIGH_RSS_BUDGET_MB, and
-   at most HIGH_LOADS_PER_MINUTE load (after a first HIGH_MAX_LANGUAGES): beyond that
-   the loaded candidates decide, or the blend alone.
+   which its high-accuracy mode differs from the low one at all), with
+   `short_text_models` (INGEST_SHORT_TEXT_MODELS, on by default), when the blend of
+   step 2 is less than BLEND_SURE confident: lingua's high-accuracy models (1- to
+   5-grams) re-rank the blend's best HIGH_CANDIDATES (and the hint), again blended
+   with py3langid (weight HIGH_FAST_WEIGHT). Those models are 1-65 MB per language,
+   1.2 GB for all, and take 5-280 ms of CPU each to load, so `language_high` loads
+   them lazily, for the blend's first two candidates only (the others count when
+   loaded already), keeps a bounded set and caps loads per minute; when the first
+   candidate cannot be loaded, the blend's answer stands.
 Only a bounded sample of the text is looked at: the title and the first
 paragraphs say as much as the whole article.
 """
@@ -247,7 +246,7 @@ def normalize_hint(hint: str | None) -> str | None:
 class LanguageDetector:
     """Detects the language of article text; thread-safe, models loaded once per process."""
 
-    def __init__(self, *, min_chars: int = 20, abstain: bool = True, short_text_models: bool = False,
+    def __init__(self, *, min_chars: int = 20, abstain: bool = True, short_text_models: bool = True,
                  loads_per_minute: float | None = HIGH_LOADS_PER_MINUTE) -> None:
         """`abstain=False` always answers with the best guess (evaluation against lingua's figures).
         `short_text_models=True` re-ranks short texts the blend is unsure of with the high-accuracy

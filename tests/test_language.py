@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ingest.clean import clean_document
+from ingest.errors import ConfigError
 from ingest.language import (
     _FAST_TO_LINGUA,
     _LINGUA_BY_CODE,
@@ -27,8 +28,9 @@ from ingest.language import (
     long_candidates,
     normalize_hint,
 )
-from ingest.language_high import HighAccuracy
+from ingest.language_high import HIGH_LOAD_FIRST, HighAccuracy
 from ingest.models import LanguageResult
+from ingest.settings import Settings
 
 SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
 
@@ -294,7 +296,23 @@ def test_spent_load_budget_leaves_the_blend_or_the_loaded_candidates() -> None:
     assert spent._high.loads == 0
     spent.load_budget = LoadBudget(None)
     spent.detect(text)
-    assert spent._high.loads == len(high_candidates(blended, None)) > 1
+    assert spent._high.loads == min(HIGH_LOAD_FIRST, len(high_candidates(blended, None))) > 0
+
+
+def test_only_the_first_candidates_load_the_rest_count_when_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates past the first HIGH_LOAD_FIRST are re-ranked only once their models are loaded
+    (by a text that needed them first): recent texts' languages, at no extra load."""
+    monkeypatch.setattr("ingest.language_high.HIGH_RSS_BUDGET_MB", 10**6)  # other tests' models stay
+    high = HighAccuracy(HIGH_MAX_LANGUAGES)
+    budget = LoadBudget(None)
+    nl, af, de, en = (_LINGUA_BY_CODE[c] for c in ("nl", "af", "de", "en"))
+    ranked = high.rank("een mooie dag", [nl, af, de, en], budget)
+    assert ranked is not None and {c for c, _ in ranked} == {"nl", "af"}
+    assert high.loads == 2
+    high.rank("ein schöner Tag", [de, en], budget)
+    ranked = high.rank("een mooie dag", [nl, af, de, en], budget)
+    assert ranked is not None and {c for c, _ in ranked} == {"nl", "af", "de", "en"}
+    assert high.loads == 4
 
 
 def test_model_loads_are_counted() -> None:
@@ -308,11 +326,9 @@ def test_model_loads_are_counted() -> None:
     assert high_accuracy_loads() == before
 
 
-def test_service_default_leaves_short_texts_to_the_low_accuracy_ranking() -> None:
-    """Without INGEST_SHORT_TEXT_MODELS a headline-only entry never loads a high-accuracy model."""
-    from ingest.language import high_accuracy_loads
-
-    plain = LanguageDetector(min_chars=1, abstain=False)
+def test_short_text_models_off_leave_short_texts_to_the_low_accuracy_ranking() -> None:
+    """With INGEST_SHORT_TEXT_MODELS=0 a headline-only entry never loads a high-accuracy model."""
+    plain = LanguageDetector(min_chars=1, abstain=False, short_text_models=False)
     before = high_accuracy_loads()
     for text in (*SHORT.values(), *FEW_LETTERS.values()):
         assert plain.detect(text).code != "und"
@@ -360,3 +376,13 @@ def test_short_sentences_of_related_languages_stay_apart_in_the_default_path() -
              "da": "Byrådet lukkede broen søndag efter stormen."}
     plain = LanguageDetector(min_chars=1, abstain=False)
     assert {code: plain.detect(text).code for code, text in short.items()} == {c: c for c in short}
+
+
+def test_settings_turn_the_short_text_models_on_with_a_load_cap() -> None:
+    """The service re-ranks unsure short texts by default, with a cap on model loads per minute."""
+    default = Settings.from_env({})
+    assert default.short_text_models and default.short_text_loads_per_minute == 12.0
+    off = Settings.from_env({"INGEST_SHORT_TEXT_MODELS": "0", "INGEST_SHORT_TEXT_LOADS_PER_MINUTE": "3"})
+    assert not off.short_text_models and off.short_text_loads_per_minute == 3.0
+    with pytest.raises(ConfigError, match="INGEST_SHORT_TEXT_LOADS_PER_MINUTE='-1' is invalid"):
+        Settings.from_env({"INGEST_SHORT_TEXT_LOADS_PER_MINUTE": "-1"})

@@ -65,7 +65,8 @@ class Context:
         dedup = Deduplicator(self.redis, prefix=self.settings.redis_prefix,
                              window_days=self.settings.dedup_window_days,
                              threshold=self.settings.dedup_threshold)
-        preparer = Preparer(LanguageDetector(short_text_models=self.settings.short_text_models),
+        preparer = Preparer(LanguageDetector(short_text_models=self.settings.short_text_models,
+                                             loads_per_minute=self.settings.short_text_loads_per_minute),
                             load_rules(self.settings.clean_rules),
                             fetcher=page_fetcher(self.settings, self.http),
                             fulltext_min_words=self.settings.fulltext_min_words)

@@ -85,7 +85,8 @@ def _preparer() -> Preparer:
     from ingest.pipeline import Preparer
 
     settings = Settings.from_env()
-    detector = LanguageDetector(short_text_models=settings.short_text_models)
+    detector = LanguageDetector(short_text_models=settings.short_text_models,
+                                loads_per_minute=settings.short_text_loads_per_minute)
     return Preparer(detector, load_rules(settings.clean_rules))
 
 
