@@ -250,7 +250,7 @@ class LanguageDetector:
                  loads_per_minute: float | None = HIGH_LOADS_PER_MINUTE) -> None:
         """`abstain=False` always answers with the best guess (evaluation against lingua's figures).
         `short_text_models=True` re-ranks short texts the blend is unsure of with the high-accuracy
-        models (step 3): word pairs 0.848 -> 0.890 on the lingua test texts. A text can then wait
+        models (step 3): word pairs 0.848 -> 0.889 on the lingua test texts. A text can then wait
         for a language's models to load (5-280 ms, once, while they stay in the bounded set);
         `loads_per_minute` caps those loads (None: no cap, as in the evaluation)."""
         self.min_chars = min_chars
