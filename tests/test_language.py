@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -386,3 +387,16 @@ def test_settings_turn_the_short_text_models_on_with_a_load_cap() -> None:
     assert not off.short_text_models and off.short_text_loads_per_minute == 3.0
     with pytest.raises(ConfigError, match="INGEST_SHORT_TEXT_LOADS_PER_MINUTE='-1' is invalid"):
         Settings.from_env({"INGEST_SHORT_TEXT_LOADS_PER_MINUTE": "-1"})
+
+
+def test_the_worker_detector_follows_the_settings(settings: Settings) -> None:
+    """The pipeline a worker builds takes both short-text settings, not the library defaults."""
+    from workers.context import Context
+
+    ctx = Context(replace(settings, short_text_models=False, short_text_loads_per_minute=3.0))
+    try:
+        detector = ctx.pipeline.preparer.detector
+        assert detector.short_text_models is False
+        assert detector.load_budget.per_minute == 3.0
+    finally:
+        ctx.close()
