@@ -19,8 +19,11 @@ from lingua import Language, LanguageDetectorBuilder
 
 HIGH_MAX_LANGUAGES = 16  # high-accuracy language models kept loaded at once (1-65 MB each)
 HIGH_LOADS_PER_MINUTE = 12.0  # language model loads (~0.1 s CPU each) allowed after the first 16
-HIGH_RSS_BUDGET_MB = 420  # ... and fewer while the process's resident memory would go above this
-HIGH_LOAD_MB = 40  # resident memory one more language's high-accuracy models take, roughly
+# ... and fewer while loading would take the process's resident memory above HIGH_RSS_BUDGET_MB,
+# counting HIGH_LOAD_MB per language to load: the largest keep 50-82 MB and pass 120-131 MB while
+# they load, so a worker that starts near 250 MB peaks under 500 MB.
+HIGH_RSS_BUDGET_MB = 440
+HIGH_LOAD_MB = 80
 # Of a text's candidates, only the first this many are loaded when missing; the others count when
 # loaded already. Loaded languages are those of recent texts: a prior that costs nothing. On texts
 # 31-130 of each lingua test file, word pairs in file order 0.886 (2), 0.888 (1), 0.886 (all 7)
