@@ -175,8 +175,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INGEST_SHORT_TEXT_MODELS", "short_text_models", "1", _flag,
             "`1`: entries with under 120 letters of title and text (headline-only) that the cheap "
             "detectors are less than 0.99 sure of are re-ranked by lingua's high-accuracy models "
-            "(test word pairs 0.848 -> 0.889), loaded on demand (1-65 MB and 5-280 ms CPU per "
-            "language, at most 16 languages and about 420 MB of worker RSS). `0`: such texts keep "
+            "(test word pairs 0.848 -> 0.888-0.890), loaded on demand (1-82 MB and 5-280 ms CPU per "
+            "language, at most 16, loaded only while the worker stays under 440 MB). `0`: such texts keep "
             "lingua's low-accuracy ranking blended with py3langid's (0.2-0.5 ms, nothing loaded)."),
     Setting("INGEST_SHORT_TEXT_LOADS_PER_MINUTE", "short_text_loads_per_minute", "12", _non_negative_float,
             "With INGEST_SHORT_TEXT_MODELS=1: language model loads allowed per minute and worker, after "
