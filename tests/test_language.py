@@ -29,7 +29,7 @@ from ingest.language import (
     long_candidates,
     normalize_hint,
 )
-from ingest.language_high import HIGH_LOAD_FIRST, HighAccuracy
+from ingest.language_high import HIGH_LOAD_FIRST, HIGH_RSS_BUDGET_MB, HighAccuracy
 from ingest.models import LanguageResult
 from ingest.settings import Settings
 
@@ -400,3 +400,17 @@ def test_the_worker_detector_follows_the_settings(settings: Settings) -> None:
         assert detector.load_budget.per_minute == 3.0
     finally:
         ctx.close()
+
+
+def test_memory_budget_unloads_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near the RSS budget, loading a language first unloads the least recently used ones (never
+    the text's own candidates): resident memory, not only the language count, bounds the set."""
+    high = HighAccuracy(HIGH_MAX_LANGUAGES)
+    budget = LoadBudget(None)
+    nl, af, de, en = (_LINGUA_BY_CODE[c] for c in ("nl", "af", "de", "en"))
+    monkeypatch.setattr("ingest.language_high._rss_mb", lambda: 0.0)
+    high.rank("een mooie dag", [nl, af], budget)
+    assert set(high.loaded()) == {"nl", "af"}
+    monkeypatch.setattr("ingest.language_high._rss_mb", lambda: float(HIGH_RSS_BUDGET_MB))
+    high.rank("ein schöner Tag", [de, en], budget)
+    assert set(high.loaded()) == {"de", "en"}
