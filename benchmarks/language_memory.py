@@ -20,16 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.language_eval import rss_mb
+
 WORKER_MODULES = ("workers.worker", "workers.jobs", "ingest.pipeline", "ingest.extract", "ingest.dedup")
 LANGUAGES = ("en", "de", "fr", "es", "ru", "pl", "it", "nl", "pt", "ar", "tr", "cs")
-
-
-def status_mb(key: str) -> float:
-    """VmRSS or VmHWM of this process, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def one_row(data: Path, texts: int, capped: bool) -> str:
@@ -42,13 +38,13 @@ def one_row(data: Path, texts: int, capped: bool) -> str:
     per_minute = Settings.from_env({}).short_text_loads_per_minute if capped else None
     detector = LanguageDetector(loads_per_minute=per_minute, min_chars=1, abstain=False)
     detector.detect("The central bank raised its benchmark interest rate on Wednesday, citing inflation.")
-    base = status_mb("VmRSS")
+    base = rss_mb("VmRSS")
     for code in LANGUAGES:
         lines = (data / code / "testdata" / "word-pairs.txt").read_text(encoding="utf-8").splitlines()
         for line in [x.strip() for x in lines if x.strip()][:texts]:
             detector.detect(line)
     cap = f"{per_minute:g} a minute" if capped else "none"
-    return (f"| {cap} | {base:.0f} | {status_mb('VmHWM'):.0f} | {status_mb('VmRSS'):.0f} | "
+    return (f"| {cap} | {base:.0f} | {rss_mb('VmHWM'):.0f} | {rss_mb('VmRSS'):.0f} | "
             f"{high_accuracy_loads()} | {len(high_accuracy_languages())} |")
 
 
