@@ -286,7 +286,7 @@ def test_load_budget_allows_a_burst_then_a_rate() -> None:
 def test_spent_load_budget_leaves_the_blend_or_the_loaded_candidates() -> None:
     """With no load left, a short text whose candidates are not loaded keeps the blend's answer
     and loads nothing; the same text is re-ranked once the budget allows it."""
-    spent = LanguageDetector(min_chars=1, abstain=False, short_text_models=True, loads_per_minute=0.0)
+    spent = LanguageDetector(min_chars=1, abstain=False, short_text_models=True)
     spent.load_budget = LoadBudget(0.0, burst=0)
     spent._high = HighAccuracy(HIGH_MAX_LANGUAGES)  # its own bookkeeping: nothing loaded yet
     text = "een mooie dag"  # the blend is unsure: Dutch 0.79, Afrikaans 0.21
