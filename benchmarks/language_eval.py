@@ -1,7 +1,7 @@
 """Language identification accuracy on the lingua test data, per language and mean, and cost.
 
-Usage: .venv/bin/python benchmarks/language_eval.py --data DIR [--per-language N] [--lingua-high]
-       [--shuffle] [--per-language-table] [--worst K]
+Usage: .venv/bin/python benchmarks/language_eval.py --data DIR [--per-language N] [--skip N] [--lingua-high]
+       [--shuffle] [--kinds K,...] [--per-language-table] [--worst K]
   DIR holds <iso 639-1>/testdata/{sentences,word-pairs,single-words}.txt.
 
 Three columns for our detector: `answers` (LanguageDetector(min_chars=1, abstain=False): always
@@ -11,6 +11,8 @@ unsure of re-ranked by lingua's high-accuracy models, as the service does by def
 defaults: too-short, mixed or near-tied text gets `und`, counted as wrong here). Both columns
 with the models lift the service's cap on model loads per minute: this script reads thousands of
 texts a second. `--service-only` skips `answers`.
+`--skip N` starts at each file's text N+1: the constants were chosen on texts 31-130, so
+`--skip 130` measures on texts none of them saw; `--kinds` picks the kinds of text.
 Texts go in file order (language after language, as a stream of feeds in one language would),
 or with `--shuffle` in a random order (every text's neighbour in another of 75 languages: the
 worst case for the bounded set of loaded models).
@@ -75,13 +77,16 @@ def rss_mb(key: str = "VmRSS") -> float:
     return 0.0
 
 
-def load(data: Path, kind: str, per_language: int | None, shuffle: bool) -> list[tuple[str, str]]:
-    """(language code, text) pairs, in file order or shuffled (seeded: runs compare)."""
+def load(data: Path, kind: str, per_language: int | None, shuffle: bool,
+         skip: int = 0) -> list[tuple[str, str]]:
+    """(language code, text) pairs after each file's first `skip`, in file order or shuffled
+    (seeded: runs compare)."""
     texts = []
     for folder in sorted(p for p in data.iterdir() if (p / "testdata" / f"{kind}.txt").is_file()):
         raw = (folder / "testdata" / f"{kind}.txt").read_text(encoding="utf-8")
         lines = [x.strip() for x in raw.splitlines()]
-        texts += [(folder.name, x) for x in [x for x in lines if x][:per_language]]
+        kept = [x for x in lines if x][skip:]
+        texts += [(folder.name, x) for x in kept[:per_language]]
     if shuffle:
         random.Random(1).shuffle(texts)
     return texts
@@ -112,26 +117,27 @@ def lingua_high() -> Callable[[str], str]:
     return classify
 
 
-def print_summary(results: dict[str, dict[str, Run]], n_lang: int, per_language: int | None,
-                  shuffle: bool) -> None:
+def print_summary(results: dict[str, dict[str, Run]], n_lang: int, args: argparse.Namespace) -> None:
     """One table per kind: published anchor, lingua high on the same texts, ours."""
-    order = "shuffled" if shuffle else "in file order"
-    print(f"\nlingua test data: {n_lang} languages, {per_language or 'all'} texts per file, {order}; "
+    order = "shuffled" if args.shuffle else "in file order"
+    which = f"{args.per_language or 'all'} texts per file"
+    which += f" after the first {args.skip}" if args.skip else ""
+    print(f"\nlingua test data: {n_lang} languages, {which}, {order}; "
           "mean accuracy over languages; CPU per text: mean as deployed (model loading included) / median / "
           "mean of texts that loaded no model")
     print("| kind | detector | accuracy | CPU per text |")
     print("|---|---|---|---|")
-    for kind in KINDS:
+    for kind in args.kinds:
         print(f"| {kind} | lingua high, published (all 1,000 texts) | {PUBLISHED[kind]:.3f} | |")
         for name, by_kind in results.items():
             print(f"| {kind} | {name} | {by_kind[kind].mean_accuracy:.3f} | {by_kind[kind].cost()} |")
 
 
-def print_worst(results: dict[str, dict[str, Run]], worst: int) -> None:
+def print_worst(results: dict[str, dict[str, Run]], kinds: list[str], worst: int) -> None:
     """The languages where ours trails lingua high on the same texts the most, per kind."""
     if LINGUA not in results or OURS not in results:
         return
-    for kind in KINDS:
+    for kind in kinds:
         ours, anchor = results[OURS][kind].accuracy, results[LINGUA][kind].accuracy
         gaps = [c for c in sorted(ours, key=lambda code: ours[code] - anchor[code]) if ours[c] < anchor[c]]
         wins = sum(ours[c] > anchor[c] for c in ours)
@@ -143,11 +149,23 @@ def print_worst(results: dict[str, dict[str, Run]], worst: int) -> None:
             print(f"| {code} | {ours[code]:.3f} | {anchor[code]:.3f} | {ours[code] - anchor[code]:+.3f} |")
 
 
+def _kinds(value: str) -> list[str]:
+    kinds = [k.strip() for k in value.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown kind(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(KINDS)}")
+    return kinds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="lingua-testdata directory")
     parser.add_argument("--per-language", type=int, help="only the first N texts of each file")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N texts of each file")
+    parser.add_argument("--kinds", type=_kinds, default=list(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--lingua-high", action="store_true", help="also run lingua high accuracy (1.3 GB)")
     parser.add_argument("--per-language-table", action="store_true", help="print accuracy per language")
     parser.add_argument("--service-only", action="store_true", help="skip `ours, answers`")
@@ -163,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         OURS: lambda t: answers.detect(t).code}
     systems[SERVICE] = lambda t: plain.detect(t).code
     systems["ours, deployed (und = wrong)"] = lambda t: deployed.detect(t).code
-    texts = {kind: load(args.data, kind, args.per_language, args.shuffle) for kind in KINDS}
-    results = {name: {kind: score(classify, texts[kind]) for kind in KINDS}
+    texts = {kind: load(args.data, kind, args.per_language, args.shuffle, args.skip) for kind in args.kinds}
+    results = {name: {kind: score(classify, texts[kind]) for kind in args.kinds}
                for name, classify in systems.items()}
     after, peak, loaded = rss_mb(), rss_mb("VmHWM"), high_accuracy_languages()
     if args.lingua_high:
@@ -172,19 +190,19 @@ def main(argv: list[str] | None = None) -> int:
         anchor = lingua_high()
         print(f"lingua high load: {time.process_time() - start:.2f} s CPU, "
               f"RSS {after:.0f} -> {rss_mb():.0f} MB")
-        results[LINGUA] = {kind: score(anchor, texts[kind]) for kind in KINDS}
-    print_summary(results, len({code for code, _ in texts["sentences"]}), args.per_language, args.shuffle)
+        results[LINGUA] = {kind: score(anchor, texts[kind]) for kind in args.kinds}
+    print_summary(results, len({code for code, _ in texts[args.kinds[0]]}), args)
     print(f"\nours: peak RSS {peak:.0f} MB, {after:.0f} MB after the runs; high-accuracy models loaded at "
           f"the end: {len(loaded)} ({', '.join(loaded)})")
     if args.lingua_high:
         print(f"with lingua high loaded as well: peak RSS {rss_mb('VmHWM'):.0f} MB")
-    print_worst(results, args.worst)
+    print_worst(results, args.kinds, args.worst)
     if args.per_language_table:
         ours = results.get(OURS) or results[SERVICE]
-        print("\n| language | sentences | word pairs | single words |")
-        print("|---|---|---|---|")
-        for code in sorted(ours["sentences"].accuracy):
-            print(f"| {code} | " + " | ".join(f"{ours[k].accuracy[code]:.3f}" for k in KINDS) + " |")
+        print("\n| language | " + " | ".join(args.kinds) + " |")
+        print("|---" * (len(args.kinds) + 1) + "|")
+        for code in sorted(ours[args.kinds[0]].accuracy):
+            print(f"| {code} | " + " | ".join(f"{ours[k].accuracy[code]:.3f}" for k in args.kinds) + " |")
     return 0
 
 
