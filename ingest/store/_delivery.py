@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import NotFound
 from ingest.models import Alert, Subscription, utcnow
-from ingest.store._sql import ALERT_COLS, ALERT_WIDTH, SUB_COLS
+from ingest.store._sql import ALERT_COLS, ALERT_WIDTH
+from ingest.store._subscriptions import SUB_COLS
 
 if TYPE_CHECKING:
     from ingest.store._sql import Cursor
