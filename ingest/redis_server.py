@@ -9,7 +9,6 @@ the port file and reuse it.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import socket
 import subprocess
@@ -73,16 +72,3 @@ def start_embedded(directory: Path, timeout: float = 10.0) -> str:
         port_file.write_text(str(port))
         log.info("embedded_redis_started", url=url, dir=str(directory))
         return url
-
-
-def stop_embedded(directory: Path) -> bool:
-    """Shut the directory's server down (saving nothing extra: the AOF is the record)."""
-    port_file = directory.resolve() / "port"
-    if not port_file.exists():
-        return False
-    url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-    if not _answers(url):
-        return False
-    with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it exits
-        redis.Redis.from_url(url).shutdown(nosave=True)
-    return True

@@ -8,7 +8,6 @@ from rq.serializers import JSONSerializer
 
 INGEST = "ingest"
 ALERTS = "alerts"
-PROCESS_TIMEOUT = 600  # seconds for one batch of entries
 ALERT_TIMEOUT = 60  # seconds for one delivery attempt (the receiver gets INGEST_WEBHOOK_TIMEOUT)
 # Seconds a finished job (its hash, its result and its FinishedJobRegistry entry) stays in Redis.
 # Nothing reads results (the database is the record; recovery and the sweeper treat a finished job

@@ -7,14 +7,13 @@ It relies on the backend hooks `_read`, `_write`, `_ts` and `_dt`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import NotFound, StoreError
 from ingest.models import Feed, WebSubSubscription, utcnow
-from ingest.store._batches import upsert_seen
 
 if TYPE_CHECKING:
     from ingest.store._sql import Cursor
@@ -99,11 +98,6 @@ class FeedStateMixin:
                             f"AND entry_key IN ({', '.join('?' * len(part))})", (feed_id, *part))
                 found.update((r[0], r[1]) for r in cur.fetchall())
         return found
-
-    def record_seen_entries(self, feed_id: int, hashes: Mapping[str, str]) -> None:
-        """Mark entries queued with these content hashes (insert, or update the hash)."""
-        with self._write() as cur:
-            upsert_seen(cur, self._ts(utcnow()), feed_id, hashes)
 
     # -- WebSub --------------------------------------------------------------
     def _websub(self, r: Sequence[Any]) -> WebSubSubscription:

@@ -67,10 +67,6 @@ class Store(Protocol):
         """For the keys of `keys` this feed has queued before: the content hash queued last (or None)."""
         ...
 
-    def record_seen_entries(self, feed_id: int, hashes: Mapping[str, str]) -> None:
-        """Mark entries queued with these content hashes (insert, or update the hash)."""
-        ...
-
     # -- pending batches: entries accepted, not yet processed (the queue's record) ----
     def add_batches(self, feed_id: int, batches: Sequence[Sequence[Mapping[str, Any]]],
                     seen: Mapping[str, str]) -> list[PendingBatch]:
