@@ -237,6 +237,7 @@ def _maybe_profiled(role: str) -> Iterator[None]:
         yield
     finally:
         profiler.stop()
+        Path(folder).mkdir(parents=True, exist_ok=True)
         out = Path(folder) / f"{role}-{os.getpid()}.txt"
         out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
 
