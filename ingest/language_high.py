@@ -18,7 +18,7 @@ from typing import Any
 from lingua import Language, LanguageDetectorBuilder
 
 HIGH_MAX_LANGUAGES = 16  # high-accuracy language models kept loaded at once (1-82 MB each)
-HIGH_LOADS_PER_MINUTE = 12.0  # language model loads (~0.1 s CPU each) allowed after the first 16
+HIGH_LOADS_PER_MINUTE = 12.0  # loads (0.1-0.3 s CPU each, eviction included) after the first 16
 # ... and fewer while loading would take the process's resident memory above HIGH_RSS_BUDGET_MB,
 # counting HIGH_LOAD_MB per language to load: the largest keep 50-82 MB and pass 120-131 MB while
 # they load, so a worker that starts near 250 MB peaks under 500 MB.
