@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ingest.clean import clean_document, load_rules
 
-SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
+SEED = Path(__file__).resolve().parent.parent / "app" / "demo" / "feeds" / "seed_sohu_armenia.txt"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ Usage: .venv/bin/python benchmarks/clean_eval.py --extraction DIR --fundus DIR [
 Lost: the ground-truth body paragraphs are run through the rules; every paragraph a rule drops is
 counted (with the rule's name). Some are residue the annotators kept (copyright lines, wire
 credits, "Disclaimer:" notes); they are listed so a reader can judge.
-Residue: the page is extracted (ingest.extract) and each extracted paragraph whose tokens do not
+Residue: the page is extracted (ingest.clean.extract) and each extracted paragraph whose tokens do not
 occur in the ground truth counts as residue, before and after the rules.
 Prints tables; asserts nothing.
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ingest.clean import clean_paragraphs, load_rules
+from ingest.clean.extract import extract_page
 from ingest.clean.html import normalize_space
-from ingest.extract import extract_page
 
 TOKENS = re.compile(r"\w+")
 RULES = load_rules()

@@ -33,7 +33,8 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.dedup import BANDS, DedupItem, Deduplicator, Fingerprint, fingerprint
+from ingest.dedup.fingerprint import BANDS, DedupItem, Fingerprint, fingerprint
+from ingest.dedup.index import Deduplicator
 
 WORDS_PER_BODY = 450
 _FRESH = itertools.count(10**9)  # seeds of measured bodies: never indexed before

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ingest.clean import clean_paragraphs, load_rules
-from ingest.extract import extract_page
+from ingest.clean.extract import extract_page
 
 RULES = load_rules()
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     pages = load_pages(args.data, args.limit)
     rows = []
     scores, cpu = run(pages, ours)
-    rows.append(_row("ingest.extract (ours)", with_ci(scores), cpu * 1000))
+    rows.append(_row("ingest.clean.extract (ours)", with_ci(scores), cpu * 1000))
     if args.baseline:
         import trafilatura
 

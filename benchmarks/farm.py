@@ -6,7 +6,7 @@
 `--corpus DIR` is either a directory with a `ground-truth.json` ({id: {"articleBody", "url"}},
 the layout of the article-extraction-benchmark data set) or a directory of `*.txt` files (first
 line: title; paragraphs separated by blank lines). Default: the project's own fixtures (the demo
-articles under `ingest/demo/feeds`).
+articles under `app/demo/feeds`).
 
 Each item is built from real sentences: three consecutive sentences of one corpus article (whose
 title it takes) and nine drawn from the corpus articles of the same language (py3langid), in four
@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = ROOT / "ingest" / "demo" / "feeds"
+DEFAULT_CORPUS = ROOT / "app" / "demo" / "feeds"
 BASE_TIME = 1_714_564_800.0  # 2024-05-01 12:00 UTC: the initial items are dated before this
 
 

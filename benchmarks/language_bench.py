@@ -16,9 +16,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ingest.language import LanguageDetector
+from ingest.language.detect import LanguageDetector
 
-EN_ARTICLE = (Path(__file__).resolve().parent.parent / "ingest/demo/feeds/seed_sohu_armenia.txt").read_text()
+EN_ARTICLE = (Path(__file__).resolve().parent.parent / "app/demo/feeds/seed_sohu_armenia.txt").read_text()
 ZH_ARTICLE = ("中新网北京10月31日电 国家统计局31日发布数据显示，10月份，中国制造业采购经理指数为51.4%，"
               "比上月上升0.3个百分点，制造业继续保持稳步恢复态势。") * 12
 # A headline alone (fewer than 120 letters): if the blend of lingua low and py3langid is unsure,

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.language import LanguageDetector, high_accuracy_languages, high_accuracy_loads
+from ingest.language.detect import LanguageDetector, high_accuracy_languages, high_accuracy_loads
 
 KINDS = ("sentences", "word-pairs", "single-words")
 PUBLISHED = {"sentences": 0.960, "word-pairs": 0.890, "single-words": 0.743}  # lingua high, mean of 75

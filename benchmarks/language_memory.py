@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.language_eval import rss_mb
 
-WORKER_MODULES = ("workers.worker", "workers.jobs", "ingest.pipeline", "ingest.extract", "ingest.dedup")
+WORKER_MODULES = ("workers.worker", "workers.jobs", "ingest.services.process", "ingest.clean.extract",
+                  "ingest.dedup.index")
 LANGUAGES = ("en", "de", "fr", "es", "ru", "pl", "it", "nl", "pt", "ar", "tr", "cs")
 
 
@@ -32,7 +33,7 @@ def one_row(data: Path, texts: int, capped: bool) -> str:
     """Run in the child: a worker's imports, then the word pairs; one Markdown row."""
     for module in WORKER_MODULES:
         importlib.import_module(module)
-    from ingest.language import LanguageDetector, high_accuracy_languages, high_accuracy_loads
+    from ingest.language.detect import LanguageDetector, high_accuracy_languages, high_accuracy_loads
     from ingest.settings import Settings
 
     per_minute = Settings.from_env({}).short_text_loads_per_minute if capped else None

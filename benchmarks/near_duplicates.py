@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.dedup import Fingerprint, fingerprint, normalize, similarity
+from ingest.dedup.fingerprint import Fingerprint, fingerprint, normalize, similarity
 
 HEADERS = ["By Staff Writer | Syndicated News Service", "EXCLUSIVE — Updated 14:32 GMT",
            "From our partners at the Daily Wire Desk. Reading time: 4 minutes",

@@ -190,7 +190,7 @@ class StageMeter:
         return timed
 
     def timer_class(self) -> type:
-        """A stand-in for ingest.pipeline._Timer that also records thread CPU per stage."""
+        """A stand-in for ingest.services.process._Timer that also records thread CPU per stage."""
         meter = self
 
         class CpuTimer:
@@ -244,19 +244,19 @@ def _maybe_profiled(role: str) -> Iterator[None]:
 
 def _child_worker() -> None:
     """A service worker (run_worker) with stage meters around the pipeline's steps and the jobs."""
-    import ingest.language
-    import ingest.pipeline
+    import ingest.language.detect
+    import ingest.services.process
     import workers.jobs
+    from app.runtime import init_context
     from ingest.settings import Settings
-    from workers.context import init_context
     from workers.worker import run_worker
 
     settings = Settings.from_env()
     meter = StageMeter(settings.redis_url, "worker")
-    meter.patch(ingest.pipeline, "clean_document", "clean")
-    meter.patch(ingest.language.LanguageDetector, "detect", "language")
-    ingest.pipeline._Timer = meter.timer_class()  # type: ignore[misc]
-    meter.patch(ingest.pipeline.Pipeline, "_split_known", "known")
+    meter.patch(ingest.services.process, "clean_document", "clean")
+    meter.patch(ingest.language.detect.LanguageDetector, "detect", "language")
+    ingest.services.process._Timer = meter.timer_class()  # type: ignore[misc]
+    meter.patch(ingest.services.process.Pipeline, "_split_known", "known")
     meter.patch(workers.jobs, "process_batch", "job_process")
     meter.patch(workers.jobs, "enqueue_alerts", "enqueue_alerts")
     meter.patch(workers.jobs, "deliver_alert", "deliver")
@@ -269,9 +269,9 @@ def _child_worker() -> None:
 
 def _child_poller() -> None:
     """The service's poller loop (run_poller) with meters around parse, queue and state recording."""
-    import workers.poller as poller
+    import app.poller as poller
+    from app.runtime import init_context
     from ingest.settings import Settings
-    from workers.context import init_context
 
     settings = Settings.from_env()
     meter = StageMeter(settings.redis_url, "poller")

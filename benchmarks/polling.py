@@ -115,9 +115,9 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
 
+    from app.poller import poll_once
+    from app.runtime import Context
     from ingest.log import configure_logging
-    from workers.context import Context
-    from workers.poller import poll_once
 
     port = 18000 + os.getpid() % 1000
     versions = multiprocessing.Array("i", args.feeds, lock=False)

@@ -53,9 +53,9 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true", help="time only, without pyinstrument")
     args = parser.parse_args()
 
+    from app.runtime import Context
     from ingest.log import configure_logging
     from ingest.settings import Settings
-    from workers.context import Context
 
     workdir = Path(tempfile.mkdtemp(prefix="ingest-profile-"))
     valkey, redis_url = start_valkey(workdir / "redis")

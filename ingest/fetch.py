@@ -26,7 +26,7 @@ import httpx
 from ingest.errors import FetchError
 from ingest.log import get_logger
 from ingest.models import FetchResult
-from ingest.netsafe import check_scheme, make_async_client, make_client
+from ingest.net.guard import check_scheme, make_async_client, make_client
 
 try:
     import brotli

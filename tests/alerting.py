@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ingest.alert import alert_id, new_secret
+from app.runtime import Context
+from ingest.alert.webhook import alert_id, new_secret
 from ingest.models import Alert, Article, Subscription, SubscriptionOptions, utcnow
 from ingest.store.base import Store
 from tests.conftest import LoopbackServer, RecordedRequest
-from workers.context import Context
 from workers.jobs import enqueue_alerts
 from workers.worker import run_worker
 

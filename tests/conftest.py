@@ -28,7 +28,7 @@ def _redis_base_url() -> str:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         return url
     except redis.RedisError:
-        from ingest.redis_server import start_embedded
+        from app.redis_server import start_embedded
 
         return start_embedded(Path(os.environ.get("TMPDIR", "/tmp")) / "ingest-test-redis")
 

@@ -252,10 +252,10 @@ class Service:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start `python -m ingest.cli ARGS` as `name` (poller, worker-1, ...)."""
+        """Start `python -m app.cli ARGS` as `name` (poller, worker-1, ...)."""
         self.logdir.mkdir(parents=True, exist_ok=True)
         with (self.logdir / f"{name}.log").open("ab") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", *args], env=self.env, cwd=ROOT,
+            proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=self.env, cwd=ROOT,
                                     stdout=sink, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
@@ -301,7 +301,7 @@ def service_env(data_dir: Path, redis_url: str, database_url: str, **extra: str)
 
 def seed(database_url: str, farm: Farm, receiver: Receiver, subscriptions: int = 1) -> list[str]:
     """Add the farm's feeds (polled every second) and subscriptions to 'ceasefire'; their ids."""
-    from ingest.alert import new_secret
+    from ingest.alert.webhook import new_secret
     from ingest.models import Subscription, utcnow
     from ingest.store import open_store
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from ingest.alert import (
+from ingest.alert.http_client import MAX_RESPONSE_BYTES, make_webhook_client
+from ingest.alert.webhook import (
     alert_id,
     build_payload,
     deliver,
@@ -24,9 +25,8 @@ from ingest.alert import (
 )
 from ingest.errors import AlertDeliveryError, ConfigError
 from ingest.models import Article, Subscription
-from ingest.netsafe import user_agent
+from ingest.net.guard import user_agent
 from ingest.settings import Settings
-from ingest.webhook_http import MAX_RESPONSE_BYTES, make_webhook_client
 from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response, free_port
 
 ARTICLE = Article(
@@ -178,7 +178,7 @@ class TestWebhookClient:
     def test_idle_connection_is_not_reused_after_keepalive_expiry(
             self, settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
         """A kept connection idle longer than KEEPALIVE_SECONDS is replaced (the receiver may close it)."""
-        monkeypatch.setattr("ingest.webhook_http.KEEPALIVE_SECONDS", 0.0)
+        monkeypatch.setattr("ingest.alert.http_client.KEEPALIVE_SECONDS", 0.0)
         http_server.routes["/hook"] = Response(204)
         accepted = _accepted_connections(http_server)
         with make_webhook_client(settings) as client:

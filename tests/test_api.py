@@ -16,14 +16,14 @@ import uvicorn
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from ingest.api import create_app, deps_from_context
+from app.api import create_app, deps_from_context
+from app.runtime import Context
 from ingest.models import Alert, Article
 from ingest.settings import Settings
 from ingest.store.base import Store
 from ingest.store.postgres import PostgresStore
 from ingest.store.sqlite import SQLiteStore
 from tests.conftest import LoopbackServer, free_port
-from workers.context import Context
 
 TOKEN = "test-token-0123456789"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

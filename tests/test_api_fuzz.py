@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from ingest.api.app import all_routes
-from ingest.api.openapi import openapi_document
+from app.api.app import all_routes
+from app.api.openapi import openapi_document
 from ingest.models import Alert
 from ingest.settings import Settings
 from ingest.store.base import Store

@@ -10,16 +10,16 @@ import pytest
 import redis
 from standardwebhooks.webhooks import Webhook
 
-from ingest.cli import main
+from app.cli import main
+from app.runtime import Context, get_context, init_context
 from ingest.errors import ConfigError
 from ingest.models import RawEntry, utcnow
+from ingest.services.subscriptions import backfill, parse_languages, parse_period, parse_rate_limit
 from ingest.settings import Settings
 from ingest.store.base import Store
-from ingest.subscribe import backfill, parse_languages, parse_period, parse_rate_limit
 from tests.alerting import drain, lower, make_article, make_sub, posts, statuses
 from tests.conftest import LoopbackServer, Response
 from tests.test_api import running_api
-from workers.context import Context, get_context, init_context
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ from ingest.clean import canonical_url, clean_document, clean_title, load_rules,
 from ingest.errors import ConfigError
 from ingest.settings import Settings
 
-SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
+SEED = Path(__file__).resolve().parent.parent / "app" / "demo" / "feeds" / "seed_sohu_armenia.txt"
 SEED_TITLE = "Russia: If the conflict moves to Asia, Russia will provide assistance to Armenia"
 
 

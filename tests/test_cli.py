@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli import main
+from app.cli import main
 from ingest.settings import Settings
 
-SEED = Path(__file__).resolve().parents[1] / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
+SEED = Path(__file__).resolve().parents[1] / "app" / "demo" / "feeds" / "seed_sohu_armenia.txt"
 
 
 @pytest.fixture()
@@ -29,7 +29,7 @@ def _run(args: list[str], stdin: str | None = None, env_extra: dict[str, str] | 
     import os
 
     env = dict(os.environ, INGEST_LOG_FORMAT="json", **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], input=stdin, text=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, text=True,
                           capture_output=True, timeout=120, env=env)
 
 

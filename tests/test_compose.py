@@ -17,7 +17,7 @@ import redis
 import yaml
 from rq import Worker
 
-from ingest.cli import build_parser
+from app.cli import build_parser
 from ingest.settings import ENV_NAMES
 from tests.conftest import free_port
 from workers.queues import get_queues
@@ -83,7 +83,7 @@ def test_migrate_command_runs(compose: dict[str, Any], tmp_path: Path) -> None:
 
     env = {"PATH": str(Path(sys.executable).parent), "INGEST_DATA_DIR": str(tmp_path),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'ingest.db'}", "INGEST_LOG_FORMAT": "json"}
-    done = subprocess.run([sys.executable, "-m", "ingest.cli", *compose["services"]["migrate"]["command"]],
+    done = subprocess.run([sys.executable, "-m", "app.cli", *compose["services"]["migrate"]["command"]],
                           env=env, capture_output=True, text=True, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(LATEST)

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from ingest.dedup import DedupItem, Deduplicator, canonical_url, fingerprint, similarity
+from ingest.dedup.fingerprint import DedupItem, canonical_url, fingerprint, similarity
+from ingest.dedup.index import Deduplicator
 
 ORIGINAL = [
     "Dock workers at the Port of Rotterdam walked off the job on Monday morning, halting container "

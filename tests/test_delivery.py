@@ -14,14 +14,14 @@ import redis
 from rq.registry import ScheduledJobRegistry
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from ingest import ratelimit
-from ingest.alert import new_secret
-from ingest.digest import cut_digests
+from app.runtime import Context, init_context
+from ingest.alert import ratelimit
+from ingest.alert.digest import cut_digests
+from ingest.alert.webhook import new_secret
 from ingest.models import utcnow
 from ingest.settings import Settings
 from tests.alerting import SECRET, drain, lower, make_article, make_sub, posts, queue_alerts, statuses
 from tests.conftest import LoopbackServer, RecordedRequest, Response
-from workers.context import Context, init_context
 from workers.jobs import enqueue_alerts
 from workers.worker import run_worker
 

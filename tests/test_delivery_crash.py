@@ -16,11 +16,11 @@ import pytest
 import redis
 from standardwebhooks.webhooks import Webhook
 
+from app.runtime import Context, init_context
+from app.sweeper import sweep
 from ingest.settings import Settings
 from tests.alerting import SECRET, lower, make_article, make_sub, posts, queue_alerts, statuses
 from tests.conftest import LoopbackServer, RecordedRequest, Response
-from workers.context import Context, init_context
-from workers.sweeper import sweep
 
 TIMEOUT = 3  # INGEST_WEBHOOK_TIMEOUT of the workers: a killed worker's lock expires 13 s later
 
@@ -47,7 +47,7 @@ class Workers:
 
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "worker"], env=self.env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=self.env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc

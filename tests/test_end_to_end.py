@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from ingest.alert import new_secret
-from ingest.demo import demo_feeds
+from app.demo import demo_feeds
+from app.poller import poll_once
+from app.runtime import Context, init_context
+from ingest.alert.webhook import new_secret
 from ingest.models import Subscription, utcnow
 from ingest.settings import Settings
 from tests.conftest import LoopbackServer, RecordedRequest, Response
-from workers.context import Context, init_context
-from workers.poller import poll_once
 from workers.worker import run_worker
 
 SECRET = new_secret()
@@ -156,7 +156,7 @@ class TestEndToEnd:
                                      capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
         """`ingest articles list --json` prints one webhook-shaped article per line."""
-        from ingest.cli import main
+        from app.cli import main
 
         urls = _serve_demo(http_server)
         ctx.store.add_feed(urls[0])
@@ -173,7 +173,7 @@ class TestEndToEnd:
     def test_paused_subscription_gets_its_matches_on_resume(self, ctx: Context, http_server: LoopbackServer,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
         """Stories matched while a subscription is paused wait in the outbox and arrive on resume."""
-        from ingest.cli import main
+        from app.cli import main
 
         urls = _serve_demo(http_server)
         ctx.store.add_feed(urls[0])

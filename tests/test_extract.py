@@ -10,17 +10,17 @@ import pytest
 import redis
 
 from ingest.clean import clean_document
-from ingest.dedup import Deduplicator
-from ingest.extract import drop_headline, extract_page, page_fetcher
-from ingest.language import LanguageDetector
+from ingest.clean.extract import drop_headline, extract_page, page_fetcher
+from ingest.dedup.index import Deduplicator
+from ingest.language.detect import LanguageDetector
 from ingest.models import RawEntry
-from ingest.pipeline import Pipeline, Preparer
+from ingest.services.process import Pipeline, Preparer
 from ingest.settings import Settings
 from ingest.store.base import Store
 from tests.conftest import LoopbackServer, Response
 
 PAGES = Path(__file__).resolve().parent / "fixtures" / "pages"
-SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
+SEED = Path(__file__).resolve().parent.parent / "app" / "demo" / "feeds" / "seed_sohu_armenia.txt"
 HARBOUR = (PAGES / "harbour_article.html").read_text(encoding="utf-8")
 HARBOUR_URL = "https://courier.example/news/harbour-cranes-return"
 SUMMARY = "<p>Crane operators accepted a revised offer from the port authority.</p>"

@@ -20,7 +20,9 @@ import pytest
 import redis
 from rq.registry import StartedJobRegistry
 
-from ingest.alert import new_secret
+from app.poller import poll_once
+from app.runtime import Context, init_context
+from ingest.alert.webhook import new_secret
 from ingest.errors import StoreError
 from ingest.models import RawEntry, Subscription
 from ingest.settings import Settings
@@ -38,9 +40,7 @@ from tests.harness import (
     story_text,
     wait_for,
 )
-from workers.context import Context, init_context
 from workers.jobs import process_batch, process_entries
-from workers.poller import poll_once
 from workers.recovery import recover
 
 pytestmark = pytest.mark.timeout(240)

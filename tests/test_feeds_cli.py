@@ -32,7 +32,7 @@ def run(tmp_path: Path, redis_url: str, redis_client: object) -> Run:
            "INGEST_LOG_LEVEL": "warning", "PATH": "/usr/bin:/bin"}
 
     def call(*args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ingest.cli", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
                               env={**env, **extra}, input=stdin, timeout=120, check=False)
 
     return call

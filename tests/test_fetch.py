@@ -25,7 +25,7 @@ from ingest.fetch import (
     make_client,
     parse_retry_after,
 )
-from ingest.netsafe import check_url
+from ingest.net.guard import check_url
 from ingest.settings import Settings
 from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response
 
@@ -429,7 +429,7 @@ def test_not_modified_answers_keep_the_connection(settings: Settings, http_serve
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A 304 has no body; reading it to its end leaves the keep-alive connection to the next poll
     (closing it unread would cost every unchanged feed a new TCP and TLS handshake)."""
-    from ingest import netsafe
+    from ingest.net import guard as netsafe
 
     http_server.routes["/feed"] = lambda req: Response(304) if req.headers.get("If-None-Match") == '"v1"' \
         else Response(200, RSS, {"ETag": '"v1"'})

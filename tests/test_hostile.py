@@ -13,16 +13,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from app.poller import poll_once
+from app.runtime import Context, init_context
 from ingest.errors import ParseError
-from ingest.language import LanguageDetector
+from ingest.language.detect import LanguageDetector
 from ingest.models import Article, FetchResult, utcnow
 from ingest.parse import MAX_AUTHOR_CHARS, parse_feed
-from ingest.pipeline import Preparer, article_id
+from ingest.services.process import Preparer, article_id
 from ingest.settings import Settings
 from ingest.store.sqlite import SQLiteStore
 from tests.conftest import FIXTURES, LoopbackServer, Response
-from workers.context import Context, init_context
-from workers.poller import poll_once
 
 RSS = "application/rss+xml"
 FEEDS = sorted((FIXTURES / "feeds").iterdir())

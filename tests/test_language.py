@@ -10,7 +10,7 @@ import pytest
 
 from ingest.clean import clean_document
 from ingest.errors import ConfigError
-from ingest.language import (
+from ingest.language.detect import (
     _FAST_TO_LINGUA,
     _LINGUA_BY_CODE,
     _ONLY_LINGUA,
@@ -29,11 +29,11 @@ from ingest.language import (
     long_candidates,
     normalize_hint,
 )
-from ingest.language_high import HIGH_LOAD_FIRST, HIGH_RSS_BUDGET_MB, HighAccuracy
+from ingest.language.high import HIGH_LOAD_FIRST, HIGH_RSS_BUDGET_MB, HighAccuracy
 from ingest.models import LanguageResult
 from ingest.settings import Settings
 
-SEED = Path(__file__).resolve().parent.parent / "ingest" / "demo" / "feeds" / "seed_sohu_armenia.txt"
+SEED = Path(__file__).resolve().parent.parent / "app" / "demo" / "feeds" / "seed_sohu_armenia.txt"
 
 SAMPLES = {
     "en": "The central bank raised its benchmark interest rate on Wednesday, citing persistent inflation "
@@ -303,7 +303,7 @@ def test_spent_load_budget_leaves_the_blend_or_the_loaded_candidates() -> None:
 def test_only_the_first_candidates_load_the_rest_count_when_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Candidates past the first HIGH_LOAD_FIRST are re-ranked only once their models are loaded
     (by a text that needed them first): recent texts' languages, at no extra load."""
-    monkeypatch.setattr("ingest.language_high.HIGH_RSS_BUDGET_MB", 10**6)  # other tests' models stay
+    monkeypatch.setattr("ingest.language.high.HIGH_RSS_BUDGET_MB", 10**6)  # other tests' models stay
     high = HighAccuracy(HIGH_MAX_LANGUAGES)
     budget = LoadBudget(None)
     nl, af, de, en = (_LINGUA_BY_CODE[c] for c in ("nl", "af", "de", "en"))
@@ -391,7 +391,7 @@ def test_settings_turn_the_short_text_models_on_with_a_load_cap() -> None:
 
 def test_the_worker_detector_follows_the_settings(settings: Settings) -> None:
     """The pipeline a worker builds takes both short-text settings, not the library defaults."""
-    from workers.context import Context
+    from app.runtime import Context
 
     ctx = Context(replace(settings, short_text_models=False, short_text_loads_per_minute=3.0))
     try:
@@ -408,9 +408,9 @@ def test_memory_budget_unloads_before_loading(monkeypatch: pytest.MonkeyPatch) -
     high = HighAccuracy(HIGH_MAX_LANGUAGES)
     budget = LoadBudget(None)
     nl, af, de, en = (_LINGUA_BY_CODE[c] for c in ("nl", "af", "de", "en"))
-    monkeypatch.setattr("ingest.language_high._rss_mb", lambda: 0.0)
+    monkeypatch.setattr("ingest.language.high._rss_mb", lambda: 0.0)
     high.rank("een mooie dag", [nl, af], budget)
     assert set(high.loaded()) == {"nl", "af"}
-    monkeypatch.setattr("ingest.language_high._rss_mb", lambda: float(HIGH_RSS_BUDGET_MB))
+    monkeypatch.setattr("ingest.language.high._rss_mb", lambda: float(HIGH_RSS_BUDGET_MB))
     high.rank("ein schöner Tag", [de, en], budget)
     assert set(high.loaded()) == {"de", "en"}

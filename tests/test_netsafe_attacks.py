@@ -17,12 +17,12 @@ from collections.abc import Iterator
 import brotli
 import pytest
 
-from ingest.alert import deliver, new_secret
+from ingest.alert.http_client import SafeHTTPConnection, WebhookClient, make_webhook_client
+from ingest.alert.webhook import deliver, new_secret
 from ingest.errors import AlertDeliveryError, FetchError, UnsafeURLError
 from ingest.fetch import fetch_feed, fetch_feed_async
-from ingest.netsafe import _ssl_context, make_async_client, make_client
+from ingest.net.guard import _ssl_context, make_async_client, make_client
 from ingest.settings import Settings
-from ingest.webhook_http import SafeHTTPConnection, WebhookClient, make_webhook_client
 from tests.conftest import LoopbackServer, Response
 
 LOOPBACK_SPELLINGS = ["127.1", "2130706433", "0x7f.1", "0177.0.0.1", "[::ffff:127.0.0.1]", "localhost"]

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
+from app.poller import MOVE_AFTER, host_key, poll_once
+from app.runtime import Context, init_context
 from ingest.models import Feed, utcnow
 from ingest.settings import Settings
 from tests.conftest import FIXTURES, LoopbackServer, RecordedRequest, Response
-from workers.context import Context, init_context
-from workers.poller import MOVE_AFTER, host_key, poll_once
 
 RSS = "application/rss+xml"
 

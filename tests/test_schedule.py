@@ -7,8 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ingest.feeds.schedule import (
+    Bounds,
+    after_error,
+    after_success,
+    cache_hints,
+    human,
+    observe,
+    publishing_gap,
+)
 from ingest.models import Feed
-from ingest.schedule import Bounds, after_error, after_success, cache_hints, human, observe, publishing_gap
 from ingest.settings import Settings
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

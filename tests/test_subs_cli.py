@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from ingest.cli import main
+from app.cli import main
+from app.runtime import Context, get_context, init_context
 from ingest.settings import Settings
 from tests.alerting import SECRET, drain, lower, make_article, make_sub, posts, queue_alerts, statuses
 from tests.conftest import LoopbackServer, Response
-from workers.context import Context, get_context, init_context
 from workers.worker import run_worker
 
 Capture = pytest.CaptureFixture[str]
@@ -166,7 +166,7 @@ class TestDeadLetters:
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(cur().store, http_server.url("/hook"))
         article = make_article(cur().store, 1)
-        from ingest.alert import alert_id
+        from ingest.alert.webhook import alert_id
         from ingest.models import Alert, utcnow
 
         cur().store.add_alerts([Alert(id=alert_id(sub.id, article.story_id), subscription_id=sub.id,

@@ -13,12 +13,12 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from app.poller import poll_once, websub_routes_for
+from app.runtime import Context, init_context
+from ingest.feeds.websub import needs_subscription, sign, verify_signature
 from ingest.models import WebSubSubscription, utcnow
 from ingest.settings import Settings
-from ingest.websub import needs_subscription, sign, verify_signature
 from tests.conftest import LoopbackServer, RecordedRequest, Response, free_port
-from workers.context import Context, init_context
-from workers.poller import poll_once, websub_routes_for
 
 RSS = "application/rss+xml"
 

@@ -9,14 +9,15 @@ from typing import Any
 import redis
 import structlog
 
-from ingest import metrics, ratelimit
-from ingest.alert import build_payload, deliver, next_delay
-from ingest.digest import build_digest_payload, digest_items
+from app.runtime import Context, get_context
+from ingest import metrics
+from ingest.alert import ratelimit
+from ingest.alert.digest import build_digest_payload, digest_items
+from ingest.alert.webhook import build_payload, deliver, next_delay
 from ingest.errors import AlertDeliveryError, FetchError, NotFound
 from ingest.log import get_logger
 from ingest.models import Alert, PendingBatch, RawEntry, Subscription, iso, utcnow
-from ingest.pipeline import BatchResult
-from workers.context import Context, get_context
+from ingest.services.process import BatchResult
 from workers.queues import ALERT_TIMEOUT, FAILURE_TTL, RESULT_TTL, alert_job_id
 from workers.recovery import rematch
 

@@ -31,9 +31,9 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from app.runtime import Context
 from ingest.log import get_logger
 from ingest.models import Alert, Article, PendingBatch, RawEntry, utcnow
-from workers.context import Context
 
 log = get_logger(__name__)
 

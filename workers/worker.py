@@ -17,8 +17,8 @@ from rq.registry import StartedJobRegistry
 from rq.utils import as_text, now
 from rq.worker import WorkerStatus
 
+from app.runtime import Context
 from ingest.log import get_logger
-from workers.context import Context
 from workers.recovery import HEARTBEAT_EVERY, heartbeat_key, publish_heartbeat
 
 log = get_logger(__name__)

@@ -1,0 +1,93 @@
+"""`ingest alerts ...`: the dead letters (failed), replay with the same webhook-id, one sweep."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+from ingest.errors import ConfigError
+from ingest.models import Alert, iso
+from ingest.settings import Settings
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from app.runtime import init_context
+
+    return init_context(Settings.from_env())
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    """An outbox row as `alerts failed --json` prints it."""
+    return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in asdict(alert).items()}
+
+
+def alerts_failed(args: argparse.Namespace) -> int:
+    """Dead letters, newest first: retries used up, 410 Gone, or subscription disabled."""
+    ctx = _context()
+    after = None
+    shown = 0
+    while shown < args.limit:
+        page = ctx.store.list_alerts_page(limit=min(200, args.limit - shown), status="failed",
+                                          subscription_id=args.subscription, after=after)
+        for alert in page:
+            if args.json:
+                print(json.dumps(alert_dict(alert), ensure_ascii=False))
+            else:
+                print(f"{alert.id}\t{alert.subscription_id}\t{alert.story_id}\t{alert.attempts}\t"
+                      f"{iso(alert.created_at)}\t{alert.last_error or ''}")
+        shown += len(page)
+        if not page:
+            break
+        after = (page[-1].created_at, page[-1].id)
+    return 0
+
+
+def alerts_replay(args: argparse.Namespace) -> int:
+    """Failed alerts back to pending and queued now: one more attempt each, same webhook-id."""
+    from app.sweeper import requeue
+
+    ctx = _context()
+    if args.alert_id:
+        alerts = [ctx.store.get_alert(args.alert_id)]
+        if alerts[0].status != "failed":
+            raise ConfigError(f"alert {args.alert_id} is {alerts[0].status}: only failed alerts are replayed")
+    else:
+        ctx.store.get_subscription(args.subscription)
+        alerts = ctx.store.subscription_alerts(args.subscription, "failed")
+    for sub_id in {a.subscription_id for a in alerts}:
+        sub = ctx.store.get_subscription(sub_id)
+        if sub.status != "active":
+            raise ConfigError(f"subscription {sub.id} is {sub.status} ({sub.status_reason}); "
+                              f"`ingest subs resume {sub.id}` first")
+    replayed = [a for a in (ctx.store.retry_failed_alert(a.id) for a in alerts) if a is not None]
+    requeue(ctx, replayed)
+    for alert in replayed:
+        print(alert.id)
+    return 0
+
+
+def alerts_sweep(args: argparse.Namespace) -> int:
+    """One sweep now (the poller runs one every INGEST_SWEEP_INTERVAL): digests, lost jobs."""
+    from app.sweeper import sweep
+
+    print(sweep(_context()))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """The `alerts` command and its actions (called from `app.cli.build_parser`)."""
+    alerts = sub.add_parser("alerts", help="webhook deliveries").add_subparsers(dest="action", required=True)
+    p = alerts.add_parser("failed", help="dead-lettered alerts, newest first")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--subscription", metavar="ID", help="only this subscription's")
+    p.add_argument("--limit", type=int, default=1000)
+    p.set_defaults(func=alerts_failed)
+    p = alerts.add_parser("replay", help="send failed alerts again (same webhook-id)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("alert_id", nargs="?", metavar="ID", help="one failed alert")
+    which.add_argument("--subscription", metavar="ID", help="every failed alert of a subscription")
+    p.set_defaults(func=alerts_replay)
+    p = alerts.add_parser("sweep", help="cut due digests and re-queue alerts whose job was lost, once")
+    p.set_defaults(func=alerts_sweep)
