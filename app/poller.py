@@ -105,7 +105,7 @@ def queue_entries(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> Queu
         queued.append(entry)
         record[key] = digest
     size = ctx.settings.batch_size
-    batches = [[e.to_dict() for e in queued[i:i + size]] for i in range(0, len(queued), size)]
+    batches = [[e.to_dict() for e in queued[i : i + size]] for i in range(0, len(queued), size)]
     stored = ctx.store.add_batches(feed.id, batches, record) if record else []
     try:
         enqueue_batches(ctx, stored)
@@ -121,15 +121,19 @@ def queue_entries(ctx: Context, feed: Feed, entries: Sequence[RawEntry]) -> Queu
 
 def websub_routes_for(ctx: Context) -> list[Route]:
     """The WebSub callback routes bound to this process's store and queue (for the HTTP API)."""
-    return websub.websub_routes(ctx.store, ctx.settings,
-                                lambda feed, entries: queue_entries(ctx, feed, entries))
+    return websub.websub_routes(
+        ctx.store, ctx.settings, lambda feed, entries: queue_entries(ctx, feed, entries)
+    )
 
 
 def poll_once(ctx: Context, *, only_due: bool = True) -> PollSummary:
     """Poll every due feed (or every active feed) once and queue new and changed entries."""
     started = time.monotonic()
-    feeds = ctx.store.due_feeds(utcnow()) if only_due else [
-        f for f in ctx.store.list_feeds() if f.status == "active"]
+    feeds = (
+        ctx.store.due_feeds(utcnow())
+        if only_due
+        else [f for f in ctx.store.list_feeds() if f.status == "active"]
+    )
     summary = PollSummary(feeds=len(feeds))
     if feeds:
         asyncio.run(_poll_all(ctx, feeds, summary))
@@ -162,17 +166,23 @@ async def _poll_all(ctx: Context, feeds: Sequence[Feed], summary: PollSummary) -
                     await _keep_websub(ctx, client, feed, parsed)
             except Exception as exc:  # one feed never stops the pass
                 summary.add(errors=1)
-                log.error("feed_failed", feed_id=feed.id, feed_url=feed.url,
-                          error=f"{type(exc).__name__}: {exc}")
+                log.error(
+                    "feed_failed", feed_id=feed.id, feed_url=feed.url, error=f"{type(exc).__name__}: {exc}"
+                )
 
         await asyncio.gather(*(one(feed) for feed in feeds))
 
 
 async def _fetch(ctx: Context, client: httpx.AsyncClient, feed: Feed) -> FetchResult | FetchError:
     try:
-        return await fetch_feed_async(client, feed.url, etag=feed.etag, last_modified=feed.last_modified,
-                                      max_bytes=ctx.settings.max_body_bytes,
-                                      timeout=ctx.settings.fetch_timeout)
+        return await fetch_feed_async(
+            client,
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            max_bytes=ctx.settings.max_body_bytes,
+            timeout=ctx.settings.fetch_timeout,
+        )
     except FetchError as exc:
         return exc
 
@@ -191,13 +201,21 @@ def _count(ctx: Context, outcome: str, seconds: float | None) -> None:
         metrics.observe(ctx.metrics, prefix, "ingest_fetch_seconds", seconds)
 
 
-def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError,
-            summary: PollSummary, seconds: float | None = None) -> ParsedFeed | None:
+def _handle(
+    ctx: Context,
+    feed: Feed,
+    outcome: FetchResult | FetchError,
+    summary: PollSummary,
+    seconds: float | None = None,
+) -> ParsedFeed | None:
     """Record one fetch's outcome; return the parsed feed after a 200."""
     bound = log.bind(feed_id=feed.id, feed_url=feed.url)
     now = utcnow()
-    label = ("gone" if outcome.status == 410 else "error") if isinstance(outcome, FetchError) else (
-        "not_modified" if outcome.not_modified else "ok")
+    label = (
+        ("gone" if outcome.status == 410 else "error")
+        if isinstance(outcome, FetchError)
+        else ("not_modified" if outcome.not_modified else "ok")
+    )
     _count(ctx, label, seconds)
     if isinstance(outcome, FetchError):
         if outcome.status == 410:
@@ -222,13 +240,20 @@ def _handle(ctx: Context, feed: Feed, outcome: FetchResult | FetchError,
     queued = queue_entries(ctx, feed, parsed.entries)
     _record_success(ctx, feed, outcome, parsed, queued.new, now)
     summary.add(ok=1, entries=len(parsed.entries), new=queued.new, updated=queued.updated, jobs=queued.jobs)
-    bound.info("feed_polled", status=outcome.status, entries=len(parsed.entries), new=queued.new,
-               updated=queued.updated, warnings=parsed.warnings or None)
+    bound.info(
+        "feed_polled",
+        status=outcome.status,
+        entries=len(parsed.entries),
+        new=queued.new,
+        updated=queued.updated,
+        warnings=parsed.warnings or None,
+    )
     return parsed
 
 
-def _follow_redirect(ctx: Context, feed: Feed, result: FetchResult, bound: Bound,
-                     summary: PollSummary) -> Feed:
+def _follow_redirect(
+    ctx: Context, feed: Feed, result: FetchResult, bound: Bound, summary: PollSummary
+) -> Feed:
     """Count consecutive polls that see the same permanent redirect; at MOVE_AFTER, move the feed."""
     target = result.permanent_redirect
     if not target:
@@ -243,57 +268,99 @@ def _follow_redirect(ctx: Context, feed: Feed, result: FetchResult, bound: Bound
         return replace(feed, redirect_url=target, redirect_count=count)
     summary.add(moved=1)
     bound.info("feed_moved", new_url=target, after_polls=count)
-    return replace(feed, url=moved.url, previous_urls=moved.previous_urls, redirect_url=None,
-                   redirect_count=0)
+    return replace(
+        feed, url=moved.url, previous_urls=moved.previous_urls, redirect_url=None, redirect_count=0
+    )
 
 
 def _entry_dates(parsed: ParsedFeed | None) -> list[datetime]:
     return [e.published_at for e in parsed.entries if e.published_at] if parsed else []
 
 
-def _record_success(ctx: Context, feed: Feed, result: FetchResult, parsed: ParsedFeed | None,
-                    new: int, now: datetime) -> None:
+def _record_success(
+    ctx: Context, feed: Feed, result: FetchResult, parsed: ParsedFeed | None, new: int, now: datetime
+) -> None:
     dates = _entry_dates(parsed)
     last_entry_at, entry_interval = schedule.observe(feed, now, new, dates)
     learnt = replace(feed, last_entry_at=last_entry_at, entry_interval=entry_interval)
     active = websub.is_active(ctx.store.get_websub(feed.id), now) if ctx.settings.public_url else False
-    decision = schedule.after_success(learnt, now, bounds=schedule.Bounds.from_settings(ctx.settings),
-                                      headers=result.headers, dates=dates, websub_active=active,
-                                      ttl_minutes=parsed.ttl_minutes if parsed else None)
-    ctx.store.record_fetch(replace(
+    decision = schedule.after_success(
         learnt,
-        title=(parsed.title if parsed and parsed.title else feed.title),
-        etag=result.etag or feed.etag, last_modified=result.last_modified or feed.last_modified,
-        last_polled_at=now, last_success_at=now, last_error=None, consecutive_errors=0,
-        next_poll_at=decision.next_at, schedule_interval=decision.interval,
-        schedule_reason=decision.reason, last_status=result.status,
-    ))
+        now,
+        bounds=schedule.Bounds.from_settings(ctx.settings),
+        headers=result.headers,
+        dates=dates,
+        websub_active=active,
+        ttl_minutes=parsed.ttl_minutes if parsed else None,
+    )
+    ctx.store.record_fetch(
+        replace(
+            learnt,
+            title=(parsed.title if parsed and parsed.title else feed.title),
+            etag=result.etag or feed.etag,
+            last_modified=result.last_modified or feed.last_modified,
+            last_polled_at=now,
+            last_success_at=now,
+            last_error=None,
+            consecutive_errors=0,
+            next_poll_at=decision.next_at,
+            schedule_interval=decision.interval,
+            schedule_reason=decision.reason,
+            last_status=result.status,
+        )
+    )
 
 
-def _record_error(ctx: Context, feed: Feed, message: str, retry_after: float | None, status: int | None,
-                  now: datetime, bound: Bound) -> None:
+def _record_error(
+    ctx: Context,
+    feed: Feed,
+    message: str,
+    retry_after: float | None,
+    status: int | None,
+    now: datetime,
+    bound: Bound,
+) -> None:
     """Back off exponentially per feed, never disabling it."""
     failing = replace(feed, consecutive_errors=feed.consecutive_errors + 1)
-    decision = schedule.after_error(failing, now, bounds=schedule.Bounds.from_settings(ctx.settings),
-                                    retry_after=retry_after)
-    ctx.store.record_fetch(replace(
-        failing, last_polled_at=now, last_error=message, next_poll_at=decision.next_at,
-        schedule_interval=decision.interval, schedule_reason=decision.reason,
-        last_status=status if status is not None else feed.last_status,
-    ))
-    bound.warning("feed_error", error=message, consecutive_errors=failing.consecutive_errors,
-                  retry_in=decision.interval)
+    decision = schedule.after_error(
+        failing, now, bounds=schedule.Bounds.from_settings(ctx.settings), retry_after=retry_after
+    )
+    ctx.store.record_fetch(
+        replace(
+            failing,
+            last_polled_at=now,
+            last_error=message,
+            next_poll_at=decision.next_at,
+            schedule_interval=decision.interval,
+            schedule_reason=decision.reason,
+            last_status=status if status is not None else feed.last_status,
+        )
+    )
+    bound.warning(
+        "feed_error", error=message, consecutive_errors=failing.consecutive_errors, retry_in=decision.interval
+    )
 
 
 def _mute_gone(ctx: Context, feed: Feed, error: FetchError, now: datetime, bound: Bound) -> None:
     """410 Gone: stop polling (status `gone`) until someone runs `ingest feeds enable`."""
-    reason = (f"HTTP 410 Gone on {now.date().isoformat()}: the server says the feed was removed for good; "
-              f"`ingest feeds enable {feed.id}` resumes polling")
-    ctx.store.record_fetch(replace(
-        feed, status="gone", muted_reason=reason, last_polled_at=now, last_error=error.reason,
-        consecutive_errors=feed.consecutive_errors + 1, next_poll_at=None, schedule_interval=None,
-        schedule_reason="muted: 410 Gone", last_status=410,
-    ))
+    reason = (
+        f"HTTP 410 Gone on {now.date().isoformat()}: the server says the feed was removed for good; "
+        f"`ingest feeds enable {feed.id}` resumes polling"
+    )
+    ctx.store.record_fetch(
+        replace(
+            feed,
+            status="gone",
+            muted_reason=reason,
+            last_polled_at=now,
+            last_error=error.reason,
+            consecutive_errors=feed.consecutive_errors + 1,
+            next_poll_at=None,
+            schedule_interval=None,
+            schedule_reason="muted: 410 Gone",
+            last_status=410,
+        )
+    )
     bound.warning("feed_gone", error=error.reason)
 
 

@@ -57,11 +57,30 @@ def start_embedded(directory: Path, timeout: float = 10.0) -> str:
                 return url
         port = _free_port()
         subprocess.run(
-            [_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-             "--daemonize", "yes", "--pidfile", str(directory / "valkey.pid"),
-             "--logfile", str(directory / "valkey.log"), "--appendonly", "yes",
-             "--appendfsync", "everysec", "--save", ""],
-            check=True, capture_output=True, timeout=timeout,
+            [
+                _binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(directory / "valkey.pid"),
+                "--logfile",
+                str(directory / "valkey.log"),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
         )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout

@@ -62,14 +62,21 @@ class Context:
         from ingest.language.detect import LanguageDetector
         from ingest.services.process import Pipeline, Preparer
 
-        dedup = Deduplicator(self.redis, prefix=self.settings.redis_prefix,
-                             window_days=self.settings.dedup_window_days,
-                             threshold=self.settings.dedup_threshold)
-        preparer = Preparer(LanguageDetector(short_text_models=self.settings.short_text_models,
-                                             loads_per_minute=self.settings.short_text_loads_per_minute),
-                            load_rules(self.settings.clean_rules),
-                            fetcher=page_fetcher(self.settings, self.http),
-                            fulltext_min_words=self.settings.fulltext_min_words)
+        dedup = Deduplicator(
+            self.redis,
+            prefix=self.settings.redis_prefix,
+            window_days=self.settings.dedup_window_days,
+            threshold=self.settings.dedup_threshold,
+        )
+        preparer = Preparer(
+            LanguageDetector(
+                short_text_models=self.settings.short_text_models,
+                loads_per_minute=self.settings.short_text_loads_per_minute,
+            ),
+            load_rules(self.settings.clean_rules),
+            fetcher=page_fetcher(self.settings, self.http),
+            fulltext_min_words=self.settings.fulltext_min_words,
+        )
         return Pipeline(self.store, dedup, preparer)
 
     @cached_property

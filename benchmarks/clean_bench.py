@@ -25,8 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     for label, content, is_html in (("text", body, False), ("html", html, True)):
         start = time.process_time()
         for _ in range(args.rounds):
-            clean_document(title, content, is_html=is_html, feed_title="Nakka",
-                           url="https://www.sohu.com/a/1?utm_source=rss", rules=rules)
+            clean_document(
+                title,
+                content,
+                is_html=is_html,
+                feed_title="Nakka",
+                url="https://www.sohu.com/a/1?utm_source=rss",
+                rules=rules,
+            )
         per = (time.process_time() - start) / args.rounds * 1000
         print(f"clean_document {label} ({len(content)} chars): {per:.3f} ms/article, {1000 / per:.0f}/s")
     return 0

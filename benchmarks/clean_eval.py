@@ -116,25 +116,33 @@ def fundus(data: Path) -> Tally:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--extraction", type=Path, required=True,
-                        help="article-extraction-benchmark directory")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--extraction", type=Path, required=True, help="article-extraction-benchmark directory"
+    )
     parser.add_argument("--fundus", type=Path, required=True, help="fundus parser test-data directory")
     parser.add_argument("--show", type=int, default=0, help="list N lost paragraphs and N residue paragraphs")
     args = parser.parse_args(argv)
-    results = {"article-extraction-benchmark": extraction_benchmark(args.extraction),
-               "fundus": fundus(args.fundus)}
-    print("| data | pages | truth paragraphs | dropped by rules (lost) | words lost | "
-          "residue paragraphs before rules | after rules | residue words after |")
+    results = {
+        "article-extraction-benchmark": extraction_benchmark(args.extraction),
+        "fundus": fundus(args.fundus),
+    }
+    print(
+        "| data | pages | truth paragraphs | dropped by rules (lost) | words lost | "
+        "residue paragraphs before rules | after rules | residue words after |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, t in results.items():
-        print(f"| {name} | {t.pages} | {t.truth_paragraphs} | {t.lost_paragraphs} "
-              f"({t.lost_paragraphs / max(1, t.truth_paragraphs):.2%}) | {t.lost_words} "
-              f"({t.lost_words / max(1, t.truth_words):.3%}) | "
-              f"{t.residue_before} ({t.residue_before_words} w) "
-              f"| {t.residue_after} ({t.residue_after_words} w) | "
-              f"{1 - t.residue_after_words / max(1, t.residue_before_words):.0%} removed |")
+        print(
+            f"| {name} | {t.pages} | {t.truth_paragraphs} | {t.lost_paragraphs} "
+            f"({t.lost_paragraphs / max(1, t.truth_paragraphs):.2%}) | {t.lost_words} "
+            f"({t.lost_words / max(1, t.truth_words):.3%}) | "
+            f"{t.residue_before} ({t.residue_before_words} w) "
+            f"| {t.residue_after} ({t.residue_after_words} w) | "
+            f"{1 - t.residue_after_words / max(1, t.residue_before_words):.0%} removed |"
+        )
     for name, t in results.items():
         print(f"\n{name}: lost paragraphs by rule: {dict(t.lost_by_rule.most_common())}")
         for example in t.lost_examples[: args.show]:

@@ -80,8 +80,10 @@ def copy_of(text: str, seed: int) -> str:
 
 
 def _fingerprints(start: int) -> list[tuple[str, Fingerprint]]:
-    return [(f"a{i}", fingerprint(body(i), f"https://site{i % 97}.example/{i}"))
-            for i in range(start, start + 500)]
+    return [
+        (f"a{i}", fingerprint(body(i), f"https://site{i % 97}.example/{i}"))
+        for i in range(start, start + 500)
+    ]
 
 
 def fill(pool: multiprocessing.pool.Pool, starts: range) -> Iterator[list[tuple[str, Fingerprint]]]:
@@ -141,8 +143,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--window-days", type=int, default=7)
-    parser.add_argument("--bucket-hours", type=int, default=168,
-                        help="time bucket of the index (default: the 7-day window, as the service uses)")
+    parser.add_argument(
+        "--bucket-hours",
+        type=int,
+        default=168,
+        help="time bucket of the index (default: the 7-day window, as the service uses)",
+    )
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     per_day = math.ceil(sizes[-1] / args.window_days)
@@ -152,18 +158,27 @@ def main() -> None:
     _init(vocab)
     client = open_db(args.redis_url)
     clock = [time.time()]
-    dedup = Deduplicator(client, prefix="bench:", window_days=args.window_days, bucket_bits=bits,
-                         bucket_seconds=args.bucket_hours * 3600,
-                         clock=lambda: clock[0])
+    dedup = Deduplicator(
+        client,
+        prefix="bench:",
+        window_days=args.window_days,
+        bucket_bits=bits,
+        bucket_seconds=args.bucket_hours * 3600,
+        clock=lambda: clock[0],
+    )
     base_mem = int(client.info("memory")["used_memory"])
     rng = random.Random(3)
     t0 = time.perf_counter()
     fp_ms = np.median([_time_fingerprint(i) for i in range(200)])
-    print(f"articles/day {per_day}, bucket {args.bucket_hours} h, bucket_bits {bits}, "
-          f"window {args.window_days} d, batch {BATCH};"
-          f" fingerprint of a ~3 KB body: {fp_ms:.3f} ms (median)")
-    print(f"{'indexed':>9} {'median ms/art':>14} {'p99 ms/art':>11} {'near found':>11} "
-          f"{'MB used':>8} {'MB / 100k':>10} {'sampled/100k':>12} {'fill s':>7}")
+    print(
+        f"articles/day {per_day}, bucket {args.bucket_hours} h, bucket_bits {bits}, "
+        f"window {args.window_days} d, batch {BATCH};"
+        f" fingerprint of a ~3 KB body: {fp_ms:.3f} ms (median)"
+    )
+    print(
+        f"{'indexed':>9} {'median ms/art':>14} {'p99 ms/art':>11} {'near found':>11} "
+        f"{'MB used':>8} {'MB / 100k':>10} {'sampled/100k':>12} {'fill s':>7}"
+    )
     indexed = 0
     with multiprocessing.Pool(max(1, (multiprocessing.cpu_count() or 2)), _init, (vocab,)) as pool:
         for size in sizes:
@@ -178,9 +193,12 @@ def main() -> None:
             client.expire(MARKER, 3600)
             mem = (int(client.info("memory")["used_memory"]) - base_mem) / 2**20
             sampled = sampled_mb(client)
-            print(f"{indexed:>9} {np.median(costs):>14.3f} {np.percentile(costs, 99):>11.3f} "
-                  f"{near:>5}/{args.rounds * BATCH // 10:<5} {mem:>8.1f} {mem / indexed * 1e5:>10.1f} "
-                  f"{sampled / indexed * 1e5:>12.1f} {time.perf_counter() - t0:>7.0f}", flush=True)
+            print(
+                f"{indexed:>9} {np.median(costs):>14.3f} {np.percentile(costs, 99):>11.3f} "
+                f"{near:>5}/{args.rounds * BATCH // 10:<5} {mem:>8.1f} {mem / indexed * 1e5:>10.1f} "
+                f"{sampled / indexed * 1e5:>12.1f} {time.perf_counter() - t0:>7.0f}",
+                flush=True,
+            )
     client.flushdb()
     client.close()
 

@@ -40,8 +40,7 @@ TpFpFn = tuple[float, float, float]
 def shingles(text: str | None, n: int = 4) -> Counter[tuple[str, ...]]:
     """4-token shingles with counts, exactly as the benchmark builds them."""
     tokens = _TOKEN_RE.findall(text or "")
-    return Counter(tuple(tokens[i:i + n]) for i in range(max(1, len(tokens) - n + 1))
-                   if tokens[i:i + n])
+    return Counter(tuple(tokens[i : i + n]) for i in range(max(1, len(tokens) - n + 1)) if tokens[i : i + n])
 
 
 def shingle_matching(true: str | None, pred: str | None) -> TpFpFn:
@@ -99,8 +98,9 @@ def load_pages(data: Path, limit: int | None = None) -> list[tuple[str, str, str
     return pages
 
 
-def run(pages: list[tuple[str, str, str, str]],
-        extractor: Callable[[str, str], str]) -> tuple[list[TpFpFn], float]:
+def run(
+    pages: list[tuple[str, str, str, str]], extractor: Callable[[str, str], str]
+) -> tuple[list[TpFpFn], float]:
     """Scores per page and CPU seconds per page."""
     scores = []
     start = time.process_time()
@@ -123,14 +123,17 @@ def trafilatura_default(html: str, url: str) -> str:
 
 def _row(name: str, m: dict[str, float], cpu_ms: float | None) -> str:
     cpu = f"{cpu_ms:8.1f}" if cpu_ms is not None else "       -"
-    return (f"| {name:<34} | {m['f1']:.3f} ± {m['f1_ci']:.3f} "
-            f"| {m['precision']:.3f} ± {m['precision_ci']:.3f} "
-            f"| {m['recall']:.3f} ± {m['recall_ci']:.3f} | {m['accuracy']:.3f} | {cpu} |")
+    return (
+        f"| {name:<34} | {m['f1']:.3f} ± {m['f1_ci']:.3f} "
+        f"| {m['precision']:.3f} ± {m['precision_ci']:.3f} "
+        f"| {m['recall']:.3f} ± {m['recall_ci']:.3f} | {m['accuracy']:.3f} | {cpu} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="article-extraction-benchmark directory")
     parser.add_argument("--baseline", action="store_true", help="also score plain trafilatura")
     parser.add_argument("--limit", type=int, help="only the first N pages (by id)")
@@ -149,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         if stored.exists():
             out = json.loads(stored.read_text(encoding="utf-8"))
             out = out.get("output", out)
-            ref = [shingle_matching(body, (out.get(key) or {}).get("articleBody"))
-                   for key, _, _, body in pages]
+            ref = [
+                shingle_matching(body, (out.get(key) or {}).get("articleBody")) for key, _, _, body in pages
+            ]
             rows.append(_row("benchmark's stored trafilatura output", with_ci(ref), None))
     print(f"article-extraction-benchmark: {len(pages)} pages; published anchor: trafilatura 2.0 F1 0.958")
     print("| extractor | F1 | precision | recall | exact pages | CPU ms/page |")

@@ -120,8 +120,17 @@ class Item:
 class Farm:
     """The content: item `i` of feed `f` is a pure function of (seed, f, i); growth is a clock."""
 
-    def __init__(self, docs: list[Doc], *, feeds: int = 100, items: int = 25, hosts: int = 10,
-                 port: int = 0, syndicated: float = 0.1, seed: int = 7) -> None:
+    def __init__(
+        self,
+        docs: list[Doc],
+        *,
+        feeds: int = 100,
+        items: int = 25,
+        hosts: int = 10,
+        port: int = 0,
+        syndicated: float = 0.1,
+        seed: int = 7,
+    ) -> None:
         self.docs, self.feeds, self.items, self.hosts, self.port = docs, feeds, items, hosts, port
         self.syndicated, self.seed = syndicated, seed
         self.languages = _languages(docs)
@@ -161,8 +170,9 @@ class Farm:
             body = list(original.paragraphs)
             kept = body[:-1] if len(body) > 3 else body
             footer = f"Copyright Site {f}. All rights reserved. More news at site{f}.example."
-            return Item(f"f{f}-{i}", link, f"{original.title} | Site {f}", (header, *kept, footer),
-                        self._published(i))
+            return Item(
+                f"f{f}-{i}", link, f"{original.title} | Site {f}", (header, *kept, footer), self._published(i)
+            )
         base = self._original(f, i)
         return Item(f"f{f}-{i}", link, base.title, base.paragraphs, self._published(i))
 
@@ -172,8 +182,8 @@ class Farm:
         index = rng.randrange(len(self.docs))
         own, pool = self.sentences[index], self.pools[self.languages[index]]
         start = rng.randrange(max(1, len(own) - 2))
-        picked = own[start:start + 3] + [pool[rng.randrange(len(pool))] for _ in range(9)]
-        paras = tuple(" ".join(picked[k:k + 3]) for k in range(0, len(picked), 3))
+        picked = own[start : start + 3] + [pool[rng.randrange(len(pool))] for _ in range(9)]
+        paras = tuple(" ".join(picked[k : k + 3]) for k in range(0, len(picked), 3))
         return Item(f"f{f}-{i}", "", self.docs[index].title, paras, self._published(i))
 
     # -- time ----------------------------------------------------------------
@@ -198,11 +208,14 @@ class Farm:
                 f'<guid isPermaLink="false">{it.guid}</guid>'
                 f"<pubDate>{formatdate(published, usegmt=True)}</pubDate>"
                 f"<description>{escape(it.paragraphs[0][:300])}</description>"
-                f"<content:encoded><![CDATA[{html}]]></content:encoded></item>")
-        return ('<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0" '
-                'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
-                f"<title>Site {f}</title><link>https://site{f}.example/</link>"
-                f"<description>Farm feed {f}</description>{''.join(parts)}</channel></rss>").encode()
+                f"<content:encoded><![CDATA[{html}]]></content:encoded></item>"
+            )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0" '
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+            f"<title>Site {f}</title><link>https://site{f}.example/</link>"
+            f"<description>Farm feed {f}</description>{''.join(parts)}</channel></rss>"
+        ).encode()
 
     def published_at(self, item: Item, i: int) -> float:
         """Initial items carry their fixed dates; new ones the time they first appeared."""
@@ -241,8 +254,9 @@ class FarmServer:
             return 200, json.dumps(self.seen).encode()
         elif path != "/_farm/stats":
             return 404, b"{}"
-        return 200, json.dumps({**self.stats, "new_items": farm.total_new(now),
-                                "generation": farm.generation}).encode()
+        return 200, json.dumps(
+            {**self.stats, "new_items": farm.total_new(now), "generation": farm.generation}
+        ).encode()
 
     def feed(self, f: int, if_none_match: str | None) -> tuple[int, bytes, str]:
         farm, now = self.farm, time.time()
@@ -296,8 +310,11 @@ async def _serve(server: FarmServer, ready: Callable[[int], None]) -> None:
                 else:
                     status, body, ctype = 404, b"not found", "text/plain"
                 reason = {200: "OK", 304: "Not Modified", 404: "Not Found"}[status]
-                writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                writer.write(
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     break
@@ -308,14 +325,24 @@ async def _serve(server: FarmServer, ready: Callable[[int], None]) -> None:
 
     first = await asyncio.start_server(handle, "127.0.0.1", farm.port, backlog=1024)
     farm.port = first.sockets[0].getsockname()[1]
-    servers = [first] + [await asyncio.start_server(handle, f"127.0.0.{h + 1}", farm.port, backlog=1024)
-                         for h in range(1, farm.hosts)]
+    servers = [first] + [
+        await asyncio.start_server(handle, f"127.0.0.{h + 1}", farm.port, backlog=1024)
+        for h in range(1, farm.hosts)
+    ]
     ready(farm.port)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
-def run(corpus: Path | None, feeds: int, items: int, hosts: int, port: int, syndicated: float,
-        rate: float = 0.0, ready: Callable[[int], None] | None = None) -> None:
+def run(
+    corpus: Path | None,
+    feeds: int,
+    items: int,
+    hosts: int,
+    port: int,
+    syndicated: float,
+    rate: float = 0.0,
+    ready: Callable[[int], None] | None = None,
+) -> None:
     """Build the farm and serve it until the process is stopped."""
     farm = Farm(load_corpus(corpus), feeds=feeds, items=items, hosts=hosts, port=port, syndicated=syndicated)
     server = FarmServer(farm)
@@ -324,24 +351,33 @@ def run(corpus: Path | None, feeds: int, items: int, hosts: int, port: int, synd
     asyncio.run(_serve(server, ready or (lambda p: print(f"farm on port {p}", flush=True))))
 
 
-def _child(corpus: Path | None, feeds: int, items: int, hosts: int, syndicated: float,
-           port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _child(
+    corpus: Path | None,
+    feeds: int,
+    items: int,
+    hosts: int,
+    syndicated: float,
+    port_out: multiprocessing.Queue,
+) -> None:  # type: ignore[type-arg]
     run(corpus, feeds, items, hosts, 0, syndicated, ready=port_out.put)
 
 
-def start(corpus: Path | None, *, feeds: int, items: int, hosts: int = 10,
-          syndicated: float = 0.1) -> tuple[multiprocessing.Process, int]:
+def start(
+    corpus: Path | None, *, feeds: int, items: int, hosts: int = 10, syndicated: float = 0.1
+) -> tuple[multiprocessing.Process, int]:
     """Serve the farm from a child process; returns it and the port."""
     out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    proc = multiprocessing.Process(target=_child, args=(corpus, feeds, items, hosts, syndicated, out),
-                                   daemon=True, name="farm")
+    proc = multiprocessing.Process(
+        target=_child, args=(corpus, feeds, items, hosts, syndicated, out), daemon=True, name="farm"
+    )
     proc.start()
     return proc, int(out.get(timeout=60))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--feeds", type=int, default=100)
     parser.add_argument("--items", type=int, default=25)

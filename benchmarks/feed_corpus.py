@@ -53,12 +53,20 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     root = Path(sys.argv[1]).resolve()
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".xml", ".json", ".rdf")
-                   and not p.name.endswith(".serde.json"))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".xml", ".json", ".rdf") and not p.name.endswith(".serde.json")
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = Settings.from_env({"INGEST_ALLOWED_NETWORKS": "127.0.0.0/8", "INGEST_LOG_LEVEL": "error",
-                                  "INGEST_LOG_FORMAT": "console"})
+    settings = Settings.from_env(
+        {
+            "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "INGEST_LOG_LEVEL": "error",
+            "INGEST_LOG_FORMAT": "console",
+        }
+    )
     configure_logging(settings)
     failures = checked = entries = 0
     with make_client(settings) as client:
@@ -84,14 +92,20 @@ def main() -> int:
             wrong = [(want, got) for want, got in zip(expected, titles, strict=False) if want != got]
             if len(expected) != len(titles) or wrong:
                 failures += 1
-                print(f"{'FAIL':8s} {name}: {len(titles)} entries, expected {len(expected)}; "
-                      f"first title mismatch {wrong[:1]}")
+                print(
+                    f"{'FAIL':8s} {name}: {len(titles)} entries, expected {len(expected)}; "
+                    f"first title mismatch {wrong[:1]}"
+                )
             else:
-                print(f"{'ok':8s} {name}: {len(titles)} entries, titles match"
-                      + (f" (warnings: {'; '.join(parsed.warnings)})" if parsed.warnings else ""))
+                print(
+                    f"{'ok':8s} {name}: {len(titles)} entries, titles match"
+                    + (f" (warnings: {'; '.join(parsed.warnings)})" if parsed.warnings else "")
+                )
     server.shutdown()
-    print(f"\n{len(files)} feeds, {checked} checked against expectations, {entries} entries, "
-          f"{failures} failures")
+    print(
+        f"\n{len(files)} feeds, {checked} checked against expectations, {entries} entries, "
+        f"{failures} failures"
+    )
     return 1 if failures else 0
 
 

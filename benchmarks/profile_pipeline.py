@@ -35,16 +35,19 @@ def farm_entries(farm: Farm) -> list[RawEntry]:
     for f in range(farm.feeds):
         url = farm.feed_url(f)
         doc = farm.document(f, farm.items)
-        parsed = parse_feed(FetchResult(url=url, status=200, content=doc,
-                                        headers={"content-type": "application/rss+xml"}),
-                            feed_id=f + 1, feed_url=url)
+        parsed = parse_feed(
+            FetchResult(url=url, status=200, content=doc, headers={"content-type": "application/rss+xml"}),
+            feed_id=f + 1,
+            feed_url=url,
+        )
         entries.extend(RawEntry.from_dict(e.to_dict()) for e in parsed.entries)
     return entries
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--feeds", type=int, default=120)
     parser.add_argument("--items", type=int, default=25)
@@ -59,8 +62,14 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="ingest-profile-"))
     valkey, redis_url = start_valkey(workdir / "redis")
-    settings = Settings.from_env({"INGEST_DATA_DIR": str(workdir), "REDIS_URL": redis_url,
-                                  "INGEST_LOG_LEVEL": "error", "INGEST_LOG_FORMAT": "json"})
+    settings = Settings.from_env(
+        {
+            "INGEST_DATA_DIR": str(workdir),
+            "REDIS_URL": redis_url,
+            "INGEST_LOG_LEVEL": "error",
+            "INGEST_LOG_FORMAT": "json",
+        }
+    )
     configure_logging(settings)
     docs = load_corpus(args.corpus)
     farm = Farm(docs, feeds=args.feeds, items=args.items, port=8000)
@@ -68,16 +77,26 @@ def main() -> int:
     ctx = Context(settings)
     try:
         for n, query in enumerate(make_queries(docs, args.subs)):
-            ctx.store.add_subscription(Subscription(
-                id=f"sub_{n:05d}", name=f"q{n}", query=query, webhook="http://127.0.0.1:9/hook",
-                secret=SECRET, created_at=utcnow()))
+            ctx.store.add_subscription(
+                Subscription(
+                    id=f"sub_{n:05d}",
+                    name=f"q{n}",
+                    query=query,
+                    webhook="http://127.0.0.1:9/hook",
+                    secret=SECRET,
+                    created_at=utcnow(),
+                )
+            )
         pipeline = ctx.pipeline
         pipeline.subscriptions.current()
         gc.collect()
         size = settings.batch_size
-        batches = [entries[i:i + size] for i in range(0, len(entries), size)]
-        print(f"{len(entries)} entries from {args.feeds} feeds ({len(docs)} corpus articles), "
-              f"{args.subs} subscriptions, batches of {size}", file=sys.stderr)
+        batches = [entries[i : i + size] for i in range(0, len(entries), size)]
+        print(
+            f"{len(entries)} entries from {args.feeds} feeds ({len(docs)} corpus articles), "
+            f"{args.subs} subscriptions, batches of {size}",
+            file=sys.stderr,
+        )
         profiler = None
         if not args.no_profile:
             from pyinstrument import Profiler
@@ -99,8 +118,10 @@ def main() -> int:
                 counts["unchanged"] += result.unchanged
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
             stages = "  ".join(f"{k} {v * 1000 / len(entries):.2f}" for k, v in seconds.items())
-            print(f"{label:9s} {len(entries) / wall:7.0f} entries/s  (cpu {cpu * 1000 / len(entries):.2f} "
-                  f"ms/entry)  {counts}\n          ms/entry per stage: {stages}")
+            print(
+                f"{label:9s} {len(entries) / wall:7.0f} entries/s  (cpu {cpu * 1000 / len(entries):.2f} "
+                f"ms/entry)  {counts}\n          ms/entry per stage: {stages}"
+            )
         if profiler is not None:
             profiler.stop()
             text = profiler.output_text(unicode=False, color=False, show_all=False)

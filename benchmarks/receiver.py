@@ -37,8 +37,9 @@ class Recorder:
     def record(self, headers: dict[str, str], body: bytes) -> None:
         now = time.time()
         msg_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
-        expected = base64.b64encode(hmac.new(self.key, f"{msg_id}.{stamp}.".encode() + body,
-                                             hashlib.sha256).digest()).decode()
+        expected = base64.b64encode(
+            hmac.new(self.key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+        ).decode()
         given = [s.partition(",")[2] for s in headers.get("webhook-signature", "").split()]
         if not any(hmac.compare_digest(expected, s) for s in given):
             self.bad_signatures += 1
@@ -68,10 +69,14 @@ async def _serve(recorder: Recorder, port: int, ready: Callable[[int], None]) ->
                     if target.startswith("/_recv/reset"):
                         recorder.arrivals.clear()
                         recorder.bad_signatures = 0
-                    out = json.dumps({"arrivals": recorder.arrivals,
-                                      "bad_signatures": recorder.bad_signatures}).encode()
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                 + f"Content-Length: {len(out)}\r\n\r\n".encode() + out)
+                    out = json.dumps(
+                        {"arrivals": recorder.arrivals, "bad_signatures": recorder.bad_signatures}
+                    ).encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(out)}\r\n\r\n".encode()
+                        + out
+                    )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
@@ -85,8 +90,13 @@ async def _serve(recorder: Recorder, port: int, ready: Callable[[int], None]) ->
 
 def run(secret: str, port: int = 0, ready: Callable[[int], None] | None = None) -> None:
     """Receive until the process is stopped."""
-    asyncio.run(_serve(Recorder(secret), port,
-                       ready or (lambda p: print(f"receiver on http://127.0.0.1:{p}/hook", flush=True))))
+    asyncio.run(
+        _serve(
+            Recorder(secret),
+            port,
+            ready or (lambda p: print(f"receiver on http://127.0.0.1:{p}/hook", flush=True)),
+        )
+    )
 
 
 def _child(secret: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -102,8 +112,9 @@ def start(secret: str) -> tuple[multiprocessing.Process, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--secret", default="whsec_" + base64.b64encode(b"benchmark").decode())
     args = parser.parse_args()

@@ -36,8 +36,9 @@ def rss_mib(pid: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=30.0, help="how long items keep arriving")
     parser.add_argument("--rate", type=float, default=5.0, help="new items per second, over all feeds")
     parser.add_argument("--feeds", type=int, default=20)
@@ -52,13 +53,23 @@ def main() -> int:
     receiver.up()
     url = f"sqlite:///{tmp / 'ingest.db'}"
     subs = seed(url, farm, receiver)
-    service = Service(tmp / "logs", service_env(tmp / "data", valkey.url, url, INGEST_LOG_LEVEL="warning",
-                                                INGEST_RECOVERY_AFTER="60", INGEST_SWEEP_INTERVAL="30",
-                                                INGEST_SWEEP_GRACE="30"))
+    service = Service(
+        tmp / "logs",
+        service_env(
+            tmp / "data",
+            valkey.url,
+            url,
+            INGEST_LOG_LEVEL="warning",
+            INGEST_RECOVERY_AFTER="60",
+            INGEST_SWEEP_INTERVAL="30",
+            INGEST_SWEEP_GRACE="30",
+        ),
+    )
     store = open_store(url)
     client = valkey_client(valkey)
-    print(f"soak: {args.minutes:g} min, {args.rate:g} items/s over {args.feeds} feeds; "
-          f"logs in {tmp / 'logs'}")
+    print(
+        f"soak: {args.minutes:g} min, {args.rate:g} items/s over {args.feeds} feeds; logs in {tmp / 'logs'}"
+    )
     try:
         service.start("poller", "poll")
         service.start("worker-1", "worker")
@@ -79,16 +90,25 @@ def main() -> int:
                 report(started, farm, receiver, store, client, service)
         expected = farm.added * len(subs)
         print(f"publishing stopped at {farm.added} items; draining")
-        wait_for(lambda: counts(store)["articles"] == farm.added and receiver.unique_ids() == expected
-                 and counts(store)["pending_batches"] == 0, 600, lambda: f"not drained: {counts(store)}")
+        wait_for(
+            lambda: (
+                counts(store)["articles"] == farm.added
+                and receiver.unique_ids() == expected
+                and counts(store)["pending_batches"] == 0
+            ),
+            600,
+            lambda: f"not drained: {counts(store)}",
+        )
         report(started, farm, receiver, store, client, service)
         final = counts(store)
         per_story = receiver.ids_per_story()
         lost = farm.added - final["entries"] + (expected - len(per_story))
         duplicates = (final["articles"] - final["entries"]) + sum(len(ids) - 1 for ids in per_story.values())
-        print(f"published {farm.added}, stored {final['articles']}, alerts received {len(per_story)} "
-              f"(deliveries {len(receiver.calls)}): lost {lost}, duplicates {duplicates}, "
-              f"processes alive {len(service.alive())}/3")
+        print(
+            f"published {farm.added}, stored {final['articles']}, alerts received {len(per_story)} "
+            f"(deliveries {len(receiver.calls)}): lost {lost}, duplicates {duplicates}, "
+            f"processes alive {len(service.alive())}/3"
+        )
         return 0 if lost == 0 and duplicates == 0 and len(service.alive()) == 3 else 1
     finally:
         service.stop_all()
@@ -104,13 +124,19 @@ def valkey_client(valkey: Valkey):  # type: ignore[no-untyped-def]
     return redis.Redis.from_url(valkey.url)
 
 
-def report(started: float, farm: Farm, receiver: Receiver, store: object, client: object,
-           service: Service) -> None:
+def report(
+    started: float, farm: Farm, receiver: Receiver, store: object, client: object, service: Service
+) -> None:
     now = counts(store)
-    row = [f"{time.monotonic() - started:.0f}", str(farm.added), str(now["articles"]),
-           str(receiver.unique_ids()),
-           str(client.llen("rq:queue:ingest")), str(client.llen("rq:queue:alerts")),  # type: ignore[attr-defined]
-           str(now["pending_batches"])]
+    row = [
+        f"{time.monotonic() - started:.0f}",
+        str(farm.added),
+        str(now["articles"]),
+        str(receiver.unique_ids()),
+        str(client.llen("rq:queue:ingest")),
+        str(client.llen("rq:queue:alerts")),  # type: ignore[attr-defined]
+        str(now["pending_batches"]),
+    ]
     row += [f"{rss_mib(proc.pid):.0f}" for proc in service.procs.values()]
     print("  ".join(row), flush=True)
 

@@ -65,11 +65,17 @@ def load_pages(data: Path) -> list[Page]:
             node = tree.css_first("title")
             canonical = tree.css_first('link[rel="canonical"]')
             url = _meta(tree, "og:url") or (canonical.attributes.get("href") or "" if canonical else "")
-            pages.append(Page(
-                name=f"{spec.parent.name}/{path.name}", truth=normalize_space(entry.get("title") or ""),
-                title_tag=normalize_space(node.text()) if node is not None else "",
-                og_title=_meta(tree, "og:title", "twitter:title"), site_name=_meta(tree, "og:site_name"),
-                publisher=publisher, url=url))
+            pages.append(
+                Page(
+                    name=f"{spec.parent.name}/{path.name}",
+                    truth=normalize_space(entry.get("title") or ""),
+                    title_tag=normalize_space(node.text()) if node is not None else "",
+                    og_title=_meta(tree, "og:title", "twitter:title"),
+                    site_name=_meta(tree, "og:site_name"),
+                    publisher=publisher,
+                    url=url,
+                )
+            )
     return pages
 
 
@@ -93,14 +99,16 @@ def _over_cut(raw: str, result: str, truth: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="fundus parser test-data directory")
     parser.add_argument("--show-misses", type=int, default=0, help="list N misses of the cleaned <title>")
     args = parser.parse_args(argv)
     pages = load_pages(args.data)
-    print(f"fundus parser test data: {len(pages)} pages, "
-          f"{len({p.name.split('/')[0] for p in pages})} countries")
+    print(
+        f"fundus parser test data: {len(pages)} pages, {len({p.name.split('/')[0] for p in pages})} countries"
+    )
     print("| source | raw exact | cleaned exact | over-cut |")
     print("|---|---|---|---|")
     misses = []
@@ -111,16 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         good = sum(r == p.truth for p, r in results)
         over = sum(_over_cut(getattr(p, field), r, p.truth) for p, r in results)
         # pages without this tag count as misses: the denominator is every page
-        print(f"| {label} ({len(usable)} pages have it) | {raw / len(pages):.3f} | {good / len(pages):.3f} "
-              f"| {over} |")
+        print(
+            f"| {label} ({len(usable)} pages have it) | {raw / len(pages):.3f} | {good / len(pages):.3f} "
+            f"| {over} |"
+        )
         if field == "title_tag":
             misses = [(p, r) for p, r in results if r != p.truth]
-    best = sum(cleaned(p, p.og_title or p.title_tag) == p.truth or cleaned(p, p.title_tag) == p.truth
-               for p in pages)
+    best = sum(
+        cleaned(p, p.og_title or p.title_tag) == p.truth or cleaned(p, p.title_tag) == p.truth for p in pages
+    )
     print(f"| either (og:title or <title> matches) | - | {best / len(pages):.3f} | - |")
     for page, result in misses[: args.show_misses]:
-        print(f"  {page.name}: {result!r}\n"
-              f"  {'':{len(page.name)}}  truth {page.truth!r}  site {page.site_name!r}")
+        print(
+            f"  {page.name}: {result!r}\n"
+            f"  {'':{len(page.name)}}  truth {page.truth!r}  site {page.site_name!r}"
+        )
     return 0
 
 

@@ -14,8 +14,15 @@ class ConfigError(IngestError):
 class FetchError(IngestError):
     """A feed or page could not be fetched; the message says why in plain words."""
 
-    def __init__(self, url: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        permanent: bool = False,
+    ) -> None:
         super().__init__(f"fetch: {url}: {message}")
         self.url = url
         self.reason = message
@@ -54,8 +61,15 @@ class NotFound(StoreError):
 class AlertDeliveryError(IngestError):
     """A webhook delivery attempt failed; `retry_after` is the receiver's hint, if any."""
 
-    def __init__(self, url: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None, gone: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        gone: bool = False,
+    ) -> None:
         super().__init__(f"webhook: {url}: {message}")
         self.url = url
         self.reason = message

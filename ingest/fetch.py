@@ -33,8 +33,15 @@ try:
 except ImportError:  # pragma: no cover - brotli is optional
     brotli = None
 
-__all__ = ["fetch_feed", "fetch_feed_async", "fetch_page", "fetch_page_async",
-           "make_async_client", "make_client", "parse_retry_after"]
+__all__ = [
+    "fetch_feed",
+    "fetch_feed_async",
+    "fetch_page",
+    "fetch_page_async",
+    "make_async_client",
+    "make_client",
+    "parse_retry_after",
+]
 
 log = get_logger(__name__)
 
@@ -44,8 +51,10 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _DECODE_ERRORS: tuple[type[Exception], ...] = (zlib.error, *((brotli.error,) if brotli else ()))
 ACCEPT_ENCODING = "gzip, deflate, br" if brotli else "gzip, deflate"
-ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
-          "text/xml;q=0.9, application/json;q=0.8, text/html;q=0.5, */*;q=0.1")
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
+    "text/xml;q=0.9, application/json;q=0.8, text/html;q=0.5, */*;q=0.1"
+)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -159,8 +168,13 @@ class _Clock:
         left = self.remaining()
         if base is None:
             return httpx.Timeout(left)
-        return httpx.Timeout(left, connect=min(base.connect or left, left), read=min(base.read or left, left),
-                             write=min(base.write or left, left), pool=min(base.pool or left, left))
+        return httpx.Timeout(
+            left,
+            connect=min(base.connect or left, left),
+            read=min(base.read or left, left),
+            write=min(base.write or left, left),
+            pool=min(base.pool or left, left),
+        )
 
 
 class _Hops:
@@ -180,8 +194,11 @@ class _Hops:
             return None
         location = response.headers.get("location")
         if not location:
-            raise FetchError(self.requested, f"HTTP {response.status_code} redirect without Location",
-                             status=response.status_code)
+            raise FetchError(
+                self.requested,
+                f"HTTP {response.status_code} redirect without Location",
+                status=response.status_code,
+            )
         target = str(response.url.join(location.strip()))
         self.url = target
         self.count += 1
@@ -216,21 +233,32 @@ def _raise_for_status(url: str, response: httpx.Response) -> None:
     except ValueError:
         phrase = ""
     retry_after = parse_retry_after(response.headers.get("retry-after")) if code in (429, 503) else None
-    raise FetchError(url, f"HTTP {code} {phrase}".rstrip(), status=code, retry_after=retry_after,
-                     permanent=code == 410)
+    raise FetchError(
+        url, f"HTTP {code} {phrase}".rstrip(), status=code, retry_after=retry_after, permanent=code == 410
+    )
 
 
-def _result(hops: _Hops, response: httpx.Response, content: bytes | None,
-            etag: str | None, last_modified: str | None) -> FetchResult:
+def _result(
+    hops: _Hops, response: httpx.Response, content: bytes | None, etag: str | None, last_modified: str | None
+) -> FetchResult:
     headers = {k.lower(): v for k, v in response.headers.items()}
     not_modified = response.status_code == 304
-    log.debug("fetch.done", url=hops.requested, final_url=hops.url, status=response.status_code,
-              bytes=len(content or b""))
+    log.debug(
+        "fetch.done",
+        url=hops.requested,
+        final_url=hops.url,
+        status=response.status_code,
+        bytes=len(content or b""),
+    )
     return FetchResult(
-        url=hops.url, status=response.status_code, content=content, headers=headers,
+        url=hops.url,
+        status=response.status_code,
+        content=content,
+        headers=headers,
         etag=headers.get("etag") or (etag if not_modified else None),
         last_modified=headers.get("last-modified") or (last_modified if not_modified else None),
-        permanent_redirect=hops.permanent)
+        permanent_redirect=hops.permanent,
+    )
 
 
 def _tls_reason(exc: BaseException) -> str | None:
@@ -248,8 +276,9 @@ def _translate(exc: Exception, hops: _Hops, clock: _Clock) -> FetchError:
     via = f" (redirected to {hops.url})" if hops.url != hops.requested else ""
     if isinstance(exc, FetchError):
         reason = exc.reason + via if exc.url != hops.requested else exc.reason
-        return type(exc)(hops.requested, reason, status=exc.status, retry_after=exc.retry_after,
-                         permanent=exc.permanent)
+        return type(exc)(
+            hops.requested, reason, status=exc.status, retry_after=exc.retry_after, permanent=exc.permanent
+        )
     if isinstance(exc, httpx.ConnectTimeout | httpx.ReadTimeout) and clock.deadline - time.monotonic() > 0.05:
         doing = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for data"
         return FetchError(hops.requested, f"timed out {doing}" + via)  # INGEST_CONNECT/READ_TIMEOUT
@@ -265,16 +294,24 @@ def _translate(exc: Exception, hops: _Hops, clock: _Clock) -> FetchError:
 _CAUGHT = (httpx.HTTPError, httpx.InvalidURL, FetchError, TimeoutError, ssl.SSLError, OSError)
 
 
-def fetch_feed(client: httpx.Client, url: str, *, etag: str | None = None,
-               last_modified: str | None = None, max_bytes: int, timeout: float) -> FetchResult:
+def fetch_feed(
+    client: httpx.Client,
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    max_bytes: int,
+    timeout: float,
+) -> FetchResult:
     """GET `url` conditionally; FetchResult on 2xx/304, FetchError (plain words) otherwise."""
     hops, clock = _Hops(url), _Clock(url, timeout)
     headers = _request_headers(etag, last_modified)
     try:
         check_scheme(url)
         while True:
-            with client.stream("GET", hops.url, headers=headers,
-                               timeout=clock.limits(client.timeout)) as response:
+            with client.stream(
+                "GET", hops.url, headers=headers, timeout=clock.limits(client.timeout)
+            ) as response:
                 if hops.next_url(response):
                     continue
                 _raise_for_status(url, response)
@@ -289,9 +326,15 @@ def fetch_feed(client: httpx.Client, url: str, *, etag: str | None = None,
         raise _translate(exc, hops, clock) from exc
 
 
-async def fetch_feed_async(client: httpx.AsyncClient, url: str, *, etag: str | None = None,
-                           last_modified: str | None = None, max_bytes: int,
-                           timeout: float) -> FetchResult:
+async def fetch_feed_async(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    max_bytes: int,
+    timeout: float,
+) -> FetchResult:
     """The async twin of fetch_feed; the whole fetch is also cancelled at the deadline."""
     hops, clock = _Hops(url), _Clock(url, timeout)
     headers = _request_headers(etag, last_modified)
@@ -299,8 +342,9 @@ async def fetch_feed_async(client: httpx.AsyncClient, url: str, *, etag: str | N
         check_scheme(url)
         with anyio.fail_after(timeout):
             while True:
-                async with client.stream("GET", hops.url, headers=headers,
-                                         timeout=clock.limits(client.timeout)) as response:
+                async with client.stream(
+                    "GET", hops.url, headers=headers, timeout=clock.limits(client.timeout)
+                ) as response:
                     if hops.next_url(response):
                         continue
                     _raise_for_status(url, response)
@@ -320,7 +364,7 @@ def fetch_page(client: httpx.Client, url: str, *, max_bytes: int, timeout: float
     return fetch_feed(client, url, max_bytes=max_bytes, timeout=timeout)
 
 
-async def fetch_page_async(client: httpx.AsyncClient, url: str, *, max_bytes: int,
-                           timeout: float) -> FetchResult:
+async def fetch_page_async(
+    client: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float
+) -> FetchResult:
     return await fetch_feed_async(client, url, max_bytes=max_bytes, timeout=timeout)
-

@@ -24,9 +24,7 @@ class _Stderr:
 
 def configure_logging(settings: Settings) -> None:
     """Configure structlog once per process; logs always go to stderr."""
-    use_json = settings.log_format == "json" or (
-        settings.log_format == "auto" and not sys.stderr.isatty()
-    )
+    use_json = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     )

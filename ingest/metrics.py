@@ -89,23 +89,37 @@ class MetricDef:
         return bool(self.buckets)
 
 
-METRICS: dict[str, MetricDef] = {m.name: m for m in (
-    MetricDef("ingest_feeds_polled_total", "Feed polls by outcome (ok, not_modified, error, gone).",
-              ("outcome",)),
-    MetricDef("ingest_fetch_seconds", "Seconds one feed fetch took.", buckets=LATENCY_BUCKETS),
-    MetricDef("ingest_entries_seen_total", "Feed entries read by the poller."),
-    MetricDef("ingest_entries_new_total", "Feed entries never queued before (sent to workers)."),
-    MetricDef("ingest_articles_stored_total", "Articles stored (new or syndicated copies)."),
-    MetricDef("ingest_duplicates_total", "Duplicates found, by kind (exact: dropped, near: joined a story).",
-              ("kind",)),
-    MetricDef("ingest_articles_language_total", "Stored articles by detected language.", ("language",)),
-    MetricDef("ingest_matches_total", "Matches that became an alert (one per subscription and story)."),
-    MetricDef("ingest_alerts_delivered_total", "Webhook alerts delivered (2xx)."),
-    MetricDef("ingest_alerts_failed_total", "Webhook alerts dead-lettered (retries used up, or disabled)."),
-    MetricDef("ingest_alerts_retried_total", "Webhook attempts that failed and were scheduled again."),
-    MetricDef("ingest_delivery_seconds", "Seconds one successful webhook delivery took.",
-              buckets=LATENCY_BUCKETS),
-)}
+METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        MetricDef(
+            "ingest_feeds_polled_total",
+            "Feed polls by outcome (ok, not_modified, error, gone).",
+            ("outcome",),
+        ),
+        MetricDef("ingest_fetch_seconds", "Seconds one feed fetch took.", buckets=LATENCY_BUCKETS),
+        MetricDef("ingest_entries_seen_total", "Feed entries read by the poller."),
+        MetricDef("ingest_entries_new_total", "Feed entries never queued before (sent to workers)."),
+        MetricDef("ingest_articles_stored_total", "Articles stored (new or syndicated copies)."),
+        MetricDef(
+            "ingest_duplicates_total",
+            "Duplicates found, by kind (exact: dropped, near: joined a story).",
+            ("kind",),
+        ),
+        MetricDef("ingest_articles_language_total", "Stored articles by detected language.", ("language",)),
+        MetricDef("ingest_matches_total", "Matches that became an alert (one per subscription and story)."),
+        MetricDef("ingest_alerts_delivered_total", "Webhook alerts delivered (2xx)."),
+        MetricDef(
+            "ingest_alerts_failed_total", "Webhook alerts dead-lettered (retries used up, or disabled)."
+        ),
+        MetricDef("ingest_alerts_retried_total", "Webhook attempts that failed and were scheduled again."),
+        MetricDef(
+            "ingest_delivery_seconds",
+            "Seconds one successful webhook delivery took.",
+            buckets=LATENCY_BUCKETS,
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -157,8 +171,9 @@ def _send(conn: RedisLike, commands: Sequence[tuple[str, str, float]]) -> None:
         log.warning("metrics.record_failed", error=str(exc))
 
 
-def record(conn: RedisLike, prefix: str, name: str, labels: Mapping[str, str] | None = None,
-           value: float = 1) -> None:
+def record(
+    conn: RedisLike, prefix: str, name: str, labels: Mapping[str, str] | None = None, value: float = 1
+) -> None:
     """Add `value` to counter `name` (e.g. `ingest_feeds_polled_total`, {"outcome": "ok"})."""
     metric = _metric(name)
     if metric.is_histogram:
@@ -167,8 +182,9 @@ def record(conn: RedisLike, prefix: str, name: str, labels: Mapping[str, str] | 
     _send(conn, [(_key(prefix, name), field, value)])
 
 
-def observe(conn: RedisLike, prefix: str, name: str, value: float,
-            labels: Mapping[str, str] | None = None) -> None:
+def observe(
+    conn: RedisLike, prefix: str, name: str, value: float, labels: Mapping[str, str] | None = None
+) -> None:
     """Add one observation (seconds) to histogram `name`: its bucket, the sum and the count."""
     metric = _metric(name)
     if not metric.is_histogram:
@@ -176,9 +192,14 @@ def observe(conn: RedisLike, prefix: str, name: str, value: float,
     values = _label_values(metric, labels)
     bucket = next((b for b in metric.buckets if value <= b), float("inf"))
     key = _key(prefix, name)
-    _send(conn, [(key, json.dumps([*values, "le", repr(bucket)]), 1),
-                 (key, json.dumps([*values, "sum"]), value),
-                 (key, json.dumps([*values, "count"]), 1)])
+    _send(
+        conn,
+        [
+            (key, json.dumps([*values, "le", repr(bucket)]), 1),
+            (key, json.dumps([*values, "sum"]), value),
+            (key, json.dumps([*values, "count"]), 1),
+        ],
+    )
 
 
 def _counter(metric: MetricDef, fields: Mapping[bytes, bytes]) -> Metric:
@@ -212,10 +233,12 @@ def _histogram(metric: MetricDef, fields: Mapping[bytes, bytes]) -> Metric:
 
 
 def _queue_families(stats: Iterable[QueueStat]) -> Iterator[Metric]:
-    depth = GaugeMetricFamily("ingest_queue_depth", "Jobs per RQ queue and state at scrape time.",
-                              labels=("queue", "state"))
-    workers = GaugeMetricFamily("ingest_workers", "Live RQ workers listening on each queue.",
-                                labels=("queue",))
+    depth = GaugeMetricFamily(
+        "ingest_queue_depth", "Jobs per RQ queue and state at scrape time.", labels=("queue", "state")
+    )
+    workers = GaugeMetricFamily(
+        "ingest_workers", "Live RQ workers listening on each queue.", labels=("queue",)
+    )
     for s in stats:
         for state in ("queued", "started", "scheduled", "deferred", "failed"):
             depth.add_metric([s.queue, state], getattr(s, state))
@@ -240,8 +263,10 @@ def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = (
         for name in METRICS:
             pipe.hgetall(_key(prefix, name))
         hashes = pipe.execute()
-    families = [(_histogram if m.is_histogram else _counter)(m, h)
-                for m, h in zip(METRICS.values(), hashes, strict=True)]
+    families = [
+        (_histogram if m.is_histogram else _counter)(m, h)
+        for m, h in zip(METRICS.values(), hashes, strict=True)
+    ]
     return [*families, *_queue_families(stats)]
 
 

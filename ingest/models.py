@@ -216,22 +216,31 @@ class SubscriptionOptions:
     def accepts(self, language: str, feed_id: int) -> bool:
         """Whether an article passes the language and feed filters."""
         code = language.split("-")[0].lower()
-        return ((not self.languages or code in self.languages)
-                and (not self.feed_ids or feed_id in self.feed_ids))
+        return (not self.languages or code in self.languages) and (
+            not self.feed_ids or feed_id in self.feed_ids
+        )
 
     @property
     def filters(self) -> bool:
         return bool(self.languages or self.feed_ids)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"languages": list(self.languages), "feed_ids": list(self.feed_ids),
-                "digest_minutes": self.digest_minutes, "rate_limit": self.rate_limit}
+        return {
+            "languages": list(self.languages),
+            "feed_ids": list(self.feed_ids),
+            "digest_minutes": self.digest_minutes,
+            "rate_limit": self.rate_limit,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> SubscriptionOptions:
         data = data or {}
-        return cls(languages=tuple(data.get("languages") or ()), feed_ids=tuple(data.get("feed_ids") or ()),
-                   digest_minutes=data.get("digest_minutes"), rate_limit=data.get("rate_limit"))
+        return cls(
+            languages=tuple(data.get("languages") or ()),
+            feed_ids=tuple(data.get("feed_ids") or ()),
+            digest_minutes=data.get("digest_minutes"),
+            rate_limit=data.get("rate_limit"),
+        )
 
 
 @dataclass(frozen=True)

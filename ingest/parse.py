@@ -134,7 +134,7 @@ def entry_hash(entry: RawEntry) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-_LINK_HEADER = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]*)*)')
+_LINK_HEADER = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 
 
 def _header_links(headers: Mapping[str, str], base: str) -> dict[str, str]:
@@ -143,13 +143,14 @@ def _header_links(headers: Mapping[str, str], base: str) -> dict[str, str]:
     for target, params in _LINK_HEADER.findall(headers.get("link", "")):
         rel = re.search(r'rel\s*=\s*"?([^";]+)"?', params)
         link = _safe_link(target, base)
-        for name in (rel.group(1).lower().split() if rel and link else []):
+        for name in rel.group(1).lower().split() if rel and link else []:
             found.setdefault(name, link)  # type: ignore[arg-type]
     return found
 
 
-def _hub_and_self(links: list[tuple[str, Any]], headers: Mapping[str, str],
-                  base: str) -> tuple[str | None, str | None]:
+def _hub_and_self(
+    links: list[tuple[str, Any]], headers: Mapping[str, str], base: str
+) -> tuple[str | None, str | None]:
     """The WebSub hub and self URL: the HTTP Link header first (the spec's order), then the document."""
     from_header = _header_links(headers, base)
     hub, self_url = from_header.get("hub"), from_header.get("self")
@@ -166,8 +167,10 @@ def _assign_keys(drafts: list[_Draft]) -> list[str]:
     """guid if unique in the document, else canonical link if unique among the rest, else hash."""
     guids = Counter(d.guid for d in drafts if d.guid)
     use_guid = [d.guid is not None and guids[d.guid] == 1 for d in drafts]
-    links = [canonical_url(d.url) if d.url and not guid_ok else None
-             for d, guid_ok in zip(drafts, use_guid, strict=True)]
+    links = [
+        canonical_url(d.url) if d.url and not guid_ok else None
+        for d, guid_ok in zip(drafts, use_guid, strict=True)
+    ]
     link_counts = Counter(link for link in links if link)
     keys = []
     for draft, guid_ok, link in zip(drafts, use_guid, links, strict=True):
@@ -180,15 +183,36 @@ def _assign_keys(drafts: list[_Draft]) -> list[str]:
     return keys
 
 
-def _entries(drafts: list[_Draft], *, feed_id: int, feed_url: str, feed_title: str | None,
-             feed_language: str | None, max_entries: int, warnings: list[str]) -> list[RawEntry]:
+def _entries(
+    drafts: list[_Draft],
+    *,
+    feed_id: int,
+    feed_url: str,
+    feed_title: str | None,
+    feed_language: str | None,
+    max_entries: int,
+    warnings: list[str],
+) -> list[RawEntry]:
     keys = _assign_keys(drafts)
     if len(drafts) > max_entries:
         warnings.append(f"entries capped at {max_entries} of {len(drafts)}")
-    return [RawEntry(feed_id=feed_id, feed_url=feed_url, entry_key=key, url=d.url, title=d.title,
-                     content=d.content, summary=d.summary, published_at=d.published_at, author=d.author,
-                     feed_title=feed_title, language_hint=d.language or feed_language, is_html=d.is_html)
-            for d, key in list(zip(drafts, keys, strict=True))[:max_entries]]
+    return [
+        RawEntry(
+            feed_id=feed_id,
+            feed_url=feed_url,
+            entry_key=key,
+            url=d.url,
+            title=d.title,
+            content=d.content,
+            summary=d.summary,
+            published_at=d.published_at,
+            author=d.author,
+            feed_title=feed_title,
+            language_hint=d.language or feed_language,
+            is_html=d.is_html,
+        )
+        for d, key in list(zip(drafts, keys, strict=True))[:max_entries]
+    ]
 
 
 # -- encodings -----------------------------------------------------------------------------
@@ -219,8 +243,9 @@ def _sniff(content: bytes) -> str | None:
     return best.encoding if best else None
 
 
-def _to_feedparser_input(content: bytes, headers: Mapping[str, str],
-                         warnings: list[str]) -> tuple[bytes, dict[str, str]]:
+def _to_feedparser_input(
+    content: bytes, headers: Mapping[str, str], warnings: list[str]
+) -> tuple[bytes, dict[str, str]]:
     """Bytes and headers feedparser will decode right: transcoded to UTF-8 when the declaration lies."""
     out_headers = {k.lower(): v for k, v in headers.items()}
     if content.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
@@ -286,11 +311,17 @@ def _xml_draft(entry: Any, base: str) -> _Draft:
     # a link feedparser copied from a permalink guid counts only if it is absolute
     link_base = "" if entry.get("guidislink") else base
     return _Draft(
-        guid=_text(entry.get("id")), url=_safe_link(entry.get("link"), link_base),
-        title=(entry.get("title") or "").strip(), content=content, is_html=is_html, summary=summary,
+        guid=_text(entry.get("id")),
+        url=_safe_link(entry.get("link"), link_base),
+        title=(entry.get("title") or "").strip(),
+        content=content,
+        is_html=is_html,
+        summary=summary,
         published_at=_from_struct(dict.get(entry, "published_parsed"))  # dict.get: no feedparser
         or _from_struct(dict.get(entry, "updated_parsed")),  # fallback mapping (and its warning)
-        author=(_text(entry.get("author")) or "")[:MAX_AUTHOR_CHARS] or None, language=_entry_language(entry))
+        author=(_text(entry.get("author")) or "")[:MAX_AUTHOR_CHARS] or None,
+        language=_entry_language(entry),
+    )
 
 
 def _ttl(value: Any) -> int | None:
@@ -302,13 +333,14 @@ def _parse_xml(result: FetchResult, *, feed_id: int, feed_url: str, max_entries:
     content = (result.content or b"").lstrip(b" \t\r\n")  # a stray newline before <?xml is common
     warnings: list[str] = []
     root = _ROOT_START.search(content)
-    if _ENTITY_DECL.search(content[:root.start() if root else len(content)]):
+    if _ENTITY_DECL.search(content[: root.start() if root else len(content)]):
         warnings.append("entity declarations in the DOCTYPE were not expanded")
     data, headers = _to_feedparser_input(content, result.headers, warnings)
     headers.setdefault("content-type", "application/xml")
     # no content-location: feedparser would resolve plain guids against it, changing their identity
-    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers, sanitize_html=False,
-                              resolve_relative_uris=False)
+    parsed = feedparser.parse(
+        io.BytesIO(data), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
     if not parsed.get("version") and not parsed.entries:
         raise _not_a_feed(content, parsed)
     if parsed.get("bozo"):
@@ -317,14 +349,30 @@ def _parse_xml(result: FetchResult, *, feed_id: int, feed_url: str, max_entries:
     base = result.url or feed_url
     feed_language = _language(feed.get("language")) or _language(headers.get("content-language"))
     title = _text(feed.get("title"))
-    entries = _entries([_xml_draft(e, base) for e in parsed.entries], feed_id=feed_id, feed_url=feed_url,
-                       feed_title=title, feed_language=feed_language, max_entries=max_entries,
-                       warnings=warnings)
-    hub, self_url = _hub_and_self([(str(link.get("rel", "")).lower(), link.get("href"))
-                                   for link in feed.get("links") or []], result.headers, base)
-    return ParsedFeed(title=title, link=_safe_link(feed.get("link"), base), language=feed_language,
-                      entries=entries, ttl_minutes=_ttl(feed.get("ttl")), warnings=warnings,
-                      hub=hub, self_url=self_url)
+    entries = _entries(
+        [_xml_draft(e, base) for e in parsed.entries],
+        feed_id=feed_id,
+        feed_url=feed_url,
+        feed_title=title,
+        feed_language=feed_language,
+        max_entries=max_entries,
+        warnings=warnings,
+    )
+    hub, self_url = _hub_and_self(
+        [(str(link.get("rel", "")).lower(), link.get("href")) for link in feed.get("links") or []],
+        result.headers,
+        base,
+    )
+    return ParsedFeed(
+        title=title,
+        link=_safe_link(feed.get("link"), base),
+        language=feed_language,
+        entries=entries,
+        ttl_minutes=_ttl(feed.get("ttl")),
+        warnings=warnings,
+        hub=hub,
+        self_url=self_url,
+    )
 
 
 # -- JSON Feed -----------------------------------------------------------------------------
@@ -352,9 +400,13 @@ def _json_draft(item: Mapping[str, Any], base: str) -> _Draft:
         guid=_text(str(raw_id)) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None,
         url=_safe_link(item.get("url"), base) or _safe_link(item.get("external_url"), base),
         title=(item.get("title") or "").strip() if isinstance(item.get("title"), str) else "",
-        content=content, is_html=is_html, summary=summary if summary != content else None,
+        content=content,
+        is_html=is_html,
+        summary=summary if summary != content else None,
         published_at=_from_text(item.get("date_published")) or _from_text(item.get("date_modified")),
-        author=_json_author(item), language=_language(item.get("language")))
+        author=_json_author(item),
+        language=_language(item.get("language")),
+    )
 
 
 def _parse_json(result: FetchResult, *, feed_id: int, feed_url: str, max_entries: int) -> ParsedFeed:
@@ -371,13 +423,30 @@ def _parse_json(result: FetchResult, *, feed_id: int, feed_url: str, max_entries
     title = _text(doc.get("title"))
     language = _language(doc.get("language"))
     drafts = [_json_draft(item, base) for item in items if isinstance(item, dict)]
-    entries = _entries(drafts, feed_id=feed_id, feed_url=feed_url, feed_title=title,
-                       feed_language=language, max_entries=max_entries, warnings=warnings)
-    hubs = [("hub", h.get("url")) for h in doc.get("hubs") or [] if isinstance(h, dict)
-            and str(h.get("type", "")).lower() in ("websub", "pubsubhubbub")]
+    entries = _entries(
+        drafts,
+        feed_id=feed_id,
+        feed_url=feed_url,
+        feed_title=title,
+        feed_language=language,
+        max_entries=max_entries,
+        warnings=warnings,
+    )
+    hubs = [
+        ("hub", h.get("url"))
+        for h in doc.get("hubs") or []
+        if isinstance(h, dict) and str(h.get("type", "")).lower() in ("websub", "pubsubhubbub")
+    ]
     hub, self_url = _hub_and_self([*hubs, ("self", doc.get("feed_url"))], result.headers, base)
-    return ParsedFeed(title=title, link=_safe_link(doc.get("home_page_url"), base), language=language,
-                      entries=entries, warnings=warnings, hub=hub, self_url=self_url)
+    return ParsedFeed(
+        title=title,
+        link=_safe_link(doc.get("home_page_url"), base),
+        language=language,
+        entries=entries,
+        warnings=warnings,
+        hub=hub,
+        self_url=self_url,
+    )
 
 
 # -- entry point ---------------------------------------------------------------------------
@@ -398,4 +467,3 @@ def parse_feed(result: FetchResult, *, feed_id: int, feed_url: str, max_entries:
         log.warning("parse.warning", url=feed_url, warning=warning)
     log.debug("parse.done", url=feed_url, entries=len(parsed.entries))
     return parsed
-

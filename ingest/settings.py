@@ -78,111 +78,314 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("INGEST_DATA_DIR", "data_dir", "./data", Path,
-            "Directory for the embedded Redis, the SQLite database and other local state."),
-    Setting("REDIS_URL", "redis_url", "", _optional,
-            "Redis server. Unset: an embedded Valkey server is started under the data directory "
-            "and shared by every `ingest` command using that directory."),
-    Setting("DATABASE_URL", "database_url", "", _optional,
-            "`sqlite:///path.db` or `postgresql://...`. Unset: `sqlite:///<data dir>/ingest.db`."),
-    Setting("INGEST_REDIS_PREFIX", "redis_prefix", "ingest:", str,
-            "Prefix of the service's own Redis keys (dedup index, poller state)."),
-    Setting("INGEST_QUEUE_PREFIX", "queue_prefix", "", str,
-            "Prefix of the RQ queue names (`ingest`, `alerts`); lets several deployments share a Redis."),
-    Setting("INGEST_LOG_FORMAT", "log_format", "auto", _choice("auto", "json", "console"),
-            "`json`, `console` (key=value), or `auto`: console on a terminal, JSON otherwise."),
-    Setting("INGEST_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"),
-            "Minimum log level."),
-    Setting("INGEST_POLL_INTERVAL", "poll_interval", "600", _positive_int,
-            "Default seconds between two polls of a feed (a feed's own `--interval` overrides)."),
-    Setting("INGEST_FETCH_TIMEOUT", "fetch_timeout", "20", _non_negative_float,
-            "Seconds allowed for one feed fetch, connect and read included."),
-    Setting("INGEST_MAX_BODY_BYTES", "max_body_bytes", "10485760", _positive_int,
-            "Largest feed or page body read, after decompression; larger bodies are cut off and refused."),
-    Setting("INGEST_MAX_ENTRIES", "max_entries", "1000", _positive_int,
-            "Most entries taken from one fetch of a feed."),
-    Setting("INGEST_ALLOWED_NETWORKS", "allowed_networks", "", _networks,
-            "Comma-separated CIDRs that are allowed although non-public (e.g. `127.0.0.0/8` for a demo). "
-            "Feed and webhook URLs resolving to other loopback, private, link-local or reserved "
-            "addresses are refused."),
-    Setting("INGEST_USER_AGENT", "user_agent", "news-ingest/0.1 (+https://example.invalid/contact)", str,
-            "User-Agent sent with every fetch; put a contact URL in it."),
-    Setting("INGEST_BATCH_SIZE", "batch_size", "50", _positive_int,
-            "Entries per worker job."),
-    Setting("INGEST_DEDUP_WINDOW_DAYS", "dedup_window_days", "7", _positive_int,
-            "Days during which a syndicated copy joins its original's story."),
-    Setting("INGEST_DEDUP_THRESHOLD", "dedup_threshold", "0.5", float,
-            "Estimated share of the shorter body's word shingles found in the longer one (containment) "
-            "above which two bodies are one story."),
-    Setting("INGEST_WEBHOOK_RETRY_SCHEDULE", "webhook_retry_schedule", "5,300,1800,7200,18000,36000,36000",
-            _schedule,
-            "Seconds to wait before each webhook retry; after the last one the alert is dead-lettered."),
-    Setting("INGEST_WEBHOOK_TIMEOUT", "webhook_timeout", "15", _non_negative_float,
-            "Seconds a webhook receiver has to answer."),
-    Setting("INGEST_SWEEP_INTERVAL", "sweep_interval", "30", _positive_int,
-            "Seconds between two sweeps that re-queue alerts whose job was lost."),
-    Setting("INGEST_SWEEP_GRACE", "sweep_grace", "30", _non_negative_float,
-            "Seconds past its due time before the sweeper re-queues a pending alert whose job is gone "
-            "(a delivery in progress keeps its lock for `INGEST_WEBHOOK_TIMEOUT` + 10 s)."),
-    Setting("INGEST_RECOVERY_AFTER", "recovery_after", "60", _non_negative_float,
-            "Seconds after a batch of entries was queued before the recovery sweeper queues it again "
-            "from the database if its job is gone (Redis lost it), failed, or held by a dead worker."),
-    Setting("INGEST_BATCH_MAX_ATTEMPTS", "batch_max_attempts", "5", _positive_int,
-            "Times a batch of entries is queued before it is given up (kept in the database as "
-            "`failed`, with the reason)."),
-    Setting("INGEST_JOB_TIMEOUT", "job_timeout", "600", _positive_int,
-            "Seconds one batch job may run before RQ stops it (the batch is then queued again)."),
-    Setting("INGEST_DISABLE_AFTER_DAYS", "disable_after_days", "3", _non_negative_float,
-            "A subscription whose every delivery failed for this many days, with no success in between, "
-            "is disabled (status `disabled`, with the reason); `0` never disables."),
-    Setting("INGEST_API_TOKEN", "api_token", "", _optional,
-            "Bearer token required by the HTTP API (everything but health checks)."),
-    Setting("INGEST_CLEAN_RULES", "clean_rules", "", _optional_path,
-            "TOML file of site-specific cleaning rules, added to the bundled generic ones "
-            "(format: `ingest/rules/default.toml`; rules may be scoped to domains)."),
-    Setting("INGEST_API_MAX_BODY_BYTES", "api_max_body_bytes", "65536", _positive_int,
-            "Largest request body the HTTP API reads; larger ones are refused with 413."),
-    Setting("INGEST_METRICS_PUBLIC", "metrics_public", "0", _flag,
-            "`1`: `/metrics` answers without the API token (for a scraper on a private network)."),
-    Setting("INGEST_SECRET_GRACE_SECONDS", "secret_grace_seconds", "86400", _positive_int,
-            "After a webhook secret is rotated, seconds during which alerts are also signed "
-            "with the previous secret."),
-    Setting("INGEST_MIN_POLL_INTERVAL", "min_poll_interval", "120", _positive_int,
-            "Shortest seconds between two polls of a feed the adaptive scheduler chooses."),
-    Setting("INGEST_MAX_POLL_INTERVAL", "max_poll_interval", "86400", _positive_int,
-            "Longest seconds between two polls (also caps Cache-Control, Expires, `<ttl>`, "
-            "Retry-After and the error backoff)."),
-    Setting("INGEST_FETCH_CONCURRENCY", "fetch_concurrency", "100", _positive_int,
-            "Feeds the poller fetches at the same time, in all."),
-    Setting("INGEST_FETCH_PER_HOST", "fetch_per_host", "4", _positive_int,
-            "Feeds the poller fetches at the same time from one host."),
-    Setting("INGEST_CONNECT_TIMEOUT", "connect_timeout", "10", _non_negative_float,
-            "Seconds allowed to connect to a feed's server (within `INGEST_FETCH_TIMEOUT`)."),
-    Setting("INGEST_READ_TIMEOUT", "read_timeout", "15", _non_negative_float,
-            "Seconds a feed's server may stay silent while sending (within `INGEST_FETCH_TIMEOUT`)."),
-    Setting("INGEST_CONTACT_URL", "contact_url", "", _optional,
-            "Contact URL put into the default User-Agent, so feed owners can reach the operator."),
-    Setting("INGEST_PUBLIC_URL", "public_url", "", _optional,
-            "Public base URL of the HTTP API (e.g. `https://ingest.example.com`). Set: feeds that "
-            "advertise a WebSub hub are subscribed with callback `<url>/websub/<feed id>`; unset: no push."),
-    Setting("INGEST_WEBSUB_LEASE", "websub_lease", "864000", _positive_int,
-            "Seconds of WebSub lease requested from hubs (renewed a day before it ends)."),
-    Setting("INGEST_WEBSUB_POLL_INTERVAL", "websub_poll_interval", "21600", _positive_int,
-            "Seconds between fallback polls of a feed whose WebSub subscription is active."),
-    Setting("INGEST_FULLTEXT_MIN_WORDS", "fulltext_min_words", "120", _positive_int,
-            "Feeds added with `--fulltext`: an entry whose body has fewer words than this (a summary or "
-            "excerpt) is replaced by the article extracted from its page."),
-    Setting("INGEST_SHORT_TEXT_MODELS", "short_text_models", "1", _flag,
-            "`1`: entries with under 120 letters of title and text (headline-only) that the cheap "
-            "detectors are less than 0.99 sure of are re-ranked by lingua's high-accuracy models "
-            "(test word pairs 0.848 -> 0.888-0.890), loaded on demand (1-82 MB and 5-280 ms CPU per "
-            "language, at most 16, loaded only while the worker stays under 440 MB). `0`: such texts keep "
-            "lingua's low-accuracy ranking blended with py3langid's (0.2-0.5 ms, nothing loaded)."),
-    Setting("INGEST_SHORT_TEXT_LOADS_PER_MINUTE", "short_text_loads_per_minute", "12", _non_negative_float,
-            "With INGEST_SHORT_TEXT_MODELS=1: language model loads allowed per minute and worker, after "
-            "a first 16. Beyond them a short text is re-ranked by the models already loaded, or keeps "
-            "the cheap ranking: loading then takes 1-4 s of CPU a minute (0.1-0.3 s a load, eviction "
-            "included, on the hosts measured)."),
+    Setting(
+        "INGEST_DATA_DIR",
+        "data_dir",
+        "./data",
+        Path,
+        "Directory for the embedded Redis, the SQLite database and other local state.",
+    ),
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        "",
+        _optional,
+        "Redis server. Unset: an embedded Valkey server is started under the data directory "
+        "and shared by every `ingest` command using that directory.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "database_url",
+        "",
+        _optional,
+        "`sqlite:///path.db` or `postgresql://...`. Unset: `sqlite:///<data dir>/ingest.db`.",
+    ),
+    Setting(
+        "INGEST_REDIS_PREFIX",
+        "redis_prefix",
+        "ingest:",
+        str,
+        "Prefix of the service's own Redis keys (dedup index, poller state).",
+    ),
+    Setting(
+        "INGEST_QUEUE_PREFIX",
+        "queue_prefix",
+        "",
+        str,
+        "Prefix of the RQ queue names (`ingest`, `alerts`); lets several deployments share a Redis.",
+    ),
+    Setting(
+        "INGEST_LOG_FORMAT",
+        "log_format",
+        "auto",
+        _choice("auto", "json", "console"),
+        "`json`, `console` (key=value), or `auto`: console on a terminal, JSON otherwise.",
+    ),
+    Setting(
+        "INGEST_LOG_LEVEL",
+        "log_level",
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "Minimum log level.",
+    ),
+    Setting(
+        "INGEST_POLL_INTERVAL",
+        "poll_interval",
+        "600",
+        _positive_int,
+        "Default seconds between two polls of a feed (a feed's own `--interval` overrides).",
+    ),
+    Setting(
+        "INGEST_FETCH_TIMEOUT",
+        "fetch_timeout",
+        "20",
+        _non_negative_float,
+        "Seconds allowed for one feed fetch, connect and read included.",
+    ),
+    Setting(
+        "INGEST_MAX_BODY_BYTES",
+        "max_body_bytes",
+        "10485760",
+        _positive_int,
+        "Largest feed or page body read, after decompression; larger bodies are cut off and refused.",
+    ),
+    Setting(
+        "INGEST_MAX_ENTRIES",
+        "max_entries",
+        "1000",
+        _positive_int,
+        "Most entries taken from one fetch of a feed.",
+    ),
+    Setting(
+        "INGEST_ALLOWED_NETWORKS",
+        "allowed_networks",
+        "",
+        _networks,
+        "Comma-separated CIDRs that are allowed although non-public (e.g. `127.0.0.0/8` for a demo). "
+        "Feed and webhook URLs resolving to other loopback, private, link-local or reserved "
+        "addresses are refused.",
+    ),
+    Setting(
+        "INGEST_USER_AGENT",
+        "user_agent",
+        "news-ingest/0.1 (+https://example.invalid/contact)",
+        str,
+        "User-Agent sent with every fetch; put a contact URL in it.",
+    ),
+    Setting("INGEST_BATCH_SIZE", "batch_size", "50", _positive_int, "Entries per worker job."),
+    Setting(
+        "INGEST_DEDUP_WINDOW_DAYS",
+        "dedup_window_days",
+        "7",
+        _positive_int,
+        "Days during which a syndicated copy joins its original's story.",
+    ),
+    Setting(
+        "INGEST_DEDUP_THRESHOLD",
+        "dedup_threshold",
+        "0.5",
+        float,
+        "Estimated share of the shorter body's word shingles found in the longer one (containment) "
+        "above which two bodies are one story.",
+    ),
+    Setting(
+        "INGEST_WEBHOOK_RETRY_SCHEDULE",
+        "webhook_retry_schedule",
+        "5,300,1800,7200,18000,36000,36000",
+        _schedule,
+        "Seconds to wait before each webhook retry; after the last one the alert is dead-lettered.",
+    ),
+    Setting(
+        "INGEST_WEBHOOK_TIMEOUT",
+        "webhook_timeout",
+        "15",
+        _non_negative_float,
+        "Seconds a webhook receiver has to answer.",
+    ),
+    Setting(
+        "INGEST_SWEEP_INTERVAL",
+        "sweep_interval",
+        "30",
+        _positive_int,
+        "Seconds between two sweeps that re-queue alerts whose job was lost.",
+    ),
+    Setting(
+        "INGEST_SWEEP_GRACE",
+        "sweep_grace",
+        "30",
+        _non_negative_float,
+        "Seconds past its due time before the sweeper re-queues a pending alert whose job is gone "
+        "(a delivery in progress keeps its lock for `INGEST_WEBHOOK_TIMEOUT` + 10 s).",
+    ),
+    Setting(
+        "INGEST_RECOVERY_AFTER",
+        "recovery_after",
+        "60",
+        _non_negative_float,
+        "Seconds after a batch of entries was queued before the recovery sweeper queues it again "
+        "from the database if its job is gone (Redis lost it), failed, or held by a dead worker.",
+    ),
+    Setting(
+        "INGEST_BATCH_MAX_ATTEMPTS",
+        "batch_max_attempts",
+        "5",
+        _positive_int,
+        "Times a batch of entries is queued before it is given up (kept in the database as "
+        "`failed`, with the reason).",
+    ),
+    Setting(
+        "INGEST_JOB_TIMEOUT",
+        "job_timeout",
+        "600",
+        _positive_int,
+        "Seconds one batch job may run before RQ stops it (the batch is then queued again).",
+    ),
+    Setting(
+        "INGEST_DISABLE_AFTER_DAYS",
+        "disable_after_days",
+        "3",
+        _non_negative_float,
+        "A subscription whose every delivery failed for this many days, with no success in between, "
+        "is disabled (status `disabled`, with the reason); `0` never disables.",
+    ),
+    Setting(
+        "INGEST_API_TOKEN",
+        "api_token",
+        "",
+        _optional,
+        "Bearer token required by the HTTP API (everything but health checks).",
+    ),
+    Setting(
+        "INGEST_CLEAN_RULES",
+        "clean_rules",
+        "",
+        _optional_path,
+        "TOML file of site-specific cleaning rules, added to the bundled generic ones "
+        "(format: `ingest/rules/default.toml`; rules may be scoped to domains).",
+    ),
+    Setting(
+        "INGEST_API_MAX_BODY_BYTES",
+        "api_max_body_bytes",
+        "65536",
+        _positive_int,
+        "Largest request body the HTTP API reads; larger ones are refused with 413.",
+    ),
+    Setting(
+        "INGEST_METRICS_PUBLIC",
+        "metrics_public",
+        "0",
+        _flag,
+        "`1`: `/metrics` answers without the API token (for a scraper on a private network).",
+    ),
+    Setting(
+        "INGEST_SECRET_GRACE_SECONDS",
+        "secret_grace_seconds",
+        "86400",
+        _positive_int,
+        "After a webhook secret is rotated, seconds during which alerts are also signed "
+        "with the previous secret.",
+    ),
+    Setting(
+        "INGEST_MIN_POLL_INTERVAL",
+        "min_poll_interval",
+        "120",
+        _positive_int,
+        "Shortest seconds between two polls of a feed the adaptive scheduler chooses.",
+    ),
+    Setting(
+        "INGEST_MAX_POLL_INTERVAL",
+        "max_poll_interval",
+        "86400",
+        _positive_int,
+        "Longest seconds between two polls (also caps Cache-Control, Expires, `<ttl>`, "
+        "Retry-After and the error backoff).",
+    ),
+    Setting(
+        "INGEST_FETCH_CONCURRENCY",
+        "fetch_concurrency",
+        "100",
+        _positive_int,
+        "Feeds the poller fetches at the same time, in all.",
+    ),
+    Setting(
+        "INGEST_FETCH_PER_HOST",
+        "fetch_per_host",
+        "4",
+        _positive_int,
+        "Feeds the poller fetches at the same time from one host.",
+    ),
+    Setting(
+        "INGEST_CONNECT_TIMEOUT",
+        "connect_timeout",
+        "10",
+        _non_negative_float,
+        "Seconds allowed to connect to a feed's server (within `INGEST_FETCH_TIMEOUT`).",
+    ),
+    Setting(
+        "INGEST_READ_TIMEOUT",
+        "read_timeout",
+        "15",
+        _non_negative_float,
+        "Seconds a feed's server may stay silent while sending (within `INGEST_FETCH_TIMEOUT`).",
+    ),
+    Setting(
+        "INGEST_CONTACT_URL",
+        "contact_url",
+        "",
+        _optional,
+        "Contact URL put into the default User-Agent, so feed owners can reach the operator.",
+    ),
+    Setting(
+        "INGEST_PUBLIC_URL",
+        "public_url",
+        "",
+        _optional,
+        "Public base URL of the HTTP API (e.g. `https://ingest.example.com`). Set: feeds that "
+        "advertise a WebSub hub are subscribed with callback `<url>/websub/<feed id>`; unset: no push.",
+    ),
+    Setting(
+        "INGEST_WEBSUB_LEASE",
+        "websub_lease",
+        "864000",
+        _positive_int,
+        "Seconds of WebSub lease requested from hubs (renewed a day before it ends).",
+    ),
+    Setting(
+        "INGEST_WEBSUB_POLL_INTERVAL",
+        "websub_poll_interval",
+        "21600",
+        _positive_int,
+        "Seconds between fallback polls of a feed whose WebSub subscription is active.",
+    ),
+    Setting(
+        "INGEST_FULLTEXT_MIN_WORDS",
+        "fulltext_min_words",
+        "120",
+        _positive_int,
+        "Feeds added with `--fulltext`: an entry whose body has fewer words than this (a summary or "
+        "excerpt) is replaced by the article extracted from its page.",
+    ),
+    Setting(
+        "INGEST_SHORT_TEXT_MODELS",
+        "short_text_models",
+        "1",
+        _flag,
+        "`1`: entries with under 120 letters of title and text (headline-only) that the cheap "
+        "detectors are less than 0.99 sure of are re-ranked by lingua's high-accuracy models "
+        "(test word pairs 0.848 -> 0.888-0.890), loaded on demand (1-82 MB and 5-280 ms CPU per "
+        "language, at most 16, loaded only while the worker stays under 440 MB). `0`: such texts keep "
+        "lingua's low-accuracy ranking blended with py3langid's (0.2-0.5 ms, nothing loaded).",
+    ),
+    Setting(
+        "INGEST_SHORT_TEXT_LOADS_PER_MINUTE",
+        "short_text_loads_per_minute",
+        "12",
+        _non_negative_float,
+        "With INGEST_SHORT_TEXT_MODELS=1: language model loads allowed per minute and worker, after "
+        "a first 16. Beyond them a short text is re-ranked by the models already loaded, or keeps "
+        "the cheap ranking: loading then takes 1-4 s of CPU a minute (0.1-0.3 s a load, eviction "
+        "included, on the hosts measured).",
+    ),
 )
 
 

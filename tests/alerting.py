@@ -17,33 +17,70 @@ from workers.worker import run_worker
 SECRET = new_secret()
 
 
-def make_article(store: Store, n: int, *, story: str | None = None, language: str = "en", feed_id: int = 1,
-                 fetched_at: datetime | None = None, title: str | None = None,
-                 text: str = "Armenia and Azerbaijan agreed to a ceasefire on Saturday.") -> Article:
+def make_article(
+    store: Store,
+    n: int,
+    *,
+    story: str | None = None,
+    language: str = "en",
+    feed_id: int = 1,
+    fetched_at: datetime | None = None,
+    title: str | None = None,
+    text: str = "Armenia and Azerbaijan agreed to a ceasefire on Saturday.",
+) -> Article:
     """Store one article (its own story unless `story` is given) and return it."""
     article = Article(
-        id=f"art_{n}", feed_id=feed_id, feed_url=f"https://feeds.example/{feed_id}.xml", entry_key=f"e{n}",
-        url=f"https://news.example/{n}", title=title or f"Ceasefire report {n}", text=text, summary=None,
-        language=language, language_confidence=0.99, published_at=None, story_id=story or f"art_{n}",
-        content_hash=f"hash{n}", fetched_at=fetched_at or utcnow())
+        id=f"art_{n}",
+        feed_id=feed_id,
+        feed_url=f"https://feeds.example/{feed_id}.xml",
+        entry_key=f"e{n}",
+        url=f"https://news.example/{n}",
+        title=title or f"Ceasefire report {n}",
+        text=text,
+        summary=None,
+        language=language,
+        language_confidence=0.99,
+        published_at=None,
+        story_id=story or f"art_{n}",
+        content_hash=f"hash{n}",
+        fetched_at=fetched_at or utcnow(),
+    )
     store.add_articles([article])
     return article
 
 
-def make_sub(store: Store, webhook: str, sub_id: str = "sub_test", query: str = "ceasefire",
-             **options: object) -> Subscription:
+def make_sub(
+    store: Store, webhook: str, sub_id: str = "sub_test", query: str = "ceasefire", **options: object
+) -> Subscription:
     """Add an active subscription signed with SECRET."""
-    return store.add_subscription(Subscription(
-        id=sub_id, name=sub_id, query=query, webhook=webhook, secret=SECRET, created_at=utcnow(),
-        options=SubscriptionOptions(**options)))  # type: ignore[arg-type]
+    return store.add_subscription(
+        Subscription(
+            id=sub_id,
+            name=sub_id,
+            query=query,
+            webhook=webhook,
+            secret=SECRET,
+            created_at=utcnow(),
+            options=SubscriptionOptions(**options),
+        )
+    )  # type: ignore[arg-type]
 
 
 def queue_alerts(ctx: Context, sub: Subscription, articles: list[Article]) -> list[Alert]:
     """Record one outbox alert per article's story and queue the first attempts, as the pipeline does."""
-    alerts = ctx.store.add_alerts([
-        Alert(id=alert_id(sub.id, a.story_id), subscription_id=sub.id, story_id=a.story_id,
-              article_id=a.id, matched_terms=["ceasefire"], created_at=utcnow() - timedelta(seconds=1))
-        for a in articles])
+    alerts = ctx.store.add_alerts(
+        [
+            Alert(
+                id=alert_id(sub.id, a.story_id),
+                subscription_id=sub.id,
+                story_id=a.story_id,
+                article_id=a.id,
+                matched_terms=["ceasefire"],
+                created_at=utcnow() - timedelta(seconds=1),
+            )
+            for a in articles
+        ]
+    )
     enqueue_alerts(ctx, alerts)
     return alerts
 
@@ -59,8 +96,9 @@ def drain(ctx: Context, until: Callable[[], bool], *, limit: float = 40.0) -> No
 
 def statuses(ctx: Context, sub_id: str | None = None) -> list[str]:
     """Every outbox status, sorted (optionally one subscription's)."""
-    return sorted(a.status for a in ctx.store.list_alerts(limit=1000)
-                  if sub_id is None or a.subscription_id == sub_id)
+    return sorted(
+        a.status for a in ctx.store.list_alerts(limit=1000) if sub_id is None or a.subscription_id == sub_id
+    )
 
 
 def posts(server: LoopbackServer, path: str = "/hook") -> list[RecordedRequest]:

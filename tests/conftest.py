@@ -120,8 +120,11 @@ class LoopbackServer:
                 req = RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
                 server.requests.append(req)
                 route = server.routes.get(self.path.split("?")[0])
-                resp = Response(404, b"not found") if route is None else (
-                    route(req) if callable(route) else route)
+                resp = (
+                    Response(404, b"not found")
+                    if route is None
+                    else (route(req) if callable(route) else route)
+                )
                 self.send_response(resp.status)
                 for key, value in resp.headers.items():
                     self.send_header(key, value)
@@ -198,8 +201,17 @@ def _start_postgres() -> tuple[str, Callable[[], None]]:
 
     run(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
     options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-w", "-l", str(workdir / "server.log"),
-        "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(datadir),
+        "-o",
+        options,
+        "-w",
+        "-l",
+        str(workdir / "server.log"),
+        "start",
+    )
 
     def stop() -> None:
         run(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop")

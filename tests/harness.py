@@ -30,10 +30,41 @@ import redis
 
 Request = http.server.BaseHTTPRequestHandler
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ["river", "harbour", "council", "budget", "minister", "storm", "vaccine", "election", "court",
-         "border", "factory", "rail", "orchestra", "museum", "glacier", "drought", "festival", "satellite",
-         "reactor", "bridge", "tariff", "strike", "market", "archive", "village", "mountain", "ferry",
-         "clinic", "airport", "senate", "treaty", "coastline", "pipeline"]
+WORDS = [
+    "river",
+    "harbour",
+    "council",
+    "budget",
+    "minister",
+    "storm",
+    "vaccine",
+    "election",
+    "court",
+    "border",
+    "factory",
+    "rail",
+    "orchestra",
+    "museum",
+    "glacier",
+    "drought",
+    "festival",
+    "satellite",
+    "reactor",
+    "bridge",
+    "tariff",
+    "strike",
+    "market",
+    "archive",
+    "village",
+    "mountain",
+    "ferry",
+    "clinic",
+    "airport",
+    "senate",
+    "treaty",
+    "coastline",
+    "pipeline",
+]
 
 
 def free_port() -> int:
@@ -42,8 +73,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: Callable[[], str] | str,
-             step: float = 0.2) -> None:
+def wait_for(
+    check: Callable[[], bool], timeout: float, what: Callable[[], str] | str, step: float = 0.2
+) -> None:
     """Poll `check` until it holds; after `timeout` seconds fail with `what` (a message or its maker)."""
     deadline = time.monotonic() + timeout
     while not check():
@@ -70,10 +102,26 @@ class Valkey:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-             "--logfile", str(self.directory / "valkey.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--logfile",
+                str(self.directory / "valkey.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         wait_for(lambda: _pings(client), 20, "valkey did not start")
         client.close()
@@ -116,15 +164,25 @@ class PgCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, tool: str, *args: str) -> None:
-        done = subprocess.run([*self.prefix, str(self.bindir / tool), *args], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            [*self.prefix, str(self.bindir / tool), *args], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{tool} failed: {done.stderr or done.stdout}")
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-w", "-l", str(self.workdir / "pg.log"),
-                  "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.workdir / "pg.log"),
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
@@ -205,12 +263,17 @@ class Farm(_Server):
     def _answer(self, req: http.server.BaseHTTPRequestHandler) -> tuple[int, bytes, str]:
         feed = int(req.path.rsplit("/", 1)[-1])
         with self._lock:
-            items = self.items[feed][-self.keep:]
-        xml = "".join(f"<item><title>Report {n}</title><guid isPermaLink=\"false\">item-{n}</guid>"
-                      f"<link>https://news.example.com/{n}</link><description><![CDATA[{body}]]></description>"
-                      "</item>" for n, body in reversed(items))
-        doc = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Farm {feed}</title>{xml}'
-               '</channel></rss>')
+            items = self.items[feed][-self.keep :]
+        xml = "".join(
+            f'<item><title>Report {n}</title><guid isPermaLink="false">item-{n}</guid>'
+            f"<link>https://news.example.com/{n}</link><description><![CDATA[{body}]]></description>"
+            "</item>"
+            for n, body in reversed(items)
+        )
+        doc = (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>Farm {feed}</title>{xml}'
+            "</channel></rss>"
+        )
         return 200, doc.encode(), "application/rss+xml"
 
 
@@ -226,8 +289,9 @@ class Receiver(_Server):
         body = req.rfile.read(int(req.headers.get("Content-Length") or 0))
         data = json.loads(body)["data"]
         with self._lock:
-            self.calls.append((req.headers["webhook-id"], data["subscription_id"],
-                               data["article"]["story_id"]))
+            self.calls.append(
+                (req.headers["webhook-id"], data["subscription_id"], data["article"]["story_id"])
+            )
         return 204, b"", "text/plain"
 
     def unique_ids(self) -> int:
@@ -255,8 +319,13 @@ class Service:
         """Start `python -m app.cli ARGS` as `name` (poller, worker-1, ...)."""
         self.logdir.mkdir(parents=True, exist_ok=True)
         with (self.logdir / f"{name}.log").open("ab") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=self.env, cwd=ROOT,
-                                    stdout=sink, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", *args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         self.procs[name] = proc
         return proc
 
@@ -289,10 +358,18 @@ class Service:
 def service_env(data_dir: Path, redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
     """Settings that make faults recover in seconds instead of minutes (the mechanisms are the same)."""
     env = {
-        "INGEST_DATA_DIR": str(data_dir), "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-        "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8", "INGEST_LOG_FORMAT": "json", "INGEST_LOG_LEVEL": "info",
-        "INGEST_MIN_POLL_INTERVAL": "1", "INGEST_SWEEP_INTERVAL": "1", "INGEST_SWEEP_GRACE": "2",
-        "INGEST_RECOVERY_AFTER": "3", "INGEST_WEBHOOK_TIMEOUT": "3", "INGEST_BATCH_SIZE": "10",
+        "INGEST_DATA_DIR": str(data_dir),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "INGEST_LOG_FORMAT": "json",
+        "INGEST_LOG_LEVEL": "info",
+        "INGEST_MIN_POLL_INTERVAL": "1",
+        "INGEST_SWEEP_INTERVAL": "1",
+        "INGEST_SWEEP_GRACE": "2",
+        "INGEST_RECOVERY_AFTER": "3",
+        "INGEST_WEBHOOK_TIMEOUT": "3",
+        "INGEST_BATCH_SIZE": "10",
         "INGEST_WEBHOOK_RETRY_SCHEDULE": ",".join(["1"] * 5 + ["2"] * 40),
     }
     env.update(extra)
@@ -311,9 +388,16 @@ def seed(database_url: str, farm: Farm, receiver: Receiver, subscriptions: int =
             store.add_feed(farm.url(f"/feed/{feed}"), interval=1)
         ids = []
         for n in range(subscriptions):
-            sub = store.add_subscription(Subscription(
-                id=f"sub_fault{n}", name=f"fault {n}", query="ceasefire", webhook=receiver.url("/hook"),
-                secret=new_secret(), created_at=utcnow()))
+            sub = store.add_subscription(
+                Subscription(
+                    id=f"sub_fault{n}",
+                    name=f"fault {n}",
+                    query="ceasefire",
+                    webhook=receiver.url("/hook"),
+                    secret=new_secret(),
+                    created_at=utcnow(),
+                )
+            )
             ids.append(sub.id)
         return ids
     finally:
@@ -324,7 +408,11 @@ def counts(store: Any) -> dict[str, Any]:
     """Stored articles (and distinct entries), outbox states and pending batches, read from `store`."""
     articles = store.list_articles(limit=1_000_000)
     alerts = store.list_alerts(limit=1_000_000)
-    return {"articles": len(articles), "entries": len({(a.feed_id, a.entry_key) for a in articles}),
-            "delivered": sum(a.status == "delivered" for a in alerts), "alerts": len(alerts),
-            "pending_batches": store.count_batches("pending"),
-            "failed_batches": store.count_batches("failed")}
+    return {
+        "articles": len(articles),
+        "entries": len({(a.feed_id, a.entry_key) for a in articles}),
+        "delivered": sum(a.status == "delivered" for a in alerts),
+        "alerts": len(alerts),
+        "pending_batches": store.count_batches("pending"),
+        "failed_batches": store.count_batches("failed"),
+    }

@@ -30,17 +30,31 @@ from ingest.settings import Settings
 from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response, free_port
 
 ARTICLE = Article(
-    id="art_1", feed_id=1, feed_url="https://feeds.example/world.xml", entry_key="guid:1",
-    url="https://news.example/a/1", title="Ceasefire agreed", text="Both sides agreed.\n\nTalks resume.",
-    summary="Both sides agreed.", language="en", language_confidence=0.97,
-    published_at=datetime(2020, 10, 31, 18, 5, tzinfo=UTC), story_id="art_1", content_hash="abc",
+    id="art_1",
+    feed_id=1,
+    feed_url="https://feeds.example/world.xml",
+    entry_key="guid:1",
+    url="https://news.example/a/1",
+    title="Ceasefire agreed",
+    text="Both sides agreed.\n\nTalks resume.",
+    summary="Both sides agreed.",
+    language="en",
+    language_confidence=0.97,
+    published_at=datetime(2020, 10, 31, 18, 5, tzinfo=UTC),
+    story_id="art_1",
+    content_hash="abc",
     fetched_at=datetime(2020, 10, 31, 18, 6, tzinfo=UTC),
 )
 
 
 def _sub(webhook: str, secret: str | None = None) -> Subscription:
-    return Subscription(id="sub_1", name="Armenia", query="Armenia AND ceasefire", webhook=webhook,
-                        secret=secret or new_secret())
+    return Subscription(
+        id="sub_1",
+        name="Armenia",
+        query="Armenia AND ceasefire",
+        webhook=webhook,
+        secret=secret or new_secret(),
+    )
 
 
 class TestPayload:
@@ -48,11 +62,25 @@ class TestPayload:
         """The body carries exactly the documented fields."""
         body = json.loads(build_payload(_sub("https://hooks.example/x"), ARTICLE, ["ceasefire"]))
         assert body["type"] == "article.matched"
-        assert set(body["data"]) == {"subscription_id", "subscription_name", "query", "matched_terms",
-                                     "article"}
+        assert set(body["data"]) == {
+            "subscription_id",
+            "subscription_name",
+            "query",
+            "matched_terms",
+            "article",
+        }
         assert set(body["data"]["article"]) == {
-            "id", "url", "title", "text", "summary", "language", "language_confidence", "published_at",
-            "feed_url", "story_id"}
+            "id",
+            "url",
+            "title",
+            "text",
+            "summary",
+            "language",
+            "language_confidence",
+            "published_at",
+            "feed_url",
+            "story_id",
+        }
         assert body["data"]["article"]["published_at"] == "2020-10-31T18:05:00Z"
 
     def test_alert_id_is_stable_per_subscription_and_story(self) -> None:
@@ -77,8 +105,9 @@ class TestSecrets:
 
 
 class TestDeliver:
-    def test_signature_verifies_with_reference_library(self, settings: Settings,
-                                                      http_server: LoopbackServer) -> None:
+    def test_signature_verifies_with_reference_library(
+        self, settings: Settings, http_server: LoopbackServer
+    ) -> None:
         """A receiver using the standardwebhooks package accepts what we send."""
         http_server.routes["/hook"] = Response(204)
         sub = _sub(http_server.url("/hook"))
@@ -110,13 +139,16 @@ class TestDeliver:
     def test_non_2xx_is_a_failure(self, settings: Settings, http_server: LoopbackServer, status: int) -> None:
         """3xx is never followed and, like 4xx/5xx, fails the attempt."""
         http_server.routes["/hook"] = Response(status, headers={"Location": http_server.url("/else")})
-        with make_webhook_client(settings) as client, \
-                pytest.raises(AlertDeliveryError, match=f"HTTP {status}"):
+        with (
+            make_webhook_client(settings) as client,
+            pytest.raises(AlertDeliveryError, match=f"HTTP {status}"),
+        ):
             deliver(client, http_server.url("/hook"), "msg_x", b"{}", [new_secret()], timeout=5)
         assert [r.path for r in http_server.requests] == ["/hook"]
 
-    def test_410_marks_gone_and_429_carries_retry_after(self, settings: Settings,
-                                                        http_server: LoopbackServer) -> None:
+    def test_410_marks_gone_and_429_carries_retry_after(
+        self, settings: Settings, http_server: LoopbackServer
+    ) -> None:
         """410 tells the caller to disable; Retry-After reaches the caller."""
         http_server.routes["/gone"] = Response(410)
         http_server.routes["/busy"] = Response(429, headers={"Retry-After": "120"})
@@ -176,7 +208,8 @@ class TestWebhookClient:
         assert len(http_server.requests) == 2 and len(accepted) == 1
 
     def test_idle_connection_is_not_reused_after_keepalive_expiry(
-            self, settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A kept connection idle longer than KEEPALIVE_SECONDS is replaced (the receiver may close it)."""
         monkeypatch.setattr("ingest.alert.http_client.KEEPALIVE_SECONDS", 0.0)
         http_server.routes["/hook"] = Response(204)
@@ -206,20 +239,25 @@ class TestWebhookClient:
         """A receiver that does not answer within `timeout` fails the attempt, said plainly."""
         http_server.routes["/hook"] = lambda req: (time.sleep(2), Response(204))[1]
         started = time.monotonic()
-        with make_webhook_client(settings) as client, \
-                pytest.raises(AlertDeliveryError, match=r"timed out after 0\.5s$"):
+        with (
+            make_webhook_client(settings) as client,
+            pytest.raises(AlertDeliveryError, match=r"timed out after 0\.5s$"),
+        ):
             deliver(client, http_server.url("/hook"), "msg_t", b"{}", [new_secret()], timeout=0.5)
         assert time.monotonic() - started < 1.5
 
     def test_connection_refused_names_the_error(self, settings: Settings) -> None:
         """Nothing listening: the error type and the socket's words reach the alert's last_error."""
         url = f"http://127.0.0.1:{free_port()}/hook"
-        with make_webhook_client(settings) as client, \
-                pytest.raises(AlertDeliveryError, match=r"ConnectionRefusedError: .*refused"):
+        with (
+            make_webhook_client(settings) as client,
+            pytest.raises(AlertDeliveryError, match=r"ConnectionRefusedError: .*refused"),
+        ):
             deliver(client, url, "msg_c", b"{}", [new_secret()], timeout=5)
 
-    def test_credentials_in_the_url_are_sent_as_basic_auth(self, settings: Settings,
-                                                           http_server: LoopbackServer) -> None:
+    def test_credentials_in_the_url_are_sent_as_basic_auth(
+        self, settings: Settings, http_server: LoopbackServer
+    ) -> None:
         """https://user:pass@host/ receivers keep working: Basic auth, as the httpx client sent it."""
         seen: list[RecordedRequest] = []
         http_server.routes["/hook"] = lambda req: (seen.append(req), Response(204))[1]

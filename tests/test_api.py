@@ -52,8 +52,9 @@ def serve(settings: Settings, token: str | None) -> Iterator[str]:
     ctx = Context(settings)
     app = create_app(deps_from_context(ctx), token=token)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -78,8 +79,10 @@ def database_url(store: Store) -> str:
 def running_api(store: Store, settings: Settings) -> Iterator[Api]:
     """The API over `store`'s database with a token, and a client that sends it."""
     configured = settings.replace(database_url=database_url(store), api_token=TOKEN)
-    with serve(configured, TOKEN) as url, \
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    with (
+        serve(configured, TOKEN) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+    ):
         yield Api(url, client, store, configured)
 
 
@@ -89,18 +92,31 @@ def api(store: Store, settings: Settings, redis_client: redis.Redis) -> Iterator
     yield from running_api(store, settings)
 
 
-def art(n: int, *, story: str | None = None, language: str = "en", feed_id: int = 1,
-        text: str | None = None) -> Article:
-    return Article(id=f"art_{n}", feed_id=feed_id, feed_url=f"https://feed{feed_id}.example/rss",
-                   entry_key=f"k{n}", url=f"https://news.example/{n}", title=f"Title {n}",
-                   text=text or f"Body of article number {n}.", summary=None, language=language,
-                   language_confidence=0.9, published_at=T0, story_id=story or f"art_{n}",
-                   content_hash=f"h{n}", fetched_at=T0 + timedelta(minutes=n))
+def art(
+    n: int, *, story: str | None = None, language: str = "en", feed_id: int = 1, text: str | None = None
+) -> Article:
+    return Article(
+        id=f"art_{n}",
+        feed_id=feed_id,
+        feed_url=f"https://feed{feed_id}.example/rss",
+        entry_key=f"k{n}",
+        url=f"https://news.example/{n}",
+        title=f"Title {n}",
+        text=text or f"Body of article number {n}.",
+        summary=None,
+        language=language,
+        language_confidence=0.9,
+        published_at=T0,
+        story_id=story or f"art_{n}",
+        content_hash=f"h{n}",
+        fetched_at=T0 + timedelta(minutes=n),
+    )
 
 
 def new_sub(api: Api, hook: str, **extra: Any) -> dict[str, Any]:
-    resp = api.post("/subscriptions", {"name": "karabakh", "query": "Armenia AND ceasefire",
-                                       "webhook": hook, **extra})
+    resp = api.post(
+        "/subscriptions", {"name": "karabakh", "query": "Armenia AND ceasefire", "webhook": hook, **extra}
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()  # type: ignore[no-any-return]
 
@@ -115,8 +131,16 @@ def error(resp: httpx.Response, status: int) -> dict[str, Any]:
 
 def test_missing_or_wrong_token_is_401_on_every_resource(api: Api) -> None:
     """Without the right bearer token every resource but health answers 401 with a JSON error."""
-    for path in ("/feeds", "/subscriptions", "/articles", "/alerts", "/metrics", "/openapi.json",
-                 "/stories/x", "/no-such-path"):
+    for path in (
+        "/feeds",
+        "/subscriptions",
+        "/articles",
+        "/alerts",
+        "/metrics",
+        "/openapi.json",
+        "/stories/x",
+        "/no-such-path",
+    ):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
             resp = httpx.get(api.url + path, headers=headers)
             assert error(resp, 401)["code"] == "unauthorized"
@@ -126,8 +150,9 @@ def test_missing_or_wrong_token_is_401_on_every_resource(api: Api) -> None:
     assert ready.status_code == 200 and ready.json()["checks"] == {"redis": "ok", "database": "ok"}
 
 
-def test_metrics_public_setting_opens_only_metrics(store: Store, settings: Settings,
-                                                   redis_client: redis.Redis) -> None:
+def test_metrics_public_setting_opens_only_metrics(
+    store: Store, settings: Settings, redis_client: redis.Redis
+) -> None:
     """INGEST_METRICS_PUBLIC=1 serves /metrics without a token; other resources still need one."""
     configured = settings.replace(database_url=database_url(store), metrics_public=True)
     with serve(configured, TOKEN) as url:
@@ -137,8 +162,9 @@ def test_metrics_public_setting_opens_only_metrics(store: Store, settings: Setti
 
 def test_readyz_names_an_unreachable_redis(store: Store, settings: Settings) -> None:
     """With Redis unreachable, /readyz answers 503 naming redis, while the database is ok."""
-    configured = settings.replace(database_url=database_url(store),
-                                  redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    configured = settings.replace(
+        database_url=database_url(store), redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
     with serve(configured, TOKEN) as url:
         resp = httpx.get(url + "/readyz")
         assert resp.status_code == 503
@@ -202,10 +228,13 @@ def test_subscription_lifecycle(api: Api, http_server: LoopbackServer) -> None:
     shown = api.get(f"/subscriptions/{sub_id}").json()
     assert "secret" not in shown and shown["query"] == "Armenia AND ceasefire"
     assert [s["id"] for s in api.get("/subscriptions").json()["items"]] == [sub_id]
-    assert error(api.post("/subscriptions", {"query": "Armenia AND ceasefire", "webhook": hook}),
-                 409)["code"] == "conflict"
-    changed = api.client.patch(f"/subscriptions/{sub_id}", json={"name": "renamed", "query": "Armenia",
-                                                                 "status": "paused"})
+    assert (
+        error(api.post("/subscriptions", {"query": "Armenia AND ceasefire", "webhook": hook}), 409)["code"]
+        == "conflict"
+    )
+    changed = api.client.patch(
+        f"/subscriptions/{sub_id}", json={"name": "renamed", "query": "Armenia", "status": "paused"}
+    )
     assert changed.status_code == 200, changed.text
     assert changed.json()["name"] == "renamed" and changed.json()["status"] == "paused"
     assert changed.json()["query"] == "Armenia"
@@ -228,20 +257,31 @@ def test_subscription_bad_input(api: Api, http_server: LoopbackServer) -> None:
     assert isinstance(bad_query["position"], int) and "position" in bad_query["message"]
     private = error(api.post("/subscriptions", {"query": "Armenia", "webhook": "http://192.168.1.9/x"}), 422)
     assert private["field"] == "webhook" and "refused" in private["message"]
-    assert error(api.post("/subscriptions", {"query": "Armenia", "webhook": hook, "secret": "nope"}),
-                 422)["field"] == "secret"
-    assert error(api.post("/subscriptions", {"query": "Armenia", "webhook": hook,
-                                             "secret": "whsec_c2hvcnQ="}), 422)["field"] == "secret"
+    assert (
+        error(api.post("/subscriptions", {"query": "Armenia", "webhook": hook, "secret": "nope"}), 422)[
+            "field"
+        ]
+        == "secret"
+    )
+    assert (
+        error(
+            api.post("/subscriptions", {"query": "Armenia", "webhook": hook, "secret": "whsec_c2hvcnQ="}), 422
+        )["field"]
+        == "secret"
+    )
     assert error(api.post("/subscriptions", {"query": "Armenia"}), 422)["field"] == "webhook"
     assert error(api.post("/subscriptions", {"query": "a\x00b", "webhook": hook}), 422)["field"] == "query"
     sub_id = new_sub(api, hook)["id"]
-    assert error(api.client.patch(f"/subscriptions/{sub_id}", json={"status": "disabled"}),
-                 422)["field"] == "status"
+    assert (
+        error(api.client.patch(f"/subscriptions/{sub_id}", json={"status": "disabled"}), 422)["field"]
+        == "status"
+    )
     assert error(api.client.patch("/subscriptions/sub_nope", json={"name": "x"}), 404)["code"] == "not_found"
 
 
-def test_rotate_secret_keeps_old_one_signing_for_the_grace_period(api: Api,
-                                                                   http_server: LoopbackServer) -> None:
+def test_rotate_secret_keeps_old_one_signing_for_the_grace_period(
+    api: Api, http_server: LoopbackServer
+) -> None:
     """Rotation returns a new secret; both sign until the grace period ends, then only the new one."""
     created = new_sub(api, http_server.url("/hook"), secret=SECRET)
     resp = api.post(f"/subscriptions/{created['id']}/rotate-secret")
@@ -270,8 +310,10 @@ def test_bad_json_and_oversize_bodies(api: Api) -> None:
         yield big[:1000]
         yield big[1000:]
 
-    assert error(api.client.post("/subscriptions", content=chunks(), headers=headers), 413)["code"] == \
-        "too_large"
+    assert (
+        error(api.client.post("/subscriptions", content=chunks(), headers=headers), 413)["code"]
+        == "too_large"
+    )
 
 
 def test_unknown_path_and_wrong_method(api: Api) -> None:
@@ -287,9 +329,14 @@ def test_unknown_path_and_wrong_method(api: Api) -> None:
 
 def test_articles_filters_search_and_one_article(api: Api) -> None:
     """Articles list newest first and filter by language, feed, story, time; q searches; one by id."""
-    api.store.add_articles([art(1), art(2, story="art_1"), art(3, language="de", feed_id=2,
-                                                              text="Waffenruhe in Bergkarabach"),
-                            art(4, text="Ceasefire talks in Armenia")])
+    api.store.add_articles(
+        [
+            art(1),
+            art(2, story="art_1"),
+            art(3, language="de", feed_id=2, text="Waffenruhe in Bergkarabach"),
+            art(4, text="Ceasefire talks in Armenia"),
+        ]
+    )
     ids = lambda resp: [a["id"] for a in resp.json()["items"]]  # noqa: E731
     assert ids(api.get("/articles")) == ["art_4", "art_3", "art_2", "art_1"]
     assert ids(api.get("/articles", params={"language": "de"})) == ["art_3"]
@@ -340,8 +387,17 @@ def test_story_is_the_original_and_its_copies(api: Api) -> None:
 def seed_alerts(api: Api, hook: str) -> tuple[str, list[Alert]]:
     sub_id = new_sub(api, hook)["id"]
     api.store.add_articles([art(n) for n in range(1, 4)])
-    alerts = [Alert(id=f"msg_{n}", subscription_id=sub_id, story_id=f"art_{n}", article_id=f"art_{n}",
-                    matched_terms=["Armenia"], created_at=T0 + timedelta(minutes=n)) for n in range(1, 4)]
+    alerts = [
+        Alert(
+            id=f"msg_{n}",
+            subscription_id=sub_id,
+            story_id=f"art_{n}",
+            article_id=f"art_{n}",
+            matched_terms=["Armenia"],
+            created_at=T0 + timedelta(minutes=n),
+        )
+        for n in range(1, 4)
+    ]
     api.store.add_alerts(alerts)
     api.store.record_attempt("msg_1", status="delivered", attempts=1, next_attempt_at=None, error=None)
     api.store.record_attempt("msg_2", status="failed", attempts=8, next_attempt_at=None, error="HTTP 500")
@@ -365,8 +421,9 @@ def test_alert_log_failed_and_one(api: Api, http_server: LoopbackServer) -> None
     assert page2["next_cursor"] is None
 
 
-def test_replay_sets_failed_alert_pending_and_queues_it(api: Api, http_server: LoopbackServer,
-                                                        redis_client: redis.Redis) -> None:
+def test_replay_sets_failed_alert_pending_and_queues_it(
+    api: Api, http_server: LoopbackServer, redis_client: redis.Redis
+) -> None:
     """Replay answers 202, the alert is pending again and its delivery job is on the alerts queue."""
     seed_alerts(api, http_server.url("/hook"))
     resp = api.post("/alerts/msg_2/replay")

@@ -28,8 +28,11 @@ def test_openapi_documents_every_route(api: Api) -> None:
     """Every route the app serves is in /openapi.json with its methods, and the document is OpenAPI 3."""
     doc = api.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    served = {(route.path.replace(":int", ""), method.lower())
-              for route in all_routes() for method in (route.methods or set()) - {"HEAD"}}
+    served = {
+        (route.path.replace(":int", ""), method.lower())
+        for route in all_routes()
+        for method in (route.methods or set()) - {"HEAD"}
+    }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert served == documented
 
@@ -52,8 +55,17 @@ def test_fuzz_every_operation_from_the_openapi_document(api: Api, http_server: L
 
     sub_id = new_sub(api, http_server.url("/hook"))["id"]
     api.store.add_articles([art(1), art(2, story="art_1")])
-    api.store.add_alerts([Alert(id="msg_1", subscription_id=sub_id, story_id="art_1", article_id="art_1",
-                                matched_terms=["Armenia"])])
+    api.store.add_alerts(
+        [
+            Alert(
+                id="msg_1",
+                subscription_id=sub_id,
+                story_id="art_1",
+                article_id="art_1",
+                matched_terms=["Armenia"],
+            )
+        ]
+    )
     schema = schemathesis.openapi.from_dict(openapi_document())
     auth = {"Authorization": f"Bearer {TOKEN}"}
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -61,8 +73,13 @@ def test_fuzz_every_operation_from_the_openapi_document(api: Api, http_server: L
     lenient = [positive_data_acceptance, negative_data_rejection]
     for operation, mode in itertools.product(operations, GenerationMode):
 
-        @settings(max_examples=20, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=20,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case: Any) -> None:
             case.call_and_validate(base_url=api.url, headers=auth, excluded_checks=lenient)

@@ -25,8 +25,11 @@ from tests.test_api import running_api
 @pytest.fixture()
 def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     """The CLI and the test share the data dir and Redis db."""
-    for key, value in {"INGEST_DATA_DIR": str(settings.data_dir), "REDIS_URL": settings.redis_url or "",
-                       "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8"}.items():
+    for key, value in {
+        "INGEST_DATA_DIR": str(settings.data_dir),
+        "REDIS_URL": settings.redis_url or "",
+        "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }.items():
         monkeypatch.setenv(key, value)
     context = init_context(Settings.from_env())
     yield context
@@ -34,8 +37,10 @@ def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatc
 
 
 class TestParsing:
-    @pytest.mark.parametrize(("text", "seconds"), [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800),
-                                                   ("2w", 14 * 86400), (" 90s ", 90)])
+    @pytest.mark.parametrize(
+        ("text", "seconds"),
+        [("7d", 7 * 86400), ("12h", 43200), ("30m", 1800), ("2w", 14 * 86400), (" 90s ", 90)],
+    )
     def test_periods(self, text: str, seconds: int) -> None:
         """Periods are a number and a unit: s, m, h, d, w."""
         assert parse_period(text) == timedelta(seconds=seconds)
@@ -55,8 +60,9 @@ class TestParsing:
 
 
 class TestBackfill:
-    def test_cli_backfill_alerts_once_per_story(self, ctx: Context, http_server: LoopbackServer,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+    def test_cli_backfill_alerts_once_per_story(
+        self, ctx: Context, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Stories stored in the period alert once (their earliest matching article); older, other-language
         and non-matching articles do not; a second backfill adds nothing."""
         store = ctx.store
@@ -64,13 +70,26 @@ class TestBackfill:
         make_article(store, 1, story="s1", fetched_at=now - timedelta(days=1))
         make_article(store, 2, story="s1", fetched_at=now - timedelta(days=2))  # same story, earlier
         make_article(store, 3, story="s3", fetched_at=now - timedelta(days=10))  # outside 7 days
-        make_article(store, 4, story="s4", fetched_at=now - timedelta(hours=1), text="Tram fares rise.",
-                     title="Trams")
+        make_article(
+            store, 4, story="s4", fetched_at=now - timedelta(hours=1), text="Tram fares rise.", title="Trams"
+        )
         make_article(store, 5, story="s5", fetched_at=now - timedelta(hours=2), language="de")
         make_article(store, 6, story="s6", fetched_at=now - timedelta(hours=3))
         http_server.routes["/hook"] = Response(204)
-        code = main(["subs", "add", "--query", "ceasefire", "--webhook", http_server.url("/hook"),
-                     "--lang", "en", "--backfill", "7d"])
+        code = main(
+            [
+                "subs",
+                "add",
+                "--query",
+                "ceasefire",
+                "--webhook",
+                http_server.url("/hook"),
+                "--lang",
+                "en",
+                "--backfill",
+                "7d",
+            ]
+        )
         out = capsys.readouterr()
         assert code == 0, out.err
         sub_id, secret = out.out.split()
@@ -82,19 +101,28 @@ class TestBackfill:
         assert len({lower(r)["webhook-id"] for r in posts(http_server)}) == 2
         assert backfill(worker.store, worker.store.get_subscription(sub_id), timedelta(days=7)) == []
 
-    def test_api_backfill_and_options(self, store: Store, settings: Settings, redis_client: redis.Redis,
-                                      http_server: LoopbackServer) -> None:
+    def test_api_backfill_and_options(
+        self, store: Store, settings: Settings, redis_client: redis.Redis, http_server: LoopbackServer
+    ) -> None:
         """POST /subscriptions takes `options` and `backfill`; bad options are a 422 naming `options`."""
         make_article(store, 1, story="s1")
         for api in running_api(store, settings):
-            body = {"query": "ceasefire", "webhook": http_server.url("/hook"), "backfill": "7d",
-                    "options": {"languages": ["en"], "digest_minutes": 60, "rate_limit": 5}}
+            body = {
+                "query": "ceasefire",
+                "webhook": http_server.url("/hook"),
+                "backfill": "7d",
+                "options": {"languages": ["en"], "digest_minutes": 60, "rate_limit": 5},
+            }
             created = api.post("/subscriptions", body)
             assert created.status_code == 201, created.text
             answer = created.json()
             assert answer["backfilled"] == 1
-            assert answer["options"] == {"languages": ["en"], "feed_ids": [], "digest_minutes": 60,
-                                         "rate_limit": 5}
+            assert answer["options"] == {
+                "languages": ["en"],
+                "feed_ids": [],
+                "digest_minutes": 60,
+                "rate_limit": 5,
+            }
             bad = api.post("/subscriptions", {**body, "options": {"languages": ["english"]}})
             assert bad.status_code == 422 and bad.json()["error"]["field"] == "options"
             changed = api.client.patch(f"/subscriptions/{answer['id']}", json={"options": {"rate_limit": 9}})
@@ -102,23 +130,34 @@ class TestBackfill:
 
 
 class TestLiveFilters:
-    def test_language_and_feed_filters_in_the_pipeline(self, ctx: Context,
-                                                       http_server: LoopbackServer) -> None:
+    def test_language_and_feed_filters_in_the_pipeline(
+        self, ctx: Context, http_server: LoopbackServer
+    ) -> None:
         """Live matches honour each subscription's language and feed filters."""
         hook = http_server.url("/hook")
         make_sub(ctx.store, hook, "sub_any", query="NATO")
         make_sub(ctx.store, hook, "sub_en", query="NATO", languages=("en",))
         make_sub(ctx.store, hook, "sub_feed2", query="NATO", feed_ids=(2,))
-        english = RawEntry(feed_id=1, feed_url="https://feeds.example/1.xml", entry_key="en1", url=None,
-                           title="NATO ministers meet in Brussels",
-                           content="NATO defence ministers met in Brussels on Thursday to discuss the "
-                                   "alliance's budget and the situation on its eastern border.",
-                           is_html=False)
-        german = RawEntry(feed_id=2, feed_url="https://feeds.example/2.xml", entry_key="de1", url=None,
-                          title="NATO-Minister treffen sich in Brüssel",
-                          content="Die Verteidigungsminister der NATO haben sich am Donnerstag in Brüssel "
-                                  "getroffen, um über den Haushalt des Bündnisses zu beraten.",
-                          is_html=False)
+        english = RawEntry(
+            feed_id=1,
+            feed_url="https://feeds.example/1.xml",
+            entry_key="en1",
+            url=None,
+            title="NATO ministers meet in Brussels",
+            content="NATO defence ministers met in Brussels on Thursday to discuss the "
+            "alliance's budget and the situation on its eastern border.",
+            is_html=False,
+        )
+        german = RawEntry(
+            feed_id=2,
+            feed_url="https://feeds.example/2.xml",
+            entry_key="de1",
+            url=None,
+            title="NATO-Minister treffen sich in Brüssel",
+            content="Die Verteidigungsminister der NATO haben sich am Donnerstag in Brüssel "
+            "getroffen, um über den Haushalt des Bündnisses zu beraten.",
+            is_html=False,
+        )
         result = ctx.pipeline.process([english, german])
         assert [a.language for a in result.stored] == ["en", "de"]
         matched = sorted((a.subscription_id, a.article_id.split("_")[0]) for a in result.alerts)

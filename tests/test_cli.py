@@ -24,13 +24,20 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
-def _run(args: list[str], stdin: str | None = None, env_extra: dict[str, str] | None = None,
-         ) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], stdin: str | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
     env = dict(os.environ, INGEST_LOG_FORMAT="json", **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], input=stdin, text=True,
-                          capture_output=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
 
 
 class TestProcess:
@@ -39,8 +46,9 @@ class TestProcess:
         result = _run(["process", str(SEED)])
         assert result.returncode == 0, result.stderr
         article = json.loads(result.stdout)
-        assert article["title"] == ("Russia: If the conflict moves to Asia, "
-                                    "Russia will provide assistance to Armenia")
+        assert article["title"] == (
+            "Russia: If the conflict moves to Asia, Russia will provide assistance to Armenia"
+        )
         assert article["language"] == "en"
         assert article["text"].startswith("China News Agency, Moscow, October 31")
         assert article["text"].endswith("in violation of the agreement.")
@@ -49,11 +57,20 @@ class TestProcess:
 
     def test_jsonl_in_order(self) -> None:
         """`--jsonl` reads documents as JSON Lines and writes one article per line, in order."""
-        docs = [{"title": "Ceasefire holds | Daily Example", "html": "<p>The ceasefire held overnight "
-                 "along the whole front line, officials said on Sunday morning.</p>",
-                 "url": "https://daily.example/a?utm_source=x", "feed_title": "Daily Example"},
-                {"title": "Zweiter Artikel", "text": "Die Waffenruhe hielt in der Nacht an der gesamten "
-                 "Frontlinie, teilten Beamte am Sonntagmorgen mit."}]
+        docs = [
+            {
+                "title": "Ceasefire holds | Daily Example",
+                "html": "<p>The ceasefire held overnight "
+                "along the whole front line, officials said on Sunday morning.</p>",
+                "url": "https://daily.example/a?utm_source=x",
+                "feed_title": "Daily Example",
+            },
+            {
+                "title": "Zweiter Artikel",
+                "text": "Die Waffenruhe hielt in der Nacht an der gesamten "
+                "Frontlinie, teilten Beamte am Sonntagmorgen mit.",
+            },
+        ]
         result = _run(["process", "--jsonl", "-"], stdin="\n".join(json.dumps(d) for d in docs))
         assert result.returncode == 0, result.stderr
         out = [json.loads(line) for line in result.stdout.splitlines()]
@@ -61,8 +78,10 @@ class TestProcess:
         assert out[0]["url"] == "https://daily.example/a"
         assert [o["language"] for o in out] == ["en", "de"]
 
-    @pytest.mark.parametrize(("line", "problem"), [
-        ("not json", "not JSON"), ("[1, 2]", "JSON object"), ('{"title": "t", "html": 5}', "string")])
+    @pytest.mark.parametrize(
+        ("line", "problem"),
+        [("not json", "not JSON"), ("[1, 2]", "JSON object"), ('{"title": "t", "html": 5}', "string")],
+    )
     def test_jsonl_bad_line_is_a_clear_error(self, line: str, problem: str) -> None:
         """A bad line stops with its line number and the problem, exit status 2, no traceback."""
         result = _run(["process", "--jsonl", "-"], stdin='{"title": "a", "text": "b"}\n' + line + "\n")
@@ -72,30 +91,42 @@ class TestProcess:
 
 
 class TestSubscriptionsAndFeeds:
-    def test_bad_query_refused_with_position(self, env: Settings,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_query_refused_with_position(self, env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
         """A query with an unbalanced parenthesis is refused, naming the position; nothing is stored."""
-        code = main(["subs", "add", "--query", "Armenia AND (ceasefire", "--webhook",
-                     "http://127.0.0.1:9/hook"])
+        code = main(
+            ["subs", "add", "--query", "Armenia AND (ceasefire", "--webhook", "http://127.0.0.1:9/hook"]
+        )
         assert code == 2
         assert "position" in capsys.readouterr().err
         main(["subs", "list", "--json"])
         assert capsys.readouterr().out == ""
 
-    def test_subs_add_prints_id_and_secret(self, env: Settings,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def test_subs_add_prints_id_and_secret(self, env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
         """`subs add` prints the id and a whsec_ secret; `subs list --json` shows status, never the secret."""
-        assert main(["subs", "add", "--query", "Armenia AND ceasefire", "--webhook",
-                     "http://127.0.0.1:9/hook", "--name", "armenia"]) == 0
+        assert (
+            main(
+                [
+                    "subs",
+                    "add",
+                    "--query",
+                    "Armenia AND ceasefire",
+                    "--webhook",
+                    "http://127.0.0.1:9/hook",
+                    "--name",
+                    "armenia",
+                ]
+            )
+            == 0
+        )
         sub_id, secret = capsys.readouterr().out.split()
         assert sub_id.startswith("sub_") and secret.startswith("whsec_")
         main(["subs", "list", "--json"])
         listed = json.loads(capsys.readouterr().out)
         assert listed["id"] == sub_id and listed["status"] == "active" and "secret" not in listed
 
-    def test_private_webhook_refused_by_default(self, settings: Settings,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+    def test_private_webhook_refused_by_default(
+        self, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Without INGEST_ALLOWED_NETWORKS a loopback webhook is refused with a reason."""
         monkeypatch.setenv("INGEST_DATA_DIR", str(settings.data_dir))
         monkeypatch.setenv("REDIS_URL", settings.redis_url or "")

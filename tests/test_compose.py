@@ -30,8 +30,9 @@ INGEST_IMAGE = "news-ingest:latest"
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}`, with values from `env`."""
+
     def one(match: re.Match[str]) -> str:
-        name, rest = match.group(1), match.group(0)[len(match.group(1)) + 2:-1]
+        name, rest = match.group(1), match.group(0)[len(match.group(1)) + 2 : -1]
         if name in env:
             return env[name]
         if rest.startswith((":-", "-")):
@@ -48,8 +49,11 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dotenv() -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-             if line.strip() and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     return {key: value for key, value in pairs}
 
 
@@ -81,10 +85,20 @@ def test_migrate_command_runs(compose: dict[str, Any], tmp_path: Path) -> None:
     """The one-shot migration service's command really runs and prints the schema version."""
     from ingest.store.migrations import LATEST
 
-    env = {"PATH": str(Path(sys.executable).parent), "INGEST_DATA_DIR": str(tmp_path),
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'ingest.db'}", "INGEST_LOG_FORMAT": "json"}
-    done = subprocess.run([sys.executable, "-m", "app.cli", *compose["services"]["migrate"]["command"]],
-                          env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "INGEST_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'ingest.db'}",
+        "INGEST_LOG_FORMAT": "json",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", *compose["services"]["migrate"]["command"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(LATEST)
 
@@ -122,12 +136,16 @@ def test_redis_persists_and_services_restart(compose: dict[str, Any]) -> None:
         assert service.get("restart") == ("no" if name == "migrate" else "unless-stopped"), name
 
 
-def test_rq_dashboard_requires_basic_auth_and_stays_on_loopback(compose: dict[str, Any],
-                                                                  dotenv: dict[str, str]) -> None:
+def test_rq_dashboard_requires_basic_auth_and_stays_on_loopback(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
     """rq-dashboard gets a username and a password and is published on 127.0.0.1 only."""
     service = compose["services"]["rq-dashboard"]
-    params = rq_dashboard_command().make_context(
-        "rq-dashboard", [interpolate(a, dotenv) for a in service["command"]]).params
+    params = (
+        rq_dashboard_command()
+        .make_context("rq-dashboard", [interpolate(a, dotenv) for a in service["command"]])
+        .params
+    )
     assert params["username"] and params["password"]
     assert all(port.startswith("127.0.0.1:") for port in service["ports"])
     assert all(port.startswith("127.0.0.1:") for port in compose["services"]["api"]["ports"])
@@ -135,8 +153,13 @@ def test_rq_dashboard_requires_basic_auth_and_stays_on_loopback(compose: dict[st
 
 def dashboard_argv(compose: dict[str, Any], redis_url: str, port: int) -> list[str]:
     """The compose command with this machine's Redis, a loopback port and known credentials."""
-    replace = {"--redis-url": redis_url, "--bind": "127.0.0.1", "--port": str(port),
-               "--username": "admin", "--password": "s3cret"}
+    replace = {
+        "--redis-url": redis_url,
+        "--bind": "127.0.0.1",
+        "--port": str(port),
+        "--username": "admin",
+        "--password": "s3cret",
+    }
     argv = list(compose["services"]["rq-dashboard"]["command"])
     for flag, value in replace.items():
         argv[argv.index(flag) + 1] = value
@@ -150,8 +173,11 @@ def dashboard(compose: dict[str, Any], redis_url: str, tmp_path: Path) -> Iterat
     executable = Path(sys.executable).parent / "rq-dashboard"
     log = tmp_path / "rq-dashboard.log"
     with log.open("wb") as sink:
-        proc = subprocess.Popen([str(executable), *dashboard_argv(compose, redis_url, port)],
-                                stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(executable), *dashboard_argv(compose, redis_url, port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -168,8 +194,9 @@ def dashboard(compose: dict[str, Any], redis_url: str, tmp_path: Path) -> Iterat
         proc.wait()
 
 
-def test_rq_dashboard_shows_queues_and_workers_behind_basic_auth(dashboard: str,
-                                                                  redis_client: redis.Redis) -> None:
+def test_rq_dashboard_shows_queues_and_workers_behind_basic_auth(
+    dashboard: str, redis_client: redis.Redis
+) -> None:
     """Without credentials 401; with them the ingest and alerts queues and a worker show."""
     ingest_queue, alerts_queue = get_queues(redis_client)
     ingest_queue.enqueue("builtins.len", [1])
@@ -184,7 +211,8 @@ def test_rq_dashboard_shows_queues_and_workers_behind_basic_auth(dashboard: str,
         names = {q["name"] for q in queues.json()["queues"]}
         assert {"ingest", "alerts"} <= names
         workers = httpx.get(dashboard + "/0/data/workers.json", auth=("admin", "s3cret")).json()["workers"]
-        assert any(w["name"] == "compose-test-worker" and set(w["queues"]) == {"ingest", "alerts"}
-                   for w in workers)
+        assert any(
+            w["name"] == "compose-test-worker" and set(w["queues"]) == {"ingest", "alerts"} for w in workers
+        )
     finally:
         worker.register_death()

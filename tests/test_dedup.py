@@ -72,13 +72,20 @@ def syndicated(paras: list[str], title: str) -> str:
     kept = paras[: int(len(paras) * 0.7)]
     kept[0], kept[2] = kept[2], kept[0]
     kept[1], kept[3] = kept[3], kept[1]
-    return "\n\n".join([title, "By Wire Staff | Published via partner network", *kept,
-                        "This story originally appeared on a partner site. All rights reserved. "
-                        "Sign up for our newsletter."])
+    return "\n\n".join(
+        [
+            title,
+            "By Wire Staff | Published via partner network",
+            *kept,
+            "This story originally appeared on a partner site. All rights reserved. "
+            "Sign up for our newsletter.",
+        ]
+    )
 
 
-def item(article_id: str, text: str, url: str | None = None,
-         published_at: datetime | None = None) -> DedupItem:
+def item(
+    article_id: str, text: str, url: str | None = None, published_at: datetime | None = None
+) -> DedupItem:
     return DedupItem(article_id, fingerprint(text, url), published_at)
 
 
@@ -115,7 +122,9 @@ def test_exact_url_duplicate(redis_client: redis.Redis) -> None:
     """The same canonical URL is an exact duplicate even with another body."""
     dedup = make(redis_client)
     first = dedup.assign([item("a1", "\n\n".join(ORIGINAL), "https://news.example/strike")])
-    again = dedup.assign([item("a2", "Updated: " + ORIGINAL[0], "https://news.example/strike?utm_medium=rss")])
+    again = dedup.assign(
+        [item("a2", "Updated: " + ORIGINAL[0], "https://news.example/strike?utm_medium=rss")]
+    )
     assert first[0].kind == "new" and first[0].story_id == "a1"
     assert again[0].kind == "exact" and again[0].story_id == "a1" and again[0].duplicate_of == "a1"
 
@@ -132,10 +141,14 @@ def test_syndicated_copy_joins_story(redis_client: redis.Redis) -> None:
     """Other title, header, footer, 30 % trimmed and reordered paragraphs: same story, kind near."""
     dedup = make(redis_client)
     dedup.assign([item("orig", "\n\n".join(ORIGINAL), "https://one.example/strike")])
-    result = dedup.assign([item("copy", syndicated(ORIGINAL, "Strike halts Rotterdam"), "https://two.example/s")])
+    result = dedup.assign(
+        [item("copy", syndicated(ORIGINAL, "Strike halts Rotterdam"), "https://two.example/s")]
+    )
     assert result[0].kind == "near" and result[0].story_id == "orig" and result[0].duplicate_of == "orig"
     assert result[0].similarity is not None and result[0].similarity >= 0.5
-    third = dedup.assign([item("copy2", syndicated(ORIGINAL, "Strike halts Rotterdam"), "https://three.example/s")])
+    third = dedup.assign(
+        [item("copy2", syndicated(ORIGINAL, "Strike halts Rotterdam"), "https://three.example/s")]
+    )
     assert third[0].kind == "exact" and third[0].story_id == "orig" and third[0].duplicate_of == "copy"
 
 
@@ -150,12 +163,14 @@ def test_same_topic_other_story_is_new(redis_client: redis.Redis) -> None:
 def test_batch_internal_duplicates(redis_client: redis.Redis) -> None:
     """Items of one batch dedup against earlier items of the same batch."""
     dedup = make(redis_client)
-    results = dedup.assign([
-        item("orig", "\n\n".join(ORIGINAL), "https://one.example/strike"),
-        item("copy", syndicated(ORIGINAL, "Strike"), "https://two.example/strike"),
-        item("same-url", "Something else entirely.", "https://one.example/strike"),
-        item("other", "\n\n".join(SAME_TOPIC), None),
-    ])
+    results = dedup.assign(
+        [
+            item("orig", "\n\n".join(ORIGINAL), "https://one.example/strike"),
+            item("copy", syndicated(ORIGINAL, "Strike"), "https://two.example/strike"),
+            item("same-url", "Something else entirely.", "https://one.example/strike"),
+            item("other", "\n\n".join(SAME_TOPIC), None),
+        ]
+    )
     assert [r.kind for r in results] == ["new", "near", "exact", "new"]
     assert [r.story_id for r in results] == ["orig", "orig", "orig", "other"]
 
@@ -173,8 +188,9 @@ def test_chinese_copies(redis_client: redis.Redis) -> None:
     """Chinese text without spaces: a trimmed, re-headed copy joins; another story does not."""
     dedup = make(redis_client)
     copy = "\n".join(["统计局：制造业景气回升", "来源：合作媒体", *CHINESE[:4], "（责任编辑：王明）"])
-    results = dedup.assign([item("zh1", "\n".join(CHINESE)), item("zh2", copy),
-                            item("zh3", "\n".join(CHINESE_OTHER))])
+    results = dedup.assign(
+        [item("zh1", "\n".join(CHINESE)), item("zh2", copy), item("zh3", "\n".join(CHINESE_OTHER))]
+    )
     assert [r.kind for r in results] == ["new", "near", "new"]
     assert results[1].story_id == "zh1"
 
@@ -182,19 +198,25 @@ def test_chinese_copies(redis_client: redis.Redis) -> None:
 def test_short_texts_only_exact(redis_client: redis.Redis) -> None:
     """Short bodies match when identical and never by similarity."""
     dedup = make(redis_client)
-    results = dedup.assign([
-        item("s1", "Markets closed higher on Friday after a volatile week of trading in Asia."),
-        item("s2", "Markets closed higher on Friday after a volatile week of trading in Europe."),
-        item("s3", "markets closed higher on friday, after a volatile week of trading in asia"),
-    ])
+    results = dedup.assign(
+        [
+            item("s1", "Markets closed higher on Friday after a volatile week of trading in Asia."),
+            item("s2", "Markets closed higher on Friday after a volatile week of trading in Europe."),
+            item("s3", "markets closed higher on friday, after a volatile week of trading in asia"),
+        ]
+    )
     assert [r.kind for r in results] == ["new", "new", "exact"]
 
 
 def test_keys_carry_ttl(redis_client: redis.Redis) -> None:
     """Every dedup key expires within the window plus one bucket (one window), so memory is bounded."""
     dedup = make(redis_client, window_days=2)
-    dedup.assign([item("a1", "\n\n".join(ORIGINAL), "https://one.example/x"),
-                  item("a2", "\n\n".join(CHINESE), "https://two.example/y")])
+    dedup.assign(
+        [
+            item("a1", "\n\n".join(ORIGINAL), "https://one.example/x"),
+            item("a2", "\n\n".join(CHINESE), "https://two.example/y"),
+        ]
+    )
     keys = [k for k in redis_client.scan_iter("t:dedup:*") if k != b"t:dedup:seq"]
     assert len(keys) > 10
     ttls = [redis_client.ttl(k) for k in keys]
@@ -221,8 +243,10 @@ def test_window_expiry_and_published_gap(redis_client: redis.Redis) -> None:
 
 def test_concurrent_workers_do_not_both_start_a_story(redis_url: str, redis_client: redis.Redis) -> None:
     """Two workers assigning copies at the same moment: exactly one of them starts the story."""
-    copies = [item(f"w{i}", syndicated(ORIGINAL, f"Title {i}") if i % 2 else "\n\n".join(ORIGINAL))
-              for i in range(8)]
+    copies = [
+        item(f"w{i}", syndicated(ORIGINAL, f"Title {i}") if i % 2 else "\n\n".join(ORIGINAL))
+        for i in range(8)
+    ]
     results: dict[str, str] = {}
 
     def work(part: list[DedupItem]) -> None:

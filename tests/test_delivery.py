@@ -72,8 +72,9 @@ class TestReceivers:
         assert len({lower(r)["webhook-id"] for r in posts(http_server)}) == 1
         assert len(posts(http_server)) == 3
 
-    def test_lock_kept_after_success_released_after_failure(self, ctx: Context,
-                                                            http_server: LoopbackServer) -> None:
+    def test_lock_kept_after_success_released_after_failure(
+        self, ctx: Context, http_server: LoopbackServer
+    ) -> None:
         """A delivered alert's lock is left to expire and a second job sends nothing; a failed
         attempt frees its lock at once, so the retry (0.5 s later here) is not locked out."""
         from workers.jobs import deliver_alert
@@ -152,8 +153,9 @@ class TestReceivers:
         assert ctx.store.list_alerts()[0].status == outcome
         assert server.cut_off.wait(10)
 
-    def test_unsafe_address_refused_at_send_time(self, ctx: Context, settings: Settings,
-                                                 http_server: LoopbackServer) -> None:
+    def test_unsafe_address_refused_at_send_time(
+        self, ctx: Context, settings: Settings, http_server: LoopbackServer
+    ) -> None:
         """A webhook registered while loopback was allowed is refused when sending without that permission."""
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(ctx.store, http_server.url("/hook"))
@@ -167,8 +169,9 @@ class TestReceivers:
 
 
 class TestSubscriptionHealth:
-    def test_rotation_signs_with_both_then_only_the_new(self, ctx: Context,
-                                                        http_server: LoopbackServer) -> None:
+    def test_rotation_signs_with_both_then_only_the_new(
+        self, ctx: Context, http_server: LoopbackServer
+    ) -> None:
         """During the grace period both secrets verify; after it, only the new one does."""
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(ctx.store, http_server.url("/hook"))
@@ -232,8 +235,9 @@ class TestDigestAndRateLimit:
         assert queue_alerts(ctx, sub, [make_article(ctx.store, 1)]) == []  # a story is in one digest only
         assert statuses(ctx) == ["delivered", "digested", "digested", "digested"]
 
-    def test_rate_limit_delays_never_drops(self, ctx: Context, http_server: LoopbackServer,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_rate_limit_delays_never_drops(
+        self, ctx: Context, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """With 2/min, two of five alerts go now; three stay pending on a scheduled later attempt."""
         monkeypatch.setattr(ratelimit, "WINDOW_SECONDS", 3600.0)  # no window boundary during the test
         http_server.routes["/hook"] = Response(204)

@@ -37,18 +37,28 @@ class Workers:
     """`ingest worker` subprocesses, each in its own process group (the RQ scheduler is a child)."""
 
     def __init__(self, settings: Settings, logs: Path) -> None:
-        self.env = dict(os.environ, INGEST_DATA_DIR=str(settings.data_dir),
-                        REDIS_URL=settings.redis_url or "", INGEST_ALLOWED_NETWORKS="127.0.0.0/8",
-                        INGEST_WEBHOOK_TIMEOUT=str(TIMEOUT),
-                        INGEST_WEBHOOK_RETRY_SCHEDULE="1,2,4", INGEST_LOG_FORMAT="json",
-                        INGEST_LOG_LEVEL="warning")
+        self.env = dict(
+            os.environ,
+            INGEST_DATA_DIR=str(settings.data_dir),
+            REDIS_URL=settings.redis_url or "",
+            INGEST_ALLOWED_NETWORKS="127.0.0.0/8",
+            INGEST_WEBHOOK_TIMEOUT=str(TIMEOUT),
+            INGEST_WEBHOOK_RETRY_SCHEDULE="1,2,4",
+            INGEST_LOG_FORMAT="json",
+            INGEST_LOG_LEVEL="warning",
+        )
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"worker{len(self.procs)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -116,9 +126,11 @@ def test_worker_killed_mid_delivery(ctx: Context, workers: Workers, http_server:
     assert ids.count(in_flight) >= 2  # sent again after the crash; the receiver's dedup drops the copy
 
 
-def test_redis_flushed_mid_run(ctx: Context, workers: Workers, http_server: LoopbackServer,
-                               redis_client: redis.Redis) -> None:
+def test_redis_flushed_mid_run(
+    ctx: Context, workers: Workers, http_server: LoopbackServer, redis_client: redis.Redis
+) -> None:
     """FLUSHDB while alerts are queued: the sweeper rebuilds the queue from the outbox; each story once."""
+
     def slow(req: RecordedRequest) -> Response:
         time.sleep(0.3)
         return Response(204)

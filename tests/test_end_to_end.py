@@ -44,8 +44,9 @@ def _serve_demo(server: LoopbackServer) -> list[str]:
 
 
 def _subscribe(ctx: Context, sub_id: str, query: str, webhook: str) -> None:
-    ctx.store.add_subscription(Subscription(id=sub_id, name=sub_id, query=query, webhook=webhook,
-                                            secret=SECRET, created_at=utcnow()))
+    ctx.store.add_subscription(
+        Subscription(id=sub_id, name=sub_id, query=query, webhook=webhook, secret=SECRET, created_at=utcnow())
+    )
 
 
 def _hooks(server: LoopbackServer, path: str) -> list[RecordedRequest]:
@@ -78,17 +79,20 @@ class TestEndToEnd:
         _drain(ctx)
 
         hooks = _hooks(http_server, "/hook")
-        payloads = [Webhook(SECRET).verify(r.body, {k.lower(): v for k, v in r.headers.items()})
-                    for r in hooks]
+        payloads = [
+            Webhook(SECRET).verify(r.body, {k.lower(): v for k, v in r.headers.items()}) for r in hooks
+        ]
         by_sub = sorted(p["data"]["subscription_id"] for p in payloads)
         assert by_sub == ["sub_armenia", "sub_trams"]
-        alerted = next(p["data"]["article"] for p in payloads
-                       if p["data"]["subscription_id"] == "sub_armenia")
+        alerted = next(
+            p["data"]["article"] for p in payloads if p["data"]["subscription_id"] == "sub_armenia"
+        )
         stored = ctx.store.list_articles(limit=50)
         assert len(stored) == 5
         seed = next(a for a in stored if "nakka" in a.feed_url and "Armenia" in a.title)
-        assert seed.title == ("Russia: If the conflict moves to Asia, "
-                              "Russia will provide assistance to Armenia")
+        assert seed.title == (
+            "Russia: If the conflict moves to Asia, Russia will provide assistance to Armenia"
+        )
         assert seed.language == "en"
         assert seed.text.startswith("China News Agency, Moscow, October 31")
         assert seed.text.endswith("in violation of the agreement.")
@@ -109,8 +113,9 @@ class TestEndToEnd:
         feed = ctx.store.list_feeds()[0]
         assert feed.last_success_at is not None and feed.consecutive_errors == 0
 
-    def test_failing_receiver_is_retried_with_same_id(self, ctx: Context,
-                                                      http_server: LoopbackServer) -> None:
+    def test_failing_receiver_is_retried_with_same_id(
+        self, ctx: Context, http_server: LoopbackServer
+    ) -> None:
         """A receiver failing twice gets the alert on the third attempt, same webhook-id each time."""
         calls: list[RecordedRequest] = []
 
@@ -152,9 +157,13 @@ class TestEndToEnd:
         assert again["stored"] == 0 and again["alerts"] == 0
         assert len(_hooks(http_server, "/hook")) == 1
 
-    def test_cli_articles_json_lines(self, ctx: Context, http_server: LoopbackServer,
-                                     capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_cli_articles_json_lines(
+        self,
+        ctx: Context,
+        http_server: LoopbackServer,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         """`ingest articles list --json` prints one webhook-shaped article per line."""
         from app.cli import main
 
@@ -170,8 +179,9 @@ class TestEndToEnd:
         assert len(lines) == 2
         assert {"id", "url", "title", "text", "language", "story_id", "feed_url"} <= set(lines[0])
 
-    def test_paused_subscription_gets_its_matches_on_resume(self, ctx: Context, http_server: LoopbackServer,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_paused_subscription_gets_its_matches_on_resume(
+        self, ctx: Context, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Stories matched while a subscription is paused wait in the outbox and arrive on resume."""
         from app.cli import main
 
@@ -191,19 +201,24 @@ class TestEndToEnd:
         _drain(ctx)
         assert len(_hooks(http_server, "/hook")) == 1
 
-    def test_full_text_feed_is_completed_from_the_page(self, ctx: Context,
-                                                       http_server: LoopbackServer) -> None:
+    def test_full_text_feed_is_completed_from_the_page(
+        self, ctx: Context, http_server: LoopbackServer
+    ) -> None:
         """A full-text feed's one-line entry is stored with the body, author and date of its page."""
         from pathlib import Path
 
         page = (Path(__file__).parent / "fixtures" / "pages" / "harbour_article.html").read_bytes()
         http_server.routes["/news/harbour"] = Response(200, page, {"Content-Type": "text/html"})
         link = http_server.url("/news/harbour")
-        http_server.routes["/short.xml"] = Response(200, (
-            '<?xml version="1.0"?><rss version="2.0"><channel><title>Coastline Courier</title>'
-            f'<item><title>Harbour cranes return</title><link>{link}</link><guid>h1</guid>'
-            "<description>Cranes are moving again.</description></item></channel></rss>").encode(),
-            {"Content-Type": "application/rss+xml"})
+        http_server.routes["/short.xml"] = Response(
+            200,
+            (
+                '<?xml version="1.0"?><rss version="2.0"><channel><title>Coastline Courier</title>'
+                f"<item><title>Harbour cranes return</title><link>{link}</link><guid>h1</guid>"
+                "<description>Cranes are moving again.</description></item></channel></rss>"
+            ).encode(),
+            {"Content-Type": "application/rss+xml"},
+        )
         ctx.store.add_feed(http_server.url("/short.xml"), fulltext=True)
         poll_once(ctx, only_due=False)
         _drain(ctx)

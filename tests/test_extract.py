@@ -30,10 +30,12 @@ def _seed_page() -> str:
     """The seed article as a publisher would serve it: chrome around the scraped body."""
     title, body = SEED.read_text(encoding="utf-8").split("\n", 1)
     paragraphs = "".join(f"<p>{p.strip()}</p>\n" for p in body.split("\n\n") if p.strip())
-    return (f"<html><head><title>{title}</title><meta property='og:site_name' content='Sohu'></head><body>"
-            "<nav><a href='/'>Home</a> <a href='/news'>News</a> <a href='/world'>World</a></nav>"
-            f"<article><h1>{title}</h1>{paragraphs}</article>"
-            "<footer><p>Copyright 2020 Sohu.com Inc. All rights reserved.</p></footer></body></html>")
+    return (
+        f"<html><head><title>{title}</title><meta property='og:site_name' content='Sohu'></head><body>"
+        "<nav><a href='/'>Home</a> <a href='/news'>News</a> <a href='/world'>World</a></nav>"
+        f"<article><h1>{title}</h1>{paragraphs}</article>"
+        "<footer><p>Copyright 2020 Sohu.com Inc. All rights reserved.</p></footer></body></html>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +99,16 @@ def test_page_without_article_gives_no_paragraphs() -> None:
 
 
 def _entry(url: str, *, fulltext: bool, content: str = SUMMARY) -> RawEntry:
-    return RawEntry(feed_id=1, feed_url="https://courier.example/rss", entry_key=url, url=url,
-                    title="Harbour cranes return to work after three-week strike", content=content,
-                    feed_title="Coastline Courier", fulltext=fulltext)
+    return RawEntry(
+        feed_id=1,
+        feed_url="https://courier.example/rss",
+        entry_key=url,
+        url=url,
+        title="Harbour cranes return to work after three-week strike",
+        content=content,
+        feed_title="Coastline Courier",
+        fulltext=fulltext,
+    )
 
 
 def _served(http_server: LoopbackServer) -> str:
@@ -107,12 +116,14 @@ def _served(http_server: LoopbackServer) -> str:
     return http_server.url("/news/cranes")
 
 
-def test_full_text_is_fetched_for_a_short_entry(settings: Settings, http_server: LoopbackServer,
-                                                detector: LanguageDetector) -> None:
+def test_full_text_is_fetched_for_a_short_entry(
+    settings: Settings, http_server: LoopbackServer, detector: LanguageDetector
+) -> None:
     """A summary-only entry of a full-text feed becomes the page's cleaned article, author and date."""
     url = _served(http_server)
-    preparer = Preparer(detector, fetcher=page_fetcher(settings),
-                        fulltext_min_words=settings.fulltext_min_words)
+    preparer = Preparer(
+        detector, fetcher=page_fetcher(settings), fulltext_min_words=settings.fulltext_min_words
+    )
     doc = preparer.prepare(_entry(url, fulltext=True))
     assert doc.clean.text.startswith("The container cranes at the northern harbour")
     assert "newsletter" not in doc.clean.text and len(doc.clean.text.split("\n\n")) == 6
@@ -123,8 +134,9 @@ def test_full_text_is_fetched_for_a_short_entry(settings: Settings, http_server:
     assert [r.path for r in http_server.requests] == ["/news/cranes"]
 
 
-def test_feed_without_switch_is_not_fetched(settings: Settings, http_server: LoopbackServer,
-                                            detector: LanguageDetector) -> None:
+def test_feed_without_switch_is_not_fetched(
+    settings: Settings, http_server: LoopbackServer, detector: LanguageDetector
+) -> None:
     """Without the per-feed switch the summary is the article and no page is requested."""
     url = _served(http_server)
     doc = Preparer(detector, fetcher=page_fetcher(settings)).prepare(_entry(url, fulltext=False))
@@ -132,8 +144,9 @@ def test_feed_without_switch_is_not_fetched(settings: Settings, http_server: Loo
     assert http_server.requests == []
 
 
-def test_long_entry_is_not_fetched(settings: Settings, http_server: LoopbackServer,
-                                   detector: LanguageDetector) -> None:
+def test_long_entry_is_not_fetched(
+    settings: Settings, http_server: LoopbackServer, detector: LanguageDetector
+) -> None:
     """An entry that already carries at least INGEST_FULLTEXT_MIN_WORDS words keeps its own body."""
     url = _served(http_server)
     body = "<p>" + " ".join(["Cranes moved again at the harbour today."] * 20) + "</p>"
@@ -143,8 +156,9 @@ def test_long_entry_is_not_fetched(settings: Settings, http_server: LoopbackServ
     assert http_server.requests == []
 
 
-def test_failed_page_fetch_keeps_the_entry(settings: Settings, http_server: LoopbackServer,
-                                           detector: LanguageDetector) -> None:
+def test_failed_page_fetch_keeps_the_entry(
+    settings: Settings, http_server: LoopbackServer, detector: LanguageDetector
+) -> None:
     """A page that answers 404 leaves the feed's summary in place."""
     url = http_server.url("/gone")
     doc = Preparer(detector, fetcher=page_fetcher(settings)).prepare(_entry(url, fulltext=True))
@@ -170,9 +184,13 @@ def test_feed_fulltext_switch_is_stored(store: Store) -> None:
     assert store.add_feed("https://plain.example/rss", fulltext=True).fulltext is True
 
 
-def test_pipeline_applies_the_stored_feed_switch(store: Store, redis_client: redis.Redis, settings: Settings,
-                                                 http_server: LoopbackServer,
-                                                 detector: LanguageDetector) -> None:
+def test_pipeline_applies_the_stored_feed_switch(
+    store: Store,
+    redis_client: redis.Redis,
+    settings: Settings,
+    http_server: LoopbackServer,
+    detector: LanguageDetector,
+) -> None:
     """Entries of a feed added with `fulltext` are completed from their page and stored that way."""
     url = _served(http_server)
     feed = store.add_feed("https://courier.example/rss", fulltext=True)

@@ -70,8 +70,10 @@ class Rig:
             self.service.start(f"worker-{n}", "worker")
 
     def state(self) -> str:
-        return (f"db={counts(self.store)} received={self.receiver.unique_ids()} "
-                f"alive={self.service.alive()}\n{self.service.tail()}")
+        return (
+            f"db={counts(self.store)} received={self.receiver.unique_ids()} "
+            f"alive={self.service.alive()}\n{self.service.tail()}"
+        )
 
     def settle(self) -> None:
         """Wait until everything published is stored and alerted, then check it happened exactly once."""
@@ -82,8 +84,11 @@ class Rig:
                 now = counts(self.store)
             except StoreError:  # the test's own connection died with the database; it reconnects
                 return False
-            return (now["articles"] == items and now["pending_batches"] == 0
-                    and self.receiver.unique_ids() == expected_alerts)
+            return (
+                now["articles"] == items
+                and now["pending_batches"] == 0
+                and self.receiver.unique_ids() == expected_alerts
+            )
 
         wait_for(done, SETTLE_SECONDS, self.state, step=0.5)
         final = counts(self.store)
@@ -149,8 +154,13 @@ def _jobs_queued(rig: Rig, batches: int) -> None:
     """Publish 20 items with only the poller running; wait until their batches wait in the queue."""
     rig.service.start("poller", "poll")
     rig.farm.add(20)
-    wait_for(lambda: counts(rig.store)["pending_batches"] == batches
-             and rig.redis.llen("rq:queue:ingest") == batches, 60, rig.state)
+    wait_for(
+        lambda: (
+            counts(rig.store)["pending_batches"] == batches and rig.redis.llen("rq:queue:ingest") == batches
+        ),
+        60,
+        rig.state,
+    )
 
 
 def _started(rig: Rig) -> bool:
@@ -285,13 +295,22 @@ def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iter
     valkey = Valkey(tmp_path / "valkey-unit")
     valkey.start()
     context = init_context(settings.replace(redis_url=valkey.url, batch_max_attempts=2))
-    farm_items = "".join(f"<item><guid>u{n}</guid><title>Unit {n}</title><description><![CDATA["
-                         f"{story_text(random.Random(n), n)}]]></description></item>" for n in range(3))
-    http_server.routes["/f"] = Response(200, f'<rss version="2.0"><channel><title>U</title>{farm_items}'
-                                        "</channel></rss>".encode(), {"Content-Type": "application/rss+xml"})
+    farm_items = "".join(
+        f"<item><guid>u{n}</guid><title>Unit {n}</title><description><![CDATA["
+        f"{story_text(random.Random(n), n)}]]></description></item>"
+        for n in range(3)
+    )
+    http_server.routes["/f"] = Response(
+        200,
+        f'<rss version="2.0"><channel><title>U</title>{farm_items}</channel></rss>'.encode(),
+        {"Content-Type": "application/rss+xml"},
+    )
     context.store.add_feed(http_server.url("/f"))
-    context.store.add_subscription(Subscription(id="sub_unit", name="u", query="ceasefire",
-                                                webhook=http_server.url("/hook"), secret=new_secret()))
+    context.store.add_subscription(
+        Subscription(
+            id="sub_unit", name="u", query="ceasefire", webhook=http_server.url("/hook"), secret=new_secret()
+        )
+    )
     yield context
     context.close()
     valkey.kill()

@@ -13,8 +13,10 @@ from lxml import etree
 
 from tests.conftest import LoopbackServer, Response
 
-RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Daily</title>' \
-      b"<item><guid>1</guid><title>One</title><description>one</description></item></channel></rss>"
+RSS = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Daily</title>'
+    b"<item><guid>1</guid><title>One</title><description>one</description></item></channel></rss>"
+)
 PAGE = b"""<!doctype html><html><head><title>Blog</title>
 <link rel="stylesheet" href="/style.css">
 <link rel="alternate" type="application/rss+xml" title="Posts" href="/feed.xml">
@@ -27,13 +29,25 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture()
 def run(tmp_path: Path, redis_url: str, redis_client: object) -> Run:
     """Runs `ingest ARGS...` in a subprocess with the test's data dir and Redis db."""
-    env = {"INGEST_DATA_DIR": str(tmp_path / "data"), "REDIS_URL": redis_url,
-           "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8", "INGEST_LOG_FORMAT": "console",
-           "INGEST_LOG_LEVEL": "warning", "PATH": "/usr/bin:/bin"}
+    env = {
+        "INGEST_DATA_DIR": str(tmp_path / "data"),
+        "REDIS_URL": redis_url,
+        "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "INGEST_LOG_FORMAT": "console",
+        "INGEST_LOG_LEVEL": "warning",
+        "PATH": "/usr/bin:/bin",
+    }
 
     def call(*args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
-                              env={**env, **extra}, input=stdin, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            input=stdin,
+            timeout=120,
+            check=False,
+        )
 
     return call
 
@@ -67,8 +81,9 @@ def test_add_a_feed_url_with_interval(run: Run, http_server: LoopbackServer) -> 
 
 def test_add_a_page_without_feed_is_refused(run: Run, http_server: LoopbackServer) -> None:
     """A page announcing no feed is refused with the reason, and nothing is added."""
-    http_server.routes["/p"] = Response(200, b"<!doctype html><html><body>x</body></html>",
-                                        {"Content-Type": "text/html"})
+    http_server.routes["/p"] = Response(
+        200, b"<!doctype html><html><body>x</body></html>", {"Content-Type": "text/html"}
+    )
     done = run("feeds", "add", http_server.url("/p"))
     assert done.returncode == 2 and "links to no feed" in done.stderr
     assert listed(run) == []
@@ -83,16 +98,27 @@ def test_add_private_address_is_refused(run: Run) -> None:
 
 def test_list_json_shows_state_and_schedule(run: Run, http_server: LoopbackServer) -> None:
     """After a poll, each feed shows last success or error, errors, next poll and the chosen interval."""
-    http_server.routes["/ok"] = Response(200, RSS, {"Content-Type": "application/rss+xml",
-                                                    "Cache-Control": "max-age=3600"})
+    http_server.routes["/ok"] = Response(
+        200, RSS, {"Content-Type": "application/rss+xml", "Cache-Control": "max-age=3600"}
+    )
     http_server.routes["/bad"] = Response(503, b"busy", {"Retry-After": "30"})
     run("feeds", "add", http_server.url("/ok"))
     run("feeds", "add", http_server.url("/bad"))
     assert run("poll", "--once").returncode == 0
     ok, bad = listed(run)
     for feed in (ok, bad):
-        assert {"last_success_at", "last_error", "consecutive_errors", "next_poll_at", "status",
-                "schedule_interval", "schedule_reason", "muted_reason", "redirect_url", "websub"} <= set(feed)
+        assert {
+            "last_success_at",
+            "last_error",
+            "consecutive_errors",
+            "next_poll_at",
+            "status",
+            "schedule_interval",
+            "schedule_reason",
+            "muted_reason",
+            "redirect_url",
+            "websub",
+        } <= set(feed)
     assert ok["last_success_at"] and ok["last_error"] is None and ok["status"] == "active"
     assert "server asks 1h (Cache-Control max-age)" in str(ok["schedule_reason"])
     assert bad["last_error"] == "HTTP 503 Service Unavailable" and bad["consecutive_errors"] == 1
@@ -161,12 +187,18 @@ def test_import_and_export_opml(run: Run, http_server: LoopbackServer, tmp_path:
     assert other.stdout.splitlines() == [f"1\t{a}", f"2\t{b}"]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("<rss/>", "not an OPML file: the root element is not <opml>"),
-    ("<opml><body><outline", "not an OPML file:"),
-    ('<!DOCTYPE opml [<!ENTITY a "x"><!ENTITY b "&a;&a;&a;">]><opml><body>'
-     '<outline text="&b;" xmlUrl="http://127.0.0.1/f"/></body></opml>', "declares XML entities"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<rss/>", "not an OPML file: the root element is not <opml>"),
+        ("<opml><body><outline", "not an OPML file:"),
+        (
+            '<!DOCTYPE opml [<!ENTITY a "x"><!ENTITY b "&a;&a;&a;">]><opml><body>'
+            '<outline text="&b;" xmlUrl="http://127.0.0.1/f"/></body></opml>',
+            "declares XML entities",
+        ),
+    ],
+)
 def test_import_refuses_bad_files(run: Run, tmp_path: Path, text: str, message: str) -> None:
     """Non-OPML, malformed or entity-declaring files are refused with a one-line error, nothing added."""
     path = tmp_path / "x.opml"

@@ -60,11 +60,13 @@ def raw_server() -> Iterator[Callable[..., RawServer]]:
         server.close()
 
 
-def test_200_returns_body_validators_and_sends_user_agent(settings: Settings,
-                                                          http_server: LoopbackServer) -> None:
+def test_200_returns_body_validators_and_sends_user_agent(
+    settings: Settings, http_server: LoopbackServer
+) -> None:
     """A 200 carries the body, ETag and Last-Modified; the request names us in User-Agent."""
-    http_server.routes["/feed"] = Response(200, RSS, {
-        "ETag": '"v1"', "Last-Modified": LAST_MODIFIED, "Content-Type": "application/rss+xml"})
+    http_server.routes["/feed"] = Response(
+        200, RSS, {"ETag": '"v1"', "Last-Modified": LAST_MODIFIED, "Content-Type": "application/rss+xml"}
+    )
     result = get(settings, http_server.url("/feed"))
     assert (result.status, result.content, result.etag) == (200, RSS, '"v1"')
     assert result.last_modified == LAST_MODIFIED
@@ -75,6 +77,7 @@ def test_200_returns_body_validators_and_sends_user_agent(settings: Settings,
 
 def test_304_sends_conditional_headers(settings: Settings, http_server: LoopbackServer) -> None:
     """With stored validators the server sees If-None-Match/If-Modified-Since and a 304 has no content."""
+
     def handler(req: RecordedRequest) -> Response:
         return Response(304) if req.headers.get("If-None-Match") == '"v1"' else Response(200, RSS)
 
@@ -122,6 +125,7 @@ def test_parse_retry_after_past_date_and_garbage() -> None:
 
 def test_slow_response_times_out(settings: Settings, http_server: LoopbackServer) -> None:
     """A server that does not answer within the budget gives 'timed out after 0.5s'."""
+
     def slow(req: RecordedRequest) -> Response:
         time.sleep(2)
         return Response(200, RSS)
@@ -175,8 +179,9 @@ def test_gzip_bomb_cut_off_after_decompression(settings: Settings, http_server: 
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
-def test_compressed_bodies_are_decoded(settings: Settings, http_server: LoopbackServer,
-                                       encoding: str) -> None:
+def test_compressed_bodies_are_decoded(
+    settings: Settings, http_server: LoopbackServer, encoding: str
+) -> None:
     """gzip, brotli and deflate bodies come back decoded, and we advertise them."""
     body = RSS * 50
     packed = {"gzip": gzip.compress, "br": brotli.compress, "deflate": zlib.compress}[encoding](body)
@@ -185,8 +190,9 @@ def test_compressed_bodies_are_decoded(settings: Settings, http_server: Loopback
     assert encoding in http_server.requests[0].headers["Accept-Encoding"]
 
 
-def test_redirect_chain_followed_and_permanent_move_recorded(settings: Settings,
-                                                            http_server: LoopbackServer) -> None:
+def test_redirect_chain_followed_and_permanent_move_recorded(
+    settings: Settings, http_server: LoopbackServer
+) -> None:
     """301 then 302 then 200: final URL is the last hop, the permanent move points at the 301 target."""
     http_server.routes["/a"] = Response(301, b"", {"Location": "/b"})
     http_server.routes["/b"] = Response(302, b"", {"Location": http_server.url("/c")})
@@ -218,10 +224,12 @@ def test_more_than_five_redirects_refused(settings: Settings, http_server: Loopb
 
 
 def test_redirect_to_other_loopback_refused_before_connecting(
-        settings: Settings, http_server: LoopbackServer, raw_server: Callable[..., RawServer]) -> None:
+    settings: Settings, http_server: LoopbackServer, raw_server: Callable[..., RawServer]
+) -> None:
     """Only 127.0.0.1/32 allowed: a redirect to 127.0.0.2 is refused and never connected to."""
-    target = raw_server(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
-                        host="127.0.0.2")
+    target = raw_server(
+        lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), host="127.0.0.2"
+    )
     http_server.routes["/r"] = Response(302, b"", {"Location": target.url("/secret")})
     strict = settings.replace(allowed_networks=ONLY_127_0_0_1)
     with pytest.raises(UnsafeURLError) as info:
@@ -231,8 +239,9 @@ def test_redirect_to_other_loopback_refused_before_connecting(
     assert target.accepted == 0
 
 
-def test_transport_checks_connections_even_without_fetch_feed(settings: Settings,
-                                                              http_server: LoopbackServer) -> None:
+def test_transport_checks_connections_even_without_fetch_feed(
+    settings: Settings, http_server: LoopbackServer
+) -> None:
     """The client itself refuses a loopback connection, by literal IP and by host name."""
     http_server.routes["/"] = Response(200, RSS)
     strict = settings.replace(allowed_networks=())
@@ -243,11 +252,31 @@ def test_transport_checks_connections_even_without_fetch_feed(settings: Settings
     assert http_server.requests == []
 
 
-@pytest.mark.parametrize("host", [
-    "127.1", "2130706433", "0x7f.1", "0177.0.0.1", "[::ffff:127.0.0.1]", "[64:ff9b::a9fe:a9fe]",
-    "[2002:a9fe:a9fe::1]", "[fd00::1]", "[::1]", "0.0.0.0", "10.0.0.1", "172.16.5.4", "192.168.1.1",
-    "100.64.0.1", "169.254.169.254", "224.0.0.1", "240.0.0.1", "[fe80::1]", "[::]", "localhost",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.1",
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "[::ffff:127.0.0.1]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:a9fe:a9fe::1]",
+        "[fd00::1]",
+        "[::1]",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "224.0.0.1",
+        "240.0.0.1",
+        "[fe80::1]",
+        "[::]",
+        "localhost",
+    ],
+)
 def test_non_public_spellings_refused(host: str) -> None:
     """Every spelling of a loopback, private, link-local, shared or metadata address is refused."""
     with pytest.raises(UnsafeURLError, match="refused: resolves to"):
@@ -293,8 +322,9 @@ def test_tls_error_named(settings: Settings, http_server: LoopbackServer) -> Non
     assert error.reason.startswith("TLS error: ")
 
 
-def test_proxy_environment_ignored(settings: Settings, http_server: LoopbackServer,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_environment_ignored(
+    settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Proxy variables cannot route fetches elsewhere: the request reaches the server directly."""
     monkeypatch.setenv("HTTP_PROXY", "http://10.255.255.1:3128")
     monkeypatch.setenv("ALL_PROXY", "http://10.255.255.1:3128")
@@ -317,9 +347,13 @@ async def _fetch_async(settings: Settings, url: str, **kwargs: object) -> object
 
 def test_async_fetch_same_contract(settings: Settings, http_server: LoopbackServer) -> None:
     """The async twin does conditional GET, redirects and error mapping the same way."""
+
     def handler(req: RecordedRequest) -> Response:
-        return Response(304) if req.headers.get("If-None-Match") == '"v2"' else Response(
-            200, RSS, {"ETag": '"v2"'})
+        return (
+            Response(304)
+            if req.headers.get("If-None-Match") == '"v2"'
+            else Response(200, RSS, {"ETag": '"v2"'})
+        )
 
     http_server.routes["/feed"] = handler
     http_server.routes["/old"] = Response(308, b"", {"Location": "/feed"})
@@ -354,8 +388,9 @@ def _stall_after_headers(conn: socket.socket) -> None:
     threading.Event().wait(5)
 
 
-def test_read_timeout_is_separate_from_the_budget(settings: Settings,
-                                                  raw_server: Callable[..., RawServer]) -> None:
+def test_read_timeout_is_separate_from_the_budget(
+    settings: Settings, raw_server: Callable[..., RawServer]
+) -> None:
     """A server going silent mid-body trips INGEST_READ_TIMEOUT long before the total budget."""
     server = raw_server(_stall_after_headers)
     quick = settings.replace(read_timeout=0.3, fetch_timeout=30.0)
@@ -366,8 +401,10 @@ def test_user_agent_names_the_contact_url(settings: Settings, http_server: Loopb
     """INGEST_CONTACT_URL goes into the default User-Agent; an explicit INGEST_USER_AGENT wins."""
     http_server.routes["/feed"] = Response(200, RSS)
     get(settings.replace(contact_url="https://ops.example/contact"), http_server.url("/feed"))
-    get(settings.replace(contact_url="https://ops.example/contact", user_agent="mine/1.0"),
-        http_server.url("/feed"))
+    get(
+        settings.replace(contact_url="https://ops.example/contact", user_agent="mine/1.0"),
+        http_server.url("/feed"),
+    )
     agents = [r.headers["User-Agent"] for r in http_server.requests]
     assert agents == ["news-ingest/0.1 (feed fetcher; +https://ops.example/contact)", "mine/1.0"]
 
@@ -407,8 +444,9 @@ def test_async_client_keeps_one_small_pool_per_origin(settings: Settings) -> Non
             server.close()
 
 
-def test_async_fetches_import_nothing_once_warm(settings: Settings, http_server: LoopbackServer,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_async_fetches_import_nothing_once_warm(
+    settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """httpcore imports `sniffio` for every async lock it sets up; if the module were missing, each
     import would search sys.path again (~0.4 ms, several times per fetch): it must be installed."""
     http_server.routes["/feed"] = Response(200, RSS, {"ETag": '"v1"'})
@@ -425,14 +463,16 @@ def test_async_fetches_import_nothing_once_warm(settings: Settings, http_server:
     assert result.status == 200 and searched == []
 
 
-def test_not_modified_answers_keep_the_connection(settings: Settings, http_server: LoopbackServer,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_modified_answers_keep_the_connection(
+    settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 304 has no body; reading it to its end leaves the keep-alive connection to the next poll
     (closing it unread would cost every unchanged feed a new TCP and TLS handshake)."""
     from ingest.net import guard as netsafe
 
-    http_server.routes["/feed"] = lambda req: Response(304) if req.headers.get("If-None-Match") == '"v1"' \
-        else Response(200, RSS, {"ETag": '"v1"'})
+    http_server.routes["/feed"] = lambda req: (
+        Response(304) if req.headers.get("If-None-Match") == '"v1"' else Response(200, RSS, {"ETag": '"v1"'})
+    )
     connects: list[str] = []
     connect = netsafe.AsyncSafeBackend.connect_tcp
 
@@ -445,23 +485,33 @@ def test_not_modified_answers_keep_the_connection(settings: Settings, http_serve
     async def run() -> list[int]:
         async with make_async_client(settings) as client:
             first = await fetch_feed_async(client, http_server.url("/feed"), max_bytes=10**6, timeout=5)
-            again = [await fetch_feed_async(client, http_server.url("/feed"), etag=first.etag,
-                                            max_bytes=10**6, timeout=5) for _ in range(3)]
+            again = [
+                await fetch_feed_async(
+                    client, http_server.url("/feed"), etag=first.etag, max_bytes=10**6, timeout=5
+                )
+                for _ in range(3)
+            ]
             return [first.status, *(r.status for r in again)]
 
     assert asyncio.run(run()) == [200, 304, 304, 304]
     assert len(connects) == 1
 
 
-def test_sync_not_modified_answers_keep_the_connection(settings: Settings,
-                                                       http_server: LoopbackServer) -> None:
+def test_sync_not_modified_answers_keep_the_connection(
+    settings: Settings, http_server: LoopbackServer
+) -> None:
     """fetch_feed does the same with the sync client: one connection for a 200 and two 304s."""
-    http_server.routes["/feed"] = lambda req: Response(304) if req.headers.get("If-None-Match") == '"v1"' \
-        else Response(200, RSS, {"ETag": '"v1"'})
+    http_server.routes["/feed"] = lambda req: (
+        Response(304) if req.headers.get("If-None-Match") == '"v1"' else Response(200, RSS, {"ETag": '"v1"'})
+    )
     with make_client(settings) as client:
         first = fetch_feed(client, http_server.url("/feed"), max_bytes=10**6, timeout=5)
         for _ in range(2):
-            assert fetch_feed(client, http_server.url("/feed"), etag=first.etag, max_bytes=10**6,
-                              timeout=5).status == 304
+            assert (
+                fetch_feed(
+                    client, http_server.url("/feed"), etag=first.etag, max_bytes=10**6, timeout=5
+                ).status
+                == 304
+            )
         pool = client._transport._pool  # type: ignore[attr-defined]
         assert len(pool.connections) == 1 and pool.connections[0].is_idle()

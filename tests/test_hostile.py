@@ -27,12 +27,25 @@ from tests.conftest import FIXTURES, LoopbackServer, Response
 RSS = "application/rss+xml"
 FEEDS = sorted((FIXTURES / "feeds").iterdir())
 HOSTILE_SNIPPETS = [
-    b"<!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]>",
-    b"<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>", b"&xxe;", b"&b;",
-    b"<link>javascript:alert(1)</link>", b"<link>data:text/html,<script>x</script></link>",
-    b"<pubDate>0000-00-00</pubDate>", b"<updated>0000-00-00T00:00:00Z</updated>",
-    b"\xef\xbb\xbf", b"\xff\xfe", b"\xc3\x28", b"\x00", b"<![CDATA[", b"]]>", b"</channel>",
-    b"<author>" + b"a" * 5000 + b"</author>", b"<item>", b"</item>", b"<entry>",
+    b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+    b'<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+    b"&xxe;",
+    b"&b;",
+    b"<link>javascript:alert(1)</link>",
+    b"<link>data:text/html,<script>x</script></link>",
+    b"<pubDate>0000-00-00</pubDate>",
+    b"<updated>0000-00-00T00:00:00Z</updated>",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xc3\x28",
+    b"\x00",
+    b"<![CDATA[",
+    b"]]>",
+    b"</channel>",
+    b"<author>" + b"a" * 5000 + b"</author>",
+    b"<item>",
+    b"</item>",
+    b"<entry>",
 ]
 
 
@@ -40,15 +53,22 @@ def rss(items: str, *, head: str = "", decl: str = '<?xml version="1.0" encoding
     return f'{decl}{head}<rss version="2.0"><channel><title>T</title>{items}</channel></rss>'.encode()
 
 
-def item(guid: str, title: str = "Title", body: str = "<p>Armenia ceasefire body text.</p>",
-         extra: str = "") -> str:
-    return (f'<item><guid isPermaLink="false">{guid}</guid><title>{title}</title>'
-            f"<description><![CDATA[{body}]]></description>{extra}</item>")
+def item(
+    guid: str, title: str = "Title", body: str = "<p>Armenia ceasefire body text.</p>", extra: str = ""
+) -> str:
+    return (
+        f'<item><guid isPermaLink="false">{guid}</guid><title>{title}</title>'
+        f"<description><![CDATA[{body}]]></description>{extra}</item>"
+    )
 
 
 def parse(content: bytes, **kwargs: object) -> object:
-    return parse_feed(FetchResult(url="https://example.com/feed", status=200, content=content, headers={}),
-                      feed_id=1, feed_url="https://example.com/feed", **kwargs)
+    return parse_feed(
+        FetchResult(url="https://example.com/feed", status=200, content=content, headers={}),
+        feed_id=1,
+        feed_url="https://example.com/feed",
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +89,25 @@ def mutated_feed(draw: st.DrawFn) -> bytes:
         if action == "flip":
             data[pos] = draw(st.integers(0, 255))
         elif action == "delete":
-            del data[pos:pos + draw(st.integers(1, 64))]
+            del data[pos : pos + draw(st.integers(1, 64))]
         else:
             data[pos:pos] = draw(st.sampled_from(HOSTILE_SNIPPETS))
     if draw(st.booleans()):
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     return bytes(data)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow])
+@hsettings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(doc=mutated_feed())
-def test_fuzzed_feeds_parse_clean_and_store_or_fail_cleanly(doc: bytes, preparer: Preparer,
-                                                             tmp_path: Path) -> None:
+def test_fuzzed_feeds_parse_clean_and_store_or_fail_cleanly(
+    doc: bytes, preparer: Preparer, tmp_path: Path
+) -> None:
     """Mutated real feeds either raise ParseError or yield entries that clean and store safely."""
     try:
         parsed = parse(doc, max_entries=50)
@@ -98,12 +122,25 @@ def test_fuzzed_feeds_parse_clean_and_store_or_fail_cleanly(doc: bytes, preparer
             assert entry.author is None or len(entry.author) <= MAX_AUTHOR_CHARS
             doc_ = preparer.prepare(entry)
             aid = article_id(entry.feed_id, entry.entry_key)
-            articles.append(Article(id=aid, feed_id=1, feed_url=entry.feed_url, entry_key=entry.entry_key,
-                                    url=doc_.clean.url, title=doc_.clean.title, text=doc_.clean.text,
-                                    summary=doc_.clean.summary, language=doc_.language.code,
-                                    language_confidence=doc_.language.confidence,
-                                    published_at=entry.published_at, story_id=aid, content_hash="h",
-                                    fetched_at=utcnow(), author=entry.author))
+            articles.append(
+                Article(
+                    id=aid,
+                    feed_id=1,
+                    feed_url=entry.feed_url,
+                    entry_key=entry.entry_key,
+                    url=doc_.clean.url,
+                    title=doc_.clean.title,
+                    text=doc_.clean.text,
+                    summary=doc_.clean.summary,
+                    language=doc_.language.code,
+                    language_confidence=doc_.language.confidence,
+                    published_at=entry.published_at,
+                    story_id=aid,
+                    content_hash="h",
+                    fetched_at=utcnow(),
+                    author=entry.author,
+                )
+            )
         store.add_articles(articles)
         for stored in store.list_articles(limit=1000):
             assert stored.url is None or stored.url.startswith(("http://", "https://"))
@@ -113,22 +150,35 @@ def test_fuzzed_feeds_parse_clean_and_store_or_fail_cleanly(doc: bytes, preparer
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("author", [
-    "<author>{a}</author>", "<author>x<b/>{a}</author>", "<author>x<![CDATA[y]]>{a}</author>",
-    "<dc:creator>{a}</dc:creator>", "<managingEditor>{a}@example.com</managingEditor>",
-])
+@pytest.mark.parametrize(
+    "author",
+    [
+        "<author>{a}</author>",
+        "<author>x<b/>{a}</author>",
+        "<author>x<![CDATA[y]]>{a}</author>",
+        "<dc:creator>{a}</dc:creator>",
+        "<managingEditor>{a}@example.com</managingEditor>",
+    ],
+)
 def test_32kb_author_field_is_bounded(author: str) -> None:
     """A 32 KB author (even split by child tags or CDATA) parses fast and is cut to MAX_AUTHOR_CHARS."""
     head = ' xmlns:dc="http://purl.org/dc/elements/1.1/"'
-    doc = rss(item("g1", extra=author.format(a="a" * 32_768))).replace(b'<rss version="2.0">',
-                                                                       f'<rss version="2.0"{head}>'.encode())
+    doc = rss(item("g1", extra=author.format(a="a" * 32_768))).replace(
+        b'<rss version="2.0">', f'<rss version="2.0"{head}>'.encode()
+    )
     [entry] = parse(doc).entries
     assert entry.author is not None and len(entry.author) <= MAX_AUTHOR_CHARS
 
 
-@pytest.mark.parametrize("date", ["<pubDate>0000-00-00</pubDate>", "<pubDate>0000-00-00T00:00:00Z</pubDate>",
-                                  "<pubDate>Sun, 00 Jan 0000 00:00:00 +0000</pubDate>",
-                                  "<pubDate>99999-99-99</pubDate>"])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "<pubDate>0000-00-00</pubDate>",
+        "<pubDate>0000-00-00T00:00:00Z</pubDate>",
+        "<pubDate>Sun, 00 Jan 0000 00:00:00 +0000</pubDate>",
+        "<pubDate>99999-99-99</pubDate>",
+    ],
+)
 def test_impossible_dates_become_none(date: str) -> None:
     """Dates like 0000-00-00 leave the entry undated instead of failing it."""
     [entry] = parse(rss(item("g1", extra=date))).entries
@@ -137,19 +187,27 @@ def test_impossible_dates_become_none(date: str) -> None:
 
 def test_json_feed_impossible_date() -> None:
     """A JSON Feed item dated 0000-00-00 is kept, undated."""
-    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J",
-                      "items": [{"id": "1", "content_text": "x", "date_published": "0000-00-00"}]})
+    doc = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "J",
+            "items": [{"id": "1", "content_text": "x", "date_published": "0000-00-00"}],
+        }
+    )
     [entry] = parse(doc.encode()).entries
     assert entry.published_at is None
 
 
-@pytest.mark.parametrize("content", [
-    b"\xef\xbb\xbf" + rss(item("g1")).replace(b"utf-8", b"utf-16"),  # UTF-8 BOM, UTF-16 declared
-    b"\xff\xfe" + rss(item("g1")),  # UTF-16 LE BOM on UTF-8 bytes
-    b"\xfe\xff" + rss(item("g1")),  # UTF-16 BE BOM on UTF-8 bytes
-    rss(item("g1", title="Bad \xff\xfe bytes")).replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe\xc3\x28"),
-    b"\xef\xbb\xbf\xef\xbb\xbf" + rss(item("g1")),  # two BOMs
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbf" + rss(item("g1")).replace(b"utf-8", b"utf-16"),  # UTF-8 BOM, UTF-16 declared
+        b"\xff\xfe" + rss(item("g1")),  # UTF-16 LE BOM on UTF-8 bytes
+        b"\xfe\xff" + rss(item("g1")),  # UTF-16 BE BOM on UTF-8 bytes
+        rss(item("g1", title="Bad \xff\xfe bytes")).replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe\xc3\x28"),
+        b"\xef\xbb\xbf\xef\xbb\xbf" + rss(item("g1")),  # two BOMs
+    ],
+)
 def test_invalid_utf8_and_contradictory_boms(content: bytes) -> None:
     """Broken encodings give entries with text or a clear 'not a feed' error, never a crash."""
     try:
@@ -179,8 +237,11 @@ def test_bad_feeds_among_good_feeds_in_one_pass(ctx: Context, http_server: Loopb
     """One pass over good and hostile feeds: good ones are queued, bad ones get a clear error each."""
     from workers.jobs import process_batch
 
-    laughs = "<!DOCTYPE rss [<!ENTITY l0 \"lol\">" + "".join(
-        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)) + "]>"  # 10**9 lols
+    laughs = (
+        '<!DOCTYPE rss [<!ENTITY l0 "lol">'
+        + "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+        + "]>"
+    )  # 10**9 lols
     xxe = '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
     huge = b"<p>" + b"x" * 50_000_000 + b"</p>"
     feeds = {
@@ -190,13 +251,20 @@ def test_bad_feeds_among_good_feeds_in_one_pass(ctx: Context, http_server: Loopb
         "/author": rss(item("a1", extra=f"<author>{'a' * 32_768}</author>")),
         "/dates": rss(item("d1", extra="<pubDate>0000-00-00</pubDate>")),
         "/bom": b"\xff\xfe" + rss(item("b1")),
-        "/huge": rss(item("h1")).replace(b"</channel>", b"<item><guid>h2</guid><description>"
-                                         + huge + b"</description></item></channel>"),
-        "/many": rss("".join(f"<item><guid>m{i}</guid><title>t{i}</title><description>Armenia {i}"
-                             "</description></item>" for i in range(100_000))),
-        "/links": rss(item("j1", extra="<link>javascript:alert(1)</link>")
-                      + item("j2", extra="<link>data:text/html;base64,PHNjcmlwdD4=</link>")
-                      + item("j3", body='<p><a href="javascript:alert(1)">click</a> armenia</p>')),
+        "/huge": rss(item("h1")).replace(
+            b"</channel>", b"<item><guid>h2</guid><description>" + huge + b"</description></item></channel>"
+        ),
+        "/many": rss(
+            "".join(
+                f"<item><guid>m{i}</guid><title>t{i}</title><description>Armenia {i}</description></item>"
+                for i in range(100_000)
+            )
+        ),
+        "/links": rss(
+            item("j1", extra="<link>javascript:alert(1)</link>")
+            + item("j2", extra="<link>data:text/html;base64,PHNjcmlwdD4=</link>")
+            + item("j3", body='<p><a href="javascript:alert(1)">click</a> armenia</p>')
+        ),
         "/good2": rss(item("g2", "Good two")),
     }
     for path, body in feeds.items():

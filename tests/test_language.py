@@ -37,18 +37,18 @@ SEED = Path(__file__).resolve().parent.parent / "app" / "demo" / "feeds" / "seed
 
 SAMPLES = {
     "en": "The central bank raised its benchmark interest rate on Wednesday, citing persistent inflation "
-          "in services and a labour market that remains tight despite slowing growth.",
+    "in services and a labour market that remains tight despite slowing growth.",
     "zh": "国家统计局31日发布数据显示，10月份中国制造业采购经理指数为51.4%，比上月上升0.3个百分点。",
     "ru": "Центральный банк в среду повысил ключевую ставку, сославшись на устойчивую инфляцию и "
-          "высокий спрос на кредиты со стороны населения.",
+    "высокий спрос на кредиты со стороны населения.",
     "de": "Die Bundesregierung hat am Mittwoch ein neues Entlastungspaket beschlossen, das vor allem "
-          "Familien mit geringem Einkommen zugutekommen soll.",
+    "Familien mit geringem Einkommen zugutekommen soll.",
     "fr": "Le gouvernement a présenté mercredi un projet de loi visant à réduire les délais d'attente "
-          "dans les hôpitaux publics, une mesure réclamée par les soignants.",
+    "dans les hôpitaux publics, une mesure réclamée par les soignants.",
     "es": "El Gobierno aprobó este martes un nuevo paquete de ayudas para los agricultores afectados por "
-          "la sequía, que se extenderá hasta finales del próximo año.",
+    "la sequía, que se extenderá hasta finales del próximo año.",
     "ar": "أعلنت وزارة الصحة يوم الأربعاء عن خطة جديدة لتوسيع نطاق التطعيم في المناطق الريفية بالتعاون "
-          "مع منظمات دولية.",
+    "مع منظمات دولية.",
 }
 
 
@@ -114,8 +114,10 @@ def test_mixed_text_is_undetermined(detector: LanguageDetector) -> None:
     assert detector.detect(text, hint="de").code == "de"
 
 
-@pytest.mark.parametrize(("hint", "expected"), [
-    ("en-US", "en"), ("ZH_hans", "zh"), ("no", "nb"), ("xx", None), (None, None), ("", None)])
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [("en-US", "en"), ("ZH_hans", "zh"), ("no", "nb"), ("xx", None), (None, None), ("", None)],
+)
 def test_normalize_hint(hint: str | None, expected: str | None) -> None:
     """Feed language tags reduce to lingua's ISO 639-1 codes."""
     assert normalize_hint(hint) == expected
@@ -126,9 +128,18 @@ def _eager() -> LanguageDetector:
     return LanguageDetector(min_chars=1, abstain=False, short_text_models=True)
 
 
-SHORT = {"de": "unterstützung finden", "fr": "une grande maison", "es": "la casa grande",
-         "it": "una bella giornata", "nl": "een mooie dag", "sv": "en vacker dag", "pl": "piękny dzień",
-         "pt": "um belo dia", "fi": "kaunis päivä", "cs": "krásný den"}
+SHORT = {
+    "de": "unterstützung finden",
+    "fr": "une grande maison",
+    "es": "la casa grande",
+    "it": "una bella giornata",
+    "nl": "een mooie dag",
+    "sv": "en vacker dag",
+    "pl": "piękny dzień",
+    "pt": "um belo dia",
+    "fi": "kaunis päivä",
+    "cs": "krásný den",
+}
 
 
 def test_short_text_is_reranked_by_high_accuracy_models() -> None:
@@ -168,8 +179,10 @@ def test_deployed_detector_abstains_where_the_eager_one_answers() -> None:
 
 def test_short_is_counted_in_letters_as_lingua_does() -> None:
     """lingua's high-accuracy cut-off counts letters, not digits, punctuation or spaces."""
-    assert is_short("Во 1930–31 година, Мид се приклучил на колеџот Тринити, Кембриџ, откако бил "
-                    "поканет од Денис Робертсон, со кого се сретнал преку неговата тетка.")
+    assert is_short(
+        "Во 1930–31 година, Мид се приклучил на колеџот Тринити, Кембриџ, откако бил "
+        "поканет од Денис Робертсон, со кого се сретнал преку неговата тетка."
+    )
     assert not is_short("a" * 60 + " " + "b" * 60)
     assert is_short("1234 " * 30)
     assert not is_short("x " * 300)  # a whole article sample is not counted: long, and cheap
@@ -178,9 +191,9 @@ def test_short_is_counted_in_letters_as_lingua_does() -> None:
 # Over 120 characters, under 120 letters, mistaken by the trigram models alone.
 FEW_LETTERS = {
     "mk": "Во 1930–31 година, Мид се приклучил на колеџот Тринити, Кембриџ, откако бил поканет од "
-          "Денис Робертсон, со кого се сретнал преку неговата тетка.",
+    "Денис Робертсон, со кого се сретнал преку неговата тетка.",
     "nl": "Andere Amerikaanse artiesten zijn Patti Smith, Robert Cray, KEB Mo, Ruben Blades, Diana Krall, "
-          "De zwerfkatten, Los Lobos en Gloria Estefan.",
+    "De zwerfkatten, Los Lobos en Gloria Estefan.",
 }
 
 
@@ -212,42 +225,42 @@ def test_long_candidates_hold_the_relatives_the_hint_and_the_prior() -> None:
 # Article-length news text in languages py3langid confuses with a neighbour (lingua decides).
 NEIGHBOURS = {
     "ca": "El Govern ha aprovat aquest dimarts un nou paquet d'ajudes per als pagesos afectats per la "
-          "sequera, que s'allargarà fins a final de l'any vinent. La consellera ha explicat que les "
-          "ajudes arribaran a més de dotze mil explotacions i que el termini per demanar-les s'obrirà "
-          "la setmana que ve.",
+    "sequera, que s'allargarà fins a final de l'any vinent. La consellera ha explicat que les "
+    "ajudes arribaran a més de dotze mil explotacions i que el termini per demanar-les s'obrirà "
+    "la setmana que ve.",
     "pt": "O Governo aprovou esta terça-feira um novo pacote de apoios para os agricultores afetados "
-          "pela seca, que se prolongará até ao final do próximo ano. A ministra explicou que os apoios "
-          "vão chegar a mais de doze mil explorações e que o prazo para os pedir abre na próxima semana.",
+    "pela seca, que se prolongará até ao final do próximo ano. A ministra explicou que os apoios "
+    "vão chegar a mais de doze mil explorações e que o prazo para os pedir abre na próxima semana.",
     "es": "El Gobierno aprobó este martes un nuevo paquete de ayudas para los agricultores afectados "
-          "por la sequía, que se prolongará hasta finales del próximo año. La ministra explicó que las "
-          "ayudas llegarán a más de doce mil explotaciones y que el plazo para pedirlas se abrirá la "
-          "semana que viene.",
+    "por la sequía, que se prolongará hasta finales del próximo año. La ministra explicó que las "
+    "ayudas llegarán a más de doce mil explotaciones y que el plazo para pedirlas se abrirá la "
+    "semana que viene.",
     "it": "Il governo ha approvato martedì un nuovo pacchetto di aiuti per gli agricoltori colpiti dalla "
-          "siccità, che durerà fino alla fine del prossimo anno. La ministra ha spiegato che gli aiuti "
-          "raggiungeranno oltre dodicimila aziende e che le domande si potranno presentare dalla "
-          "prossima settimana.",
+    "siccità, che durerà fino alla fine del prossimo anno. La ministra ha spiegato che gli aiuti "
+    "raggiungeranno oltre dodicimila aziende e che le domande si potranno presentare dalla "
+    "prossima settimana.",
     "nb": "Regjeringen la tirsdag fram en ny støttepakke til bønder som er rammet av tørken, og ordningen "
-          "skal gjelde ut neste år. Statsråden sa at støtten vil nå mer enn tolv tusen gårdsbruk, og at "
-          "søknadsfristen åpner i løpet av neste uke. Bondelaget mener likevel at pengene kommer for sent.",
+    "skal gjelde ut neste år. Statsråden sa at støtten vil nå mer enn tolv tusen gårdsbruk, og at "
+    "søknadsfristen åpner i løpet av neste uke. Bondelaget mener likevel at pengene kommer for sent.",
     "da": "Regeringen fremlagde tirsdag en ny hjælpepakke til landmænd, der er ramt af tørken, og "
-          "ordningen skal gælde resten af næste år. Ministeren sagde, at støtten vil nå mere end tolv "
-          "tusind landbrug, og at der kan søges fra i næste uge. Landbrugets organisationer mener dog, "
-          "at hjælpen kommer for sent.",
+    "ordningen skal gælde resten af næste år. Ministeren sagde, at støtten vil nå mere end tolv "
+    "tusind landbrug, og at der kan søges fra i næste uge. Landbrugets organisationer mener dog, "
+    "at hjælpen kommer for sent.",
     "id": "Pemerintah pada hari Selasa mengumumkan paket bantuan baru bagi para petani yang terdampak "
-          "kekeringan, yang akan berlaku hingga akhir tahun depan. Menteri mengatakan bantuan itu akan "
-          "menjangkau lebih dari dua belas ribu petani dan pendaftaran dibuka mulai minggu depan.",
+    "kekeringan, yang akan berlaku hingga akhir tahun depan. Menteri mengatakan bantuan itu akan "
+    "menjangkau lebih dari dua belas ribu petani dan pendaftaran dibuka mulai minggu depan.",
     "cs": "Vláda v úterý schválila nový balíček pomoci pro zemědělce zasažené suchem, který bude platit "
-          "až do konce příštího roku. Ministryně uvedla, že pomoc dostane více než dvanáct tisíc "
-          "podniků a že žádosti bude možné podávat od příštího týdne.",
+    "až do konce příštího roku. Ministryně uvedla, že pomoc dostane více než dvanáct tisíc "
+    "podniků a že žádosti bude možné podávat od příštího týdne.",
     "sk": "Vláda v utorok schválila nový balík pomoci pre poľnohospodárov zasiahnutých suchom, ktorý bude "
-          "platiť až do konca budúceho roka. Ministerka uviedla, že pomoc dostane viac ako dvanásť "
-          "tisíc podnikov a že žiadosti bude možné podávať od budúceho týždňa.",
+    "platiť až do konca budúceho roka. Ministerka uviedla, že pomoc dostane viac ako dvanásť "
+    "tisíc podnikov a že žiadosti bude možné podávať od budúceho týždňa.",
     "uk": "Уряд у вівторок ухвалив новий пакет допомоги для фермерів, які постраждали від посухи, і він "
-          "діятиме до кінця наступного року. Міністерка пояснила, що допомогу отримають понад "
-          "дванадцять тисяч господарств, а подати заявки можна буде з наступного тижня.",
+    "діятиме до кінця наступного року. Міністерка пояснила, що допомогу отримають понад "
+    "дванадцять тисяч господарств, а подати заявки можна буде з наступного тижня.",
     "ru": "Правительство во вторник одобрило новый пакет помощи для фермеров, пострадавших от засухи, "
-          "и он будет действовать до конца следующего года. Министр пояснила, что помощь получат "
-          "более двенадцати тысяч хозяйств, а подать заявки можно будет со следующей недели.",
+    "и он будет действовать до конца следующего года. Министр пояснила, что помощь получат "
+    "более двенадцати тысяч хозяйств, а подать заявки можно будет со следующей недели.",
 }
 
 
@@ -256,8 +269,10 @@ def test_languages_only_lingua_knows_are_always_long_candidates(detector: Langua
     fast = {_FAST_TO_LINGUA.get(code, code) for code in detector._fast.nb_classes}
     assert set(_LINGUA_BY_CODE) - fast == set(_ONLY_LINGUA)
     assert set(_ONLY_LINGUA) <= long_candidates([("en", 1.0)], None)
-    maori = ("Ko te kaupapa matua o te hui i tēnei rā he kōrero mō te oranga o ngā tamariki me ngā "
-             "whānau puta noa i te motu, ā, i whakaae ngā rangatira katoa kia mahi tahi rātou.")
+    maori = (
+        "Ko te kaupapa matua o te hui i tēnei rā he kōrero mō te oranga o ngā tamariki me ngā "
+        "whānau puta noa i te motu, ā, i whakaae ngā rangatira katoa kia mahi tahi rātou."
+    )
     assert LanguageDetector(abstain=False).detect(maori).code == "mi"
 
 
@@ -369,12 +384,14 @@ def test_blend_gives_languages_py3langid_lacks_their_relatives_share() -> None:
 def test_short_sentences_of_related_languages_stay_apart_in_the_default_path() -> None:
     """The blend keeps close relatives (nb/da, es/fr) apart on one-line texts, where both detectors
     already agree: it must not trade their right answers for its gains elsewhere."""
-    short = {"en": "The council voted to close the bridge on Sunday.",
-             "de": "Der Stadtrat hat die Brücke am Sonntag gesperrt.",
-             "fr": "Le conseil a fermé le pont dimanche.",
-             "es": "El ayuntamiento cerró el puente el domingo.",
-             "nb": "Bystyret stengte broen søndag etter stormen.",
-             "da": "Byrådet lukkede broen søndag efter stormen."}
+    short = {
+        "en": "The council voted to close the bridge on Sunday.",
+        "de": "Der Stadtrat hat die Brücke am Sonntag gesperrt.",
+        "fr": "Le conseil a fermé le pont dimanche.",
+        "es": "El ayuntamiento cerró el puente el domingo.",
+        "nb": "Bystyret stengte broen søndag etter stormen.",
+        "da": "Byrådet lukkede broen søndag efter stormen.",
+    }
     plain = LanguageDetector(min_chars=1, abstain=False)
     assert {code: plain.detect(text).code for code, text in short.items()} == {c: c for c in short}
 

@@ -14,7 +14,7 @@ DOCS = {
     "en": MatchDocument(
         title="Armenia and Azerbaijan agree to a ceasefire",
         text="Armenia’s prime minister said the cease-fire would hold.\n\n"
-             "Talks in Yerevan continue; the ceasefires of 2020 failed. Banks reopened.",
+        "Talks in Yerevan continue; the ceasefires of 2020 failed. Banks reopened.",
         language="en",
         feed_url="https://feeds.bbc.co.uk/news/world/rss.xml",
         url="https://www.bbc.co.uk/news/world-123?x=1",
@@ -29,12 +29,21 @@ DOCS = {
     "zh": MatchDocument(title="亚美尼亚与阿塞拜疆停火", text="双方同意在纳卡地区停火。", language="zh"),
     "ja": MatchDocument(title="アルメニアで停戦合意", text="両国は停戦に合意した。", language="ja"),
     "ar": MatchDocument(title="وقف إطلاق النار في غزة", text="أعلنت الحكومةُ وقفَ إطلاق النار.", language="ar"),
-    "ru": MatchDocument(title="Армения и Азербайджан договорились о перемирии",
-                        text="Ереван подтвердил ПЕРЕМИРИЕ. Ёлка у дома.", language="ru"),
-    "de": MatchDocument(title="Waffenstillstand in München",
-                        text="Die Bürger begrüßen die Einigung auf der Straße.", language="de"),
-    "fr": MatchDocument(title="Élection présidentielle",
-                        text="Le président a déclaré l'état d'urgence à Besançon.", language="fr"),
+    "ru": MatchDocument(
+        title="Армения и Азербайджан договорились о перемирии",
+        text="Ереван подтвердил ПЕРЕМИРИЕ. Ёлка у дома.",
+        language="ru",
+    ),
+    "de": MatchDocument(
+        title="Waffenstillstand in München",
+        text="Die Bürger begrüßen die Einigung auf der Straße.",
+        language="de",
+    ),
+    "fr": MatchDocument(
+        title="Élection présidentielle",
+        text="Le président a déclaré l'état d'urgence à Besançon.",
+        language="fr",
+    ),
     "el": MatchDocument(title="Εκεχειρία στην Αρμενία", text="Η ΕΚΕΧΕΙΡΊΑ ισχύει.", language="el"),
 }
 
@@ -152,8 +161,20 @@ def test_matcher_agrees_on_random_queries() -> None:
     """Random queries over a small vocabulary: the index never drops a match nor invents one."""
     rng = random.Random(3)
     words = ["armenia", "ceasefire", "yerevan", "bank", "rates", "georgia", "markets", "2020", "prime"]
-    shapes = ["{a}", "{a} {b}", "{a} OR {b}", "({a} OR {b}) {c}", "{a} -{b}", '"{a} {b}"~3',
-              "{a} NEAR/4 {b}", "{p}* {b}", "-{a}", "title:{a} OR {b}", "NOT ({a} OR {b})", "lang:en {a}"]
+    shapes = [
+        "{a}",
+        "{a} {b}",
+        "{a} OR {b}",
+        "({a} OR {b}) {c}",
+        "{a} -{b}",
+        '"{a} {b}"~3',
+        "{a} NEAR/4 {b}",
+        "{p}* {b}",
+        "-{a}",
+        "title:{a} OR {b}",
+        "NOT ({a} OR {b})",
+        "lang:en {a}",
+    ]
     queries = []
     for i in range(400):
         a, b, c = rng.sample(words, 3)
@@ -258,8 +279,14 @@ def test_shared_query_text_serves_every_subscriber() -> None:
 
 def test_queries_without_positive_terms_are_still_evaluated() -> None:
     """Pure NOT and field-only queries match although no word indexes them."""
-    matcher = Matcher([("not", "-rumour"), ("lang", "lang:en"), ("nowild", "NOT ceasefir*"),
-                       ("domain", "domain:reuters.com")])
+    matcher = Matcher(
+        [
+            ("not", "-rumour"),
+            ("lang", "lang:en"),
+            ("nowild", "NOT ceasefir*"),
+            ("domain", "domain:reuters.com"),
+        ]
+    )
     assert [m.subscription_id for m in matcher.match(DOCS["en"])] == ["lang", "not"]
     assert [m.subscription_id for m in matcher.match(DOCS["markets"])] == ["domain", "lang", "nowild"]
     assert [m.subscription_id for m in matcher.match(DOCS["zh"])] == ["not", "nowild"]

@@ -26,8 +26,17 @@ from ingest.settings import Settings
 from tests.conftest import LoopbackServer, Response
 
 LOOPBACK_SPELLINGS = ["127.1", "2130706433", "0x7f.1", "0177.0.0.1", "[::ffff:127.0.0.1]", "localhost"]
-UNREACHABLE = ["100.64.0.1", "169.254.169.254", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]", "[fd00::1]",
-               "[::ffff:169.254.169.254]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]", "10.0.0.1"]
+UNREACHABLE = [
+    "100.64.0.1",
+    "169.254.169.254",
+    "[64:ff9b::a9fe:a9fe]",
+    "[2002:a9fe:a9fe::1]",
+    "[fd00::1]",
+    "[::ffff:169.254.169.254]",
+    "[64:ff9b::7f00:1]",
+    "[2002:7f00:1::1]",
+    "10.0.0.1",
+]
 # httpx itself rejects the octal spelling 0177.0.0.1 as an invalid URL: refused before connecting too
 REFUSED = r"refused: resolves to|Invalid IPv4 address"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -71,24 +80,29 @@ def _deliver(client: WebhookClient, url: str) -> None:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
-def test_webhook_to_loopback_spelling_refused_before_connecting(settings: Settings, host: str, scheme: str,
-                                                                listener: socket.socket,
-                                                                connects: list[tuple[str, int]]) -> None:
+def test_webhook_to_loopback_spelling_refused_before_connecting(
+    settings: Settings, host: str, scheme: str, listener: socket.socket, connects: list[tuple[str, int]]
+) -> None:
     """A webhook URL spelling loopback any way is refused; the listening socket sees nothing."""
     port = listener.getsockname()[1]
-    with make_webhook_client(settings.replace(allowed_networks=())) as client, \
-            pytest.raises(UnsafeURLError, match="refused: resolves to"):
+    with (
+        make_webhook_client(settings.replace(allowed_networks=())) as client,
+        pytest.raises(UnsafeURLError, match="refused: resolves to"),
+    ):
         _deliver(client, f"{scheme}://{host}:{port}/hook")
     assert connects == [] and not _accepted(listener)
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("host", UNREACHABLE)
-def test_webhook_to_private_metadata_6to4_nat64_refused(settings: Settings, host: str, scheme: str,
-                                                        connects: list[tuple[str, int]]) -> None:
+def test_webhook_to_private_metadata_6to4_nat64_refused(
+    settings: Settings, host: str, scheme: str, connects: list[tuple[str, int]]
+) -> None:
     """Shared, metadata, NAT64, 6to4, ULA and mapped forms are refused with no connection attempted."""
-    with make_webhook_client(settings.replace(allowed_networks=())) as client, \
-            pytest.raises(UnsafeURLError, match="refused: resolves to"):
+    with (
+        make_webhook_client(settings.replace(allowed_networks=())) as client,
+        pytest.raises(UnsafeURLError, match="refused: resolves to"),
+    ):
         _deliver(client, f"{scheme}://{host}/hook")
     assert connects == []
 
@@ -105,6 +119,7 @@ def test_webhook_other_schemes_refused(settings: Settings, connects: list[tuple[
 @pytest.mark.parametrize("host", UNREACHABLE + LOOPBACK_SPELLINGS)
 def test_feed_fetch_async_refuses_every_form(settings: Settings, host: str) -> None:
     """The poller's async client refuses the same forms (the sync one is covered in test_fetch.py)."""
+
     async def fetch() -> None:
         async with make_async_client(settings.replace(allowed_networks=())) as client:
             await fetch_feed_async(client, f"http://{host}/feed", max_bytes=1000, timeout=3)
@@ -113,24 +128,31 @@ def test_feed_fetch_async_refuses_every_form(settings: Settings, host: str) -> N
         asyncio.run(fetch())
 
 
-def test_webhook_redirect_is_never_followed(settings: Settings, http_server: LoopbackServer,
-                                            listener: socket.socket,
-                                            connects: list[tuple[str, int]]) -> None:
+def test_webhook_redirect_is_never_followed(
+    settings: Settings, http_server: LoopbackServer, listener: socket.socket, connects: list[tuple[str, int]]
+) -> None:
     """A receiver answering 307 to a private address gets a failed attempt; the target sees nothing."""
     target = f"http://127.0.0.2:{listener.getsockname()[1]}/steal"
     http_server.routes["/hook"] = Response(307, b"", {"Location": target})
     only_this_host = (ipaddress.ip_network("127.0.0.1/32"),)
-    with make_webhook_client(settings.replace(allowed_networks=only_this_host)) as client, \
-            pytest.raises(AlertDeliveryError, match="HTTP 307"):
+    with (
+        make_webhook_client(settings.replace(allowed_networks=only_this_host)) as client,
+        pytest.raises(AlertDeliveryError, match="HTTP 307"),
+    ):
         _deliver(client, http_server.url("/hook"))
     assert connects == [("127.0.0.1", http_server.port)] and not _accepted(listener)
     assert [r.path for r in http_server.requests] == ["/hook"]
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1", "10.0.0.1"])
-def test_proxy_variables_never_route_or_bypass(settings: Settings, http_server: LoopbackServer,
-                                               listener: socket.socket, monkeypatch: pytest.MonkeyPatch,
-                                               connects: list[tuple[str, int]], target: str) -> None:
+def test_proxy_variables_never_route_or_bypass(
+    settings: Settings,
+    http_server: LoopbackServer,
+    listener: socket.socket,
+    monkeypatch: pytest.MonkeyPatch,
+    connects: list[tuple[str, int]],
+    target: str,
+) -> None:
     """With every proxy variable pointing at a listener, deliveries go direct or are refused; no proxying."""
     proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
     for name in PROXY_VARS:
@@ -150,8 +172,9 @@ def test_proxy_variables_never_route_or_bypass(settings: Settings, http_server: 
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "br"])
-def test_feed_bombs_cut_off_after_decompression(settings: Settings, http_server: LoopbackServer,
-                                                encoding: str) -> None:
+def test_feed_bombs_cut_off_after_decompression(
+    settings: Settings, http_server: LoopbackServer, encoding: str
+) -> None:
     """gzip and brotli bombs (50 MB of zeros) stop at the body cap, sync and async."""
     zeros = b"\0" * 50_000_000
     bomb = gzip.compress(zeros, compresslevel=9) if encoding == "gzip" else brotli.compress(zeros, quality=9)
@@ -194,13 +217,16 @@ class _TLSProbe:
         self.done.set()
 
 
-def test_webhook_https_connects_to_checked_ip_with_sni_of_the_name(settings: Settings,
-                                                                   connects: list[tuple[str, int]]) -> None:
+def test_webhook_https_connects_to_checked_ip_with_sni_of_the_name(
+    settings: Settings, connects: list[tuple[str, int]]
+) -> None:
     """https://localhost: the socket goes to a checked IP, the TLS hello names `localhost` (SNI), and
     a failed handshake is a clear delivery error; the shared certifi context keeps verifying hostnames."""
     probe = _TLSProbe()
-    with make_webhook_client(settings) as client, \
-            pytest.raises(AlertDeliveryError, match=r"SSL\w*Error|ConnectionResetError"):
+    with (
+        make_webhook_client(settings) as client,
+        pytest.raises(AlertDeliveryError, match=r"SSL\w*Error|ConnectionResetError"),
+    ):
         _deliver(client, f"https://localhost:{probe.port}/hook")
     assert probe.done.wait(5)
     assert probe.hello[:1] == b"\x16" and b"localhost" in probe.hello  # a TLS handshake record, with SNI

@@ -13,8 +13,9 @@ from tests.conftest import FIXTURES
 FEEDS = FIXTURES / "feeds"
 
 
-def result_for(content: bytes, headers: dict[str, str] | None = None,
-               url: str = "https://feeds.example.com/feed") -> FetchResult:
+def result_for(
+    content: bytes, headers: dict[str, str] | None = None, url: str = "https://feeds.example.com/feed"
+) -> FetchResult:
     return FetchResult(url=url, status=200, content=content, headers=headers or {})
 
 
@@ -22,8 +23,9 @@ def parse(name: str, headers: dict[str, str] | None = None, **kwargs: int) -> Pa
     from ingest.parse import parse_feed
 
     content = (FEEDS / name).read_bytes()
-    return parse_feed(result_for(content, headers), feed_id=7, feed_url="https://feeds.example.com/feed",
-                      **kwargs)
+    return parse_feed(
+        result_for(content, headers), feed_id=7, feed_url="https://feeds.example.com/feed", **kwargs
+    )
 
 
 def parse_bytes(content: bytes, headers: dict[str, str] | None = None) -> ParsedFeed:
@@ -37,8 +39,10 @@ def test_rss091_without_guids_keys_on_canonical_links() -> None:
     feed = parse("rss091.xml")
     assert (feed.title, feed.link, feed.language) == ("Harbour Gazette", "https://gazette.example.com/", "en")
     keys = [e.entry_key for e in feed.entries]
-    assert keys == ["url:https://gazette.example.com/news/ferry-winter?id=7",
-                    "url:https://gazette.example.com/news/cafe-reopens"]
+    assert keys == [
+        "url:https://gazette.example.com/news/ferry-winter?id=7",
+        "url:https://gazette.example.com/news/cafe-reopens",
+    ]
     assert feed.entries[1].title == "Café on the quay reopens"
     assert feed.entries[0].feed_id == 7 and feed.entries[0].feed_title == "Harbour Gazette"
 
@@ -135,8 +139,18 @@ def test_html_page_is_not_a_feed() -> None:
         parse("not_a_feed.html", {"content-type": "text/html"})
 
 
-@pytest.mark.parametrize("content", [b"", b"   ", b"\x00\x01garbage\xff\xfe", b"just some words",
-                                     b'{"hello": "world"}', b"{not json", b"<note><to>x</to></note>"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"   ",
+        b"\x00\x01garbage\xff\xfe",
+        b"just some words",
+        b'{"hello": "world"}',
+        b"{not json",
+        b"<note><to>x</to></note>",
+    ],
+)
 def test_garbage_is_not_a_feed(content: bytes) -> None:
     """Empty, binary, text, non-feed JSON and non-feed XML are all refused as not a feed."""
     with pytest.raises(ParseError, match=r"^not a feed: "):
@@ -147,8 +161,11 @@ def test_duplicate_and_missing_guids() -> None:
     """A guid repeated in the document falls back to canonical links; no guid and no link to a hash."""
     feed = parse("duplicate_guids.xml")
     keys = [e.entry_key for e in feed.entries]
-    assert keys[:3] == ["url:https://repeater.example.com/one", "url:https://repeater.example.com/two",
-                        "guid:unique-3"]
+    assert keys[:3] == [
+        "url:https://repeater.example.com/one",
+        "url:https://repeater.example.com/two",
+        "guid:unique-3",
+    ]
     assert keys[3].startswith("hash:")
     assert keys[4] == "url:https://repeater.example.com/five?x=1"
     assert feed.entries[2].url is None  # a relative permalink guid is no link
@@ -158,7 +175,8 @@ def test_duplicate_and_missing_guids() -> None:
 def test_entry_keys_are_stable_across_parses() -> None:
     """The same document yields the same keys (hash keys included) every time."""
     assert [e.entry_key for e in parse("duplicate_guids.xml").entries] == [
-        e.entry_key for e in parse("duplicate_guids.xml").entries]
+        e.entry_key for e in parse("duplicate_guids.xml").entries
+    ]
 
 
 def test_max_entries_caps_and_warns() -> None:
@@ -196,10 +214,15 @@ def test_relative_links_resolve_against_the_fetched_url() -> None:
     """A relative item link is made absolute against the final fetched URL."""
     from ingest.parse import parse_feed
 
-    doc = b'<rss version="2.0"><channel><title>r</title><item><title>x</title><link>/a/1</link></item>' \
-          b"</channel></rss>"
-    feed = parse_feed(result_for(doc, url="https://site.example.com/rss/feed.xml"), feed_id=1,
-                      feed_url="https://old.example.com/feed")
+    doc = (
+        b'<rss version="2.0"><channel><title>r</title><item><title>x</title><link>/a/1</link></item>'
+        b"</channel></rss>"
+    )
+    feed = parse_feed(
+        result_for(doc, url="https://site.example.com/rss/feed.xml"),
+        feed_id=1,
+        feed_url="https://old.example.com/feed",
+    )
     assert feed.entries[0].url == "https://site.example.com/a/1"
 
 
@@ -222,14 +245,19 @@ def test_websub_link_header_wins_over_the_document() -> None:
     """The HTTP Link header's hub and self come first, as the WebSub spec orders discovery."""
     link = '<https://hub2.example.com/>; rel="hub", <https://feeds.example.com/canonical>; rel="self"'
     parsed = parse("websub_atom.xml", {"link": link, "content-type": "application/atom+xml"})
-    assert (parsed.hub, parsed.self_url) == ("https://hub2.example.com/", "https://feeds.example.com/canonical")
+    assert (parsed.hub, parsed.self_url) == (
+        "https://hub2.example.com/",
+        "https://feeds.example.com/canonical",
+    )
 
 
 def test_websub_hub_from_json_feed() -> None:
     """A JSON Feed's `hubs` entry of type WebSub and its feed_url are read."""
-    doc = (b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "feed_url": "https://j.example/f.json",'
-           b' "hubs": [{"type": "rssCloud", "url": "https://cloud.example/"},'
-           b' {"type": "WebSub", "url": "https://hub.example/"}], "items": []}')
+    doc = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "feed_url": "https://j.example/f.json",'
+        b' "hubs": [{"type": "rssCloud", "url": "https://cloud.example/"},'
+        b' {"type": "WebSub", "url": "https://hub.example/"}], "items": []}'
+    )
     parsed = parse_bytes(doc)
     assert (parsed.hub, parsed.self_url) == ("https://hub.example/", "https://j.example/f.json")
 
@@ -264,7 +292,13 @@ def test_feed_html_reaches_the_article_without_scripts_or_markup() -> None:
 </content:encoded></item></channel></rss>""")
     [entry] = feed.entries
     assert entry.url == "https://feeds.example.com/world/talks.html"  # resolved against the feed URL
-    doc = clean_document(entry.title, entry.content, is_html=entry.is_html, url=entry.url,
-                         feed_title=feed.title, summary=entry.summary)
+    doc = clean_document(
+        entry.title,
+        entry.content,
+        is_html=entry.is_html,
+        url=entry.url,
+        feed_title=feed.title,
+        summary=entry.summary,
+    )
     assert doc.text == "Envoys met in Geneva on Monday.\n\nBoth sides agreed."
     assert doc.summary == "Talks resume"

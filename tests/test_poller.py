@@ -21,10 +21,14 @@ RSS = "application/rss+xml"
 
 def rss(*items: tuple[str, str, str], extra: str = "") -> bytes:
     """An RSS 2.0 document of (guid, title, body) items."""
-    body = "".join(f"<item><guid isPermaLink=\"false\">{g}</guid><title>{t}</title>"
-                   f"<description>{d}</description></item>" for g, t, d in items)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{extra}'
-            f"{body}</channel></rss>").encode()
+    body = "".join(
+        f'<item><guid isPermaLink="false">{g}</guid><title>{t}</title><description>{d}</description></item>'
+        for g, t, d in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{extra}'
+        f"{body}</channel></rss>"
+    ).encode()
 
 
 FEED = rss(("a", "Alpha", "alpha body"), ("b", "Beta", "beta body"))
@@ -58,10 +62,12 @@ def only(ctx: Context) -> Feed:
 
 def test_304_keeps_the_feed_healthy_and_scheduled(ctx: Context, http_server: LoopbackServer) -> None:
     """A second poll is conditional; a 304 is a success with a next poll and a reason."""
+
     def route(req: RecordedRequest) -> Response:
         if req.headers.get("If-None-Match") == '"v1"':
             return Response(304, headers={"ETag": '"v1"'})
         return Response(200, FEED, {"Content-Type": RSS, "ETag": '"v1"'})
+
     http_server.routes["/f"] = route
     ctx.store.add_feed(http_server.url("/f"))
     first = poll_once(ctx, only_due=False)
@@ -119,8 +125,9 @@ def test_410_mutes_until_enabled(ctx: Context, http_server: LoopbackServer) -> N
     assert [f.id for f in ctx.store.due_feeds(utcnow())] == [feed.id]
 
 
-def test_permanent_redirect_moves_the_feed_after_three_polls(ctx: Context,
-                                                             http_server: LoopbackServer) -> None:
+def test_permanent_redirect_moves_the_feed_after_three_polls(
+    ctx: Context, http_server: LoopbackServer
+) -> None:
     """A 301 seen on three consecutive polls moves the feed; its seen entries stay."""
     http_server.routes["/old"] = Response(301, headers={"Location": "/new"})
     http_server.routes["/new"] = Response(200, FEED, {"Content-Type": RSS})
@@ -151,8 +158,9 @@ def test_temporary_redirect_never_moves_the_feed(ctx: Context, http_server: Loop
     assert feed.url == http_server.url("/a") and feed.redirect_count == 0
 
 
-def test_interrupted_permanent_redirect_starts_counting_again(ctx: Context,
-                                                              http_server: LoopbackServer) -> None:
+def test_interrupted_permanent_redirect_starts_counting_again(
+    ctx: Context, http_server: LoopbackServer
+) -> None:
     """Two 301 polls, then a direct answer: the count is back to zero."""
     state = {"redirect": True}
 
@@ -160,6 +168,7 @@ def test_interrupted_permanent_redirect_starts_counting_again(ctx: Context,
         if state["redirect"]:
             return Response(308, headers={"Location": "/new"})
         return Response(200, FEED, {"Content-Type": RSS})
+
     http_server.routes["/old"] = route
     http_server.routes["/new"] = Response(200, FEED, {"Content-Type": RSS})
     ctx.store.add_feed(http_server.url("/old"))
@@ -196,8 +205,9 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server:
     """A batch run again (a retry) is recognised as unchanged from its cleaned text alone."""
     from workers.jobs import process_entries
 
-    http_server.routes["/f"] = Response(200, rss(("a", "Alpha", "<p>Armenia ceasefire talks begin.</p>")),
-                                        {"Content-Type": RSS})
+    http_server.routes["/f"] = Response(
+        200, rss(("a", "Alpha", "<p>Armenia ceasefire talks begin.</p>")), {"Content-Type": RSS}
+    )
     ctx.store.add_feed(http_server.url("/f"))
     poll_once(ctx, only_due=False)
     [job] = ctx.queues[0].jobs
@@ -214,8 +224,9 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server:
 
 def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_server: LoopbackServer) -> None:
     """A feed repeating or omitting guids yields every entry once, and nothing on the next poll."""
-    http_server.routes["/f"] = Response(200, (FIXTURES / "feeds" / "duplicate_guids.xml").read_bytes(),
-                                        {"Content-Type": RSS})
+    http_server.routes["/f"] = Response(
+        200, (FIXTURES / "feeds" / "duplicate_guids.xml").read_bytes(), {"Content-Type": RSS}
+    )
     ctx.store.add_feed(http_server.url("/f"))
     first = poll_once(ctx, only_due=False)
     assert (first.entries, first.new) == (5, 5)
@@ -226,8 +237,9 @@ def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_ser
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", "text/html", ""])
-def test_wrong_content_type_still_parses(ctx: Context, http_server: LoopbackServer,
-                                         content_type: str) -> None:
+def test_wrong_content_type_still_parses(
+    ctx: Context, http_server: LoopbackServer, content_type: str
+) -> None:
     """A feed served with a wrong or missing Content-Type is still read."""
     http_server.routes["/f"] = Response(200, FEED, {"Content-Type": content_type} if content_type else {})
     ctx.store.add_feed(http_server.url("/f"))
@@ -239,18 +251,32 @@ def _hang(req: RecordedRequest) -> Response:
     return Response(200, FEED)
 
 
-@pytest.mark.parametrize(("route", "url", "expected"), [
-    (Response(200, b"<!doctype html><html><body>hi</body></html>", {"Content-Type": "text/html"}), None,
-     "not a feed: looks like an HTML page"),
-    (Response(200, b"x" * 5000, {"Content-Type": RSS}), None, "body larger than 1000 bytes"),
-    (Response(302, headers={"Location": "http://10.1.2.3/feed"}), None,
-     "refused: resolves to private address 10.1.2.3 (redirected to http://10.1.2.3/feed)"),
-    (_hang, None, "timed out after 1s"),
-    (None, "http://no-such-host.invalid/feed", "DNS lookup failed for host no-such-host.invalid"),
-    (Response(404, b"no"), None, "HTTP 404 Not Found"),
-])
-def test_errors_are_recorded_in_plain_words(make_ctx: Callable[..., Context], http_server: LoopbackServer,
-                                            route: object, url: str | None, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("route", "url", "expected"),
+    [
+        (
+            Response(200, b"<!doctype html><html><body>hi</body></html>", {"Content-Type": "text/html"}),
+            None,
+            "not a feed: looks like an HTML page",
+        ),
+        (Response(200, b"x" * 5000, {"Content-Type": RSS}), None, "body larger than 1000 bytes"),
+        (
+            Response(302, headers={"Location": "http://10.1.2.3/feed"}),
+            None,
+            "refused: resolves to private address 10.1.2.3 (redirected to http://10.1.2.3/feed)",
+        ),
+        (_hang, None, "timed out after 1s"),
+        (None, "http://no-such-host.invalid/feed", "DNS lookup failed for host no-such-host.invalid"),
+        (Response(404, b"no"), None, "HTTP 404 Not Found"),
+    ],
+)
+def test_errors_are_recorded_in_plain_words(
+    make_ctx: Callable[..., Context],
+    http_server: LoopbackServer,
+    route: object,
+    url: str | None,
+    expected: str,
+) -> None:
     """Not a feed, too large, private redirect, timeout, DNS, HTTP status: each a clear last_error."""
     ctx = make_ctx(max_body_bytes=1000, fetch_timeout=1.0)
     if route is not None:
@@ -302,8 +328,9 @@ class GateServer:
         self.httpd.server_close()
 
 
-def test_slow_host_does_not_delay_other_hosts(make_ctx: Callable[..., Context],
-                                              http_server: LoopbackServer) -> None:
+def test_slow_host_does_not_delay_other_hosts(
+    make_ctx: Callable[..., Context], http_server: LoopbackServer
+) -> None:
     """With a stalled host holding its per-host slots, every feed of another host is polled meanwhile."""
     ctx = make_ctx(fetch_concurrency=4, fetch_per_host=2, fetch_timeout=60.0)
     slow = GateServer("127.0.0.2")
@@ -315,7 +342,8 @@ def test_slow_host_does_not_delay_other_hosts(make_ctx: Callable[..., Context],
         poller.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(
-                ctx.store.get_feed(i).last_success_at for i in fast_ids):
+            ctx.store.get_feed(i).last_success_at for i in fast_ids
+        ):
             time.sleep(0.05)
         fast_done = all(ctx.store.get_feed(i).last_success_at for i in fast_ids)
         slow_served_meanwhile = slow.served

@@ -73,8 +73,14 @@ def test_quiet_feed_slows_down() -> None:
 def test_fixed_interval_overrides_everything() -> None:
     """A per-feed interval wins over publishing pattern and cache headers."""
     fixed = Feed(id=1, url=FEED.url, interval=900)
-    decision = after_success(fixed, NOW, bounds=BOUNDS, dates=hourly(10),
-                             headers={"cache-control": "max-age=7200"}, ttl_minutes=300)
+    decision = after_success(
+        fixed,
+        NOW,
+        bounds=BOUNDS,
+        dates=hourly(10),
+        headers={"cache-control": "max-age=7200"},
+        ttl_minutes=300,
+    )
     assert near(decision.interval, 900, 0.051)
     assert decision.reason == "fixed interval 15m (set on the feed)"
 
@@ -120,19 +126,26 @@ def test_websub_makes_polling_a_slow_fallback() -> None:
 
 def test_jitter_spreads_feeds_apart() -> None:
     """Feeds with the same pattern get different next-poll times within +-10 %."""
-    intervals = {after_success(FEED, NOW, bounds=BOUNDS, rng=random.Random(seed)).interval
-                 for seed in range(20)}
+    intervals = {
+        after_success(FEED, NOW, bounds=BOUNDS, rng=random.Random(seed)).interval for seed in range(20)
+    }
     assert len(intervals) > 5
     assert all(540 <= i <= 660 for i in intervals)
 
 
 def test_backoff_doubles_from_one_minute() -> None:
     """Consecutive errors wait about 1, 2, 4, 8 minutes."""
-    waits = [after_error(Feed(id=1, url=FEED.url, consecutive_errors=n), NOW, bounds=BOUNDS,
-                         rng=random.Random(n)).interval for n in (1, 2, 3, 4)]
+    waits = [
+        after_error(
+            Feed(id=1, url=FEED.url, consecutive_errors=n), NOW, bounds=BOUNDS, rng=random.Random(n)
+        ).interval
+        for n in (1, 2, 3, 4)
+    ]
     assert [near(w, t) for w, t in zip(waits, (60, 120, 240, 480), strict=True)] == [True] * 4
-    assert "backoff after 3 consecutive errors" in after_error(
-        Feed(id=1, url=FEED.url, consecutive_errors=3), NOW, bounds=BOUNDS).reason
+    assert (
+        "backoff after 3 consecutive errors"
+        in after_error(Feed(id=1, url=FEED.url, consecutive_errors=3), NOW, bounds=BOUNDS).reason
+    )
 
 
 def test_backoff_is_capped_and_never_gives_up() -> None:
@@ -145,16 +158,18 @@ def test_backoff_is_capped_and_never_gives_up() -> None:
 
 def test_retry_after_longer_than_backoff_wins() -> None:
     """Retry-After: 3600 on the first error waits at least an hour."""
-    decision = after_error(Feed(id=1, url=FEED.url, consecutive_errors=1), NOW, bounds=BOUNDS,
-                           retry_after=3600)
+    decision = after_error(
+        Feed(id=1, url=FEED.url, consecutive_errors=1), NOW, bounds=BOUNDS, retry_after=3600
+    )
     assert 3600 <= decision.interval <= 3960
     assert decision.reason == "server asks Retry-After 1h"
 
 
 def test_retry_after_is_capped() -> None:
     """A Retry-After of a month waits the maximum interval, no longer."""
-    decision = after_error(Feed(id=1, url=FEED.url, consecutive_errors=1), NOW, bounds=BOUNDS,
-                           retry_after=30 * 86400)
+    decision = after_error(
+        Feed(id=1, url=FEED.url, consecutive_errors=1), NOW, bounds=BOUNDS, retry_after=30 * 86400
+    )
     assert decision.interval == 86400
     assert "capped at 1d" in decision.reason
 
@@ -177,8 +192,14 @@ def test_publishing_gap_ignores_future_dates() -> None:
 
 def test_bounds_come_from_settings() -> None:
     """INGEST_MIN/MAX_POLL_INTERVAL and INGEST_WEBSUB_POLL_INTERVAL configure the scheduler."""
-    settings = Settings.from_env({"INGEST_MIN_POLL_INTERVAL": "300", "INGEST_MAX_POLL_INTERVAL": "3600",
-                                  "INGEST_WEBSUB_POLL_INTERVAL": "1800", "INGEST_POLL_INTERVAL": "900"})
+    settings = Settings.from_env(
+        {
+            "INGEST_MIN_POLL_INTERVAL": "300",
+            "INGEST_MAX_POLL_INTERVAL": "3600",
+            "INGEST_WEBSUB_POLL_INTERVAL": "1800",
+            "INGEST_POLL_INTERVAL": "900",
+        }
+    )
     assert Bounds.from_settings(settings) == Bounds(300, 3600, 900, 1800)
 
 

@@ -22,24 +22,54 @@ from ingest.store.sqlite import SQLiteStore
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def art(n: int, *, feed_id: int = 1, story: str | None = None, fetched: datetime | None = None,
-        text: str | None = None, url: str | None = None, key: str | None = None) -> Article:
+def art(
+    n: int,
+    *,
+    feed_id: int = 1,
+    story: str | None = None,
+    fetched: datetime | None = None,
+    text: str | None = None,
+    url: str | None = None,
+    key: str | None = None,
+) -> Article:
     return Article(
-        id=f"a{n}", feed_id=feed_id, feed_url=f"https://feed{feed_id}.example/rss",
-        entry_key=key or f"k{n}", url=url or f"https://news.example/{n}", title=f"Title {n}",
-        text=text or f"Body of article number {n}.", summary=None, language="en",
-        language_confidence=0.9, published_at=T0 - timedelta(hours=n), story_id=story or f"s{n}",
-        content_hash=f"h{n}", fetched_at=fetched or T0 + timedelta(seconds=n), author="Ann")
+        id=f"a{n}",
+        feed_id=feed_id,
+        feed_url=f"https://feed{feed_id}.example/rss",
+        entry_key=key or f"k{n}",
+        url=url or f"https://news.example/{n}",
+        title=f"Title {n}",
+        text=text or f"Body of article number {n}.",
+        summary=None,
+        language="en",
+        language_confidence=0.9,
+        published_at=T0 - timedelta(hours=n),
+        story_id=story or f"s{n}",
+        content_hash=f"h{n}",
+        fetched_at=fetched or T0 + timedelta(seconds=n),
+        author="Ann",
+    )
 
 
 def sub(n: int) -> Subscription:
-    return Subscription(id=f"sub{n}", name=f"topic {n}", query="climate AND policy",
-                        webhook=f"https://hooks.example/{n}", secret="whsec_c2VjcmV0")
+    return Subscription(
+        id=f"sub{n}",
+        name=f"topic {n}",
+        query="climate AND policy",
+        webhook=f"https://hooks.example/{n}",
+        secret="whsec_c2VjcmV0",
+    )
 
 
 def alert(n: int, *, sub_id: str = "sub1", story: str = "s1", due: datetime | None = None) -> Alert:
-    return Alert(id=f"msg_{n}", subscription_id=sub_id, story_id=story, article_id=f"a{n}",
-                 matched_terms=["climate", "policy"], next_attempt_at=due)
+    return Alert(
+        id=f"msg_{n}",
+        subscription_id=sub_id,
+        story_id=story,
+        article_id=f"a{n}",
+        matched_terms=["climate", "policy"],
+        next_attempt_at=due,
+    )
 
 
 # -- feeds ----------------------------------------------------------------------
@@ -89,9 +119,18 @@ def test_due_feeds_selects_active_feeds_whose_time_has_come(store: Store) -> Non
 def test_record_fetch_persists_fetch_state(store: Store) -> None:
     """Every fetch-state field written by record_fetch reads back unchanged."""
     feed = store.add_feed("https://a.example/rss")
-    updated = replace(feed, title="A feed", etag='"v2"', last_modified="Wed, 01 May 2024 12:00:00 GMT",
-                      status="gone", last_polled_at=T0, last_success_at=T0 - timedelta(hours=1),
-                      last_error="HTTP 410", consecutive_errors=3, next_poll_at=T0 + timedelta(hours=2))
+    updated = replace(
+        feed,
+        title="A feed",
+        etag='"v2"',
+        last_modified="Wed, 01 May 2024 12:00:00 GMT",
+        status="gone",
+        last_polled_at=T0,
+        last_success_at=T0 - timedelta(hours=1),
+        last_error="HTTP 410",
+        consecutive_errors=3,
+        next_poll_at=T0 + timedelta(hours=2),
+    )
     store.record_fetch(updated)
     assert store.get_feed(feed.id) == updated
 
@@ -197,11 +236,13 @@ def test_update_article_keeps_identity_and_marks_updated(store: Store) -> None:
 
 def test_search_articles_requires_every_word(store: Store) -> None:
     """Search matches title or text, needs all words, ignores case, and is safe from query syntax."""
-    store.add_articles([
-        art(1, text="The climate summit agreed on new policy."),
-        art(2, text="Football results from the weekend."),
-        art(3, text="Climate scientists publish a report."),
-    ])
+    store.add_articles(
+        [
+            art(1, text="The climate summit agreed on new policy."),
+            art(2, text="Football results from the weekend."),
+            art(3, text="Climate scientists publish a report."),
+        ]
+    )
     assert {a.id for a in store.search_articles("CLIMATE")} == {"a1", "a3"}
     assert [a.id for a in store.search_articles("climate policy")] == ["a1"]
     assert [a.id for a in store.search_articles("title 2")] == ["a2"]
@@ -259,7 +300,11 @@ def test_update_subscription_changes_only_given_fields(store: Store) -> None:
     store.add_subscription(sub(1))
     changed = store.update_subscription("sub1", name="renamed", webhook="https://hooks.example/new")
     assert (changed.name, changed.webhook, changed.query, changed.secret) == (
-        "renamed", "https://hooks.example/new", "climate AND policy", "whsec_c2VjcmV0")
+        "renamed",
+        "https://hooks.example/new",
+        "climate AND policy",
+        "whsec_c2VjcmV0",
+    )
     store.set_subscription_status("sub1", "disabled", "410 Gone")
     got = store.get_subscription("sub1")
     assert (got.status, got.status_reason, got.name) == ("disabled", "410 Gone", "renamed")
@@ -301,13 +346,15 @@ def test_alerts_unique_per_subscription_and_story(store: Store) -> None:
 def test_pending_alerts_by_due_time(store: Store) -> None:
     """Only pending alerts due at or before the time are returned, most overdue first."""
     store.add_subscription(sub(1))
-    store.add_alerts([
-        alert(1, story="s1", due=T0 + timedelta(minutes=5)),
-        alert(2, story="s2", due=T0 - timedelta(minutes=5)),
-        alert(3, story="s3", due=None),
-        alert(4, story="s4", due=T0),
-        alert(5, story="s5", due=T0 - timedelta(minutes=9)),
-    ])
+    store.add_alerts(
+        [
+            alert(1, story="s1", due=T0 + timedelta(minutes=5)),
+            alert(2, story="s2", due=T0 - timedelta(minutes=5)),
+            alert(3, story="s3", due=None),
+            alert(4, story="s4", due=T0),
+            alert(5, story="s5", due=T0 - timedelta(minutes=9)),
+        ]
+    )
     store.record_attempt("msg_5", status="failed", attempts=8, next_attempt_at=None, error="HTTP 500")
     assert [a.id for a in store.pending_alerts(T0)] == ["msg_3", "msg_2", "msg_4"]
     assert [a.id for a in store.pending_alerts(T0, limit=2)] == ["msg_3", "msg_2"]
@@ -411,6 +458,7 @@ def test_postgres_concurrent_open_of_new_database(postgres_url: str) -> None:
 
 def test_threads_share_one_store(store: Store) -> None:
     """Writes from several threads through one store all land."""
+
     def write(base: int) -> None:
         for i in range(20):
             store.add_articles([art(base + i)])

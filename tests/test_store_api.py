@@ -13,18 +13,42 @@ from ingest.store.base import Store
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def art(n: int, *, feed_id: int = 1, story: str | None = None, language: str = "en",
-        text: str | None = None, fetched: datetime | None = None) -> Article:
-    return Article(id=f"a{n}", feed_id=feed_id, feed_url=f"https://feed{feed_id}.example/rss",
-                   entry_key=f"k{n}", url=f"https://news.example/{n}", title=f"Title {n}",
-                   text=text or f"Body of article number {n}.", summary=None, language=language,
-                   language_confidence=0.9, published_at=None, story_id=story or f"s{n}",
-                   content_hash=f"h{n}", fetched_at=fetched or T0 + timedelta(seconds=n))
+def art(
+    n: int,
+    *,
+    feed_id: int = 1,
+    story: str | None = None,
+    language: str = "en",
+    text: str | None = None,
+    fetched: datetime | None = None,
+) -> Article:
+    return Article(
+        id=f"a{n}",
+        feed_id=feed_id,
+        feed_url=f"https://feed{feed_id}.example/rss",
+        entry_key=f"k{n}",
+        url=f"https://news.example/{n}",
+        title=f"Title {n}",
+        text=text or f"Body of article number {n}.",
+        summary=None,
+        language=language,
+        language_confidence=0.9,
+        published_at=None,
+        story_id=story or f"s{n}",
+        content_hash=f"h{n}",
+        fetched_at=fetched or T0 + timedelta(seconds=n),
+    )
 
 
 def sub(n: int, created: datetime | None = None) -> Subscription:
-    return Subscription(id=f"sub{n}", name=f"topic {n}", query="climate", webhook=f"https://hooks.example/{n}",
-                        secret="whsec_c2VjcmV0", created_at=created or T0 + timedelta(seconds=n))
+    return Subscription(
+        id=f"sub{n}",
+        name=f"topic {n}",
+        query="climate",
+        webhook=f"https://hooks.example/{n}",
+        secret="whsec_c2VjcmV0",
+        created_at=created or T0 + timedelta(seconds=n),
+    )
 
 
 def test_feed_pages_and_lookup_by_url(store: Store) -> None:
@@ -40,8 +64,15 @@ def test_feed_pages_and_lookup_by_url(store: Store) -> None:
 def test_article_pages_filter_and_resume_after_key(store: Store) -> None:
     """Newest first; every filter narrows; a page resumes strictly after the last key, ties by id."""
     same = T0 + timedelta(minutes=5)
-    store.add_articles([art(1), art(2, story="s1"), art(3, language="de", feed_id=2),
-                        art(4, fetched=same), art(5, fetched=same)])
+    store.add_articles(
+        [
+            art(1),
+            art(2, story="s1"),
+            art(3, language="de", feed_id=2),
+            art(4, fetched=same),
+            art(5, fetched=same),
+        ]
+    )
     everything = store.list_articles_page(ArticleFilter(), limit=10)
     assert [a.id for a in everything] == ["a5", "a4", "a3", "a2", "a1"]
     first = store.list_articles_page(ArticleFilter(), limit=1)
@@ -57,10 +88,12 @@ def test_article_pages_filter_and_resume_after_key(store: Store) -> None:
 
 def test_search_pages_by_offset_within_filters(store: Store) -> None:
     """Search returns every word's articles within the filters, page by page without repeats."""
-    store.add_articles([art(n, text=f"climate policy note {n}", language="de" if n == 3 else "en")
-                        for n in range(1, 6)])
-    pages = [store.search_articles_page("climate policy", ArticleFilter(), limit=2, offset=o)
-             for o in (0, 2, 4)]
+    store.add_articles(
+        [art(n, text=f"climate policy note {n}", language="de" if n == 3 else "en") for n in range(1, 6)]
+    )
+    pages = [
+        store.search_articles_page("climate policy", ArticleFilter(), limit=2, offset=o) for o in (0, 2, 4)
+    ]
     assert sorted(a.id for page in pages for a in page) == ["a1", "a2", "a3", "a4", "a5"]
     german = store.search_articles_page("climate", ArticleFilter(language="de"), limit=5)
     assert [a.id for a in german] == ["a3"]
@@ -103,9 +136,19 @@ def test_alert_pages_filter_and_retry_failed(store: Store) -> None:
     """Alerts page newest first by status and subscription; only a failed alert goes back to pending."""
     store.add_subscription(sub(1))
     store.add_subscription(sub(2))
-    store.add_alerts([Alert(id=f"msg_{n}", subscription_id="sub1" if n < 3 else "sub2", story_id=f"s{n}",
-                            article_id=f"a{n}", matched_terms=["x"], created_at=T0 + timedelta(seconds=n))
-                      for n in range(1, 5)])
+    store.add_alerts(
+        [
+            Alert(
+                id=f"msg_{n}",
+                subscription_id="sub1" if n < 3 else "sub2",
+                story_id=f"s{n}",
+                article_id=f"a{n}",
+                matched_terms=["x"],
+                created_at=T0 + timedelta(seconds=n),
+            )
+            for n in range(1, 5)
+        ]
+    )
     store.record_attempt("msg_2", status="failed", attempts=8, next_attempt_at=None, error="HTTP 500")
     first = store.list_alerts_page(limit=2)
     rest = store.list_alerts_page(limit=5, after=(first[-1].created_at, first[-1].id))  # type: ignore[arg-type]
@@ -133,8 +176,18 @@ def test_delivery_reads_alert_subscription_and_secrets_at_once(store: Store) -> 
     """get_delivery equals get_alert + get_subscription + get_signing_secrets; record_delivered
     marks the alert delivered and the subscription healthy together."""
     store.add_subscription(sub(1))
-    store.add_alerts([Alert(id="msg_1", subscription_id="sub1", story_id="s1", article_id="a1",
-                            matched_terms=["climate"], created_at=T0)])
+    store.add_alerts(
+        [
+            Alert(
+                id="msg_1",
+                subscription_id="sub1",
+                story_id="s1",
+                article_id="a1",
+                matched_terms=["climate"],
+                created_at=T0,
+            )
+        ]
+    )
     until = T0 + timedelta(days=1)
     store.rotate_subscription_secret("sub1", "whsec_bmV3", previous_valid_until=until)
     store.record_subscription_delivery("sub1", ok=False, at=T0)

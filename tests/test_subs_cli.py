@@ -23,9 +23,13 @@ Capture = pytest.CaptureFixture[str]
 @pytest.fixture()
 def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
     """The CLI and the test share the data dir, Redis db and a fast retry schedule."""
-    for key, value in {"INGEST_DATA_DIR": str(settings.data_dir), "REDIS_URL": settings.redis_url or "",
-                       "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8", "INGEST_WEBHOOK_RETRY_SCHEDULE": "0.5",
-                       "INGEST_WEBHOOK_TIMEOUT": "2"}.items():
+    for key, value in {
+        "INGEST_DATA_DIR": str(settings.data_dir),
+        "REDIS_URL": settings.redis_url or "",
+        "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "INGEST_WEBHOOK_RETRY_SCHEDULE": "0.5",
+        "INGEST_WEBHOOK_TIMEOUT": "2",
+    }.items():
         monkeypatch.setenv(key, value)
     context = init_context(Settings.from_env())
     yield context
@@ -52,36 +56,66 @@ def cur() -> Context:
 
 
 class TestSubsCommands:
-    def test_add_with_options_and_list(self, ctx: Context, capsys: Capture,
-                                       http_server: LoopbackServer) -> None:
+    def test_add_with_options_and_list(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+    ) -> None:
         """Options given as flags are stored and shown by `subs list --json`, never the secret."""
         feed = cur().store.add_feed("https://feeds.example/world.xml")
-        code, out, err = _cli(capsys, "subs", "add", "--query", "ceasefire", "--webhook",
-                              http_server.url("/hook"), "--lang", "en,de", "--lang", "fr", "--feed", feed.url,
-                              "--digest", "15", "--rate-limit", "10/min")
+        code, out, err = _cli(
+            capsys,
+            "subs",
+            "add",
+            "--query",
+            "ceasefire",
+            "--webhook",
+            http_server.url("/hook"),
+            "--lang",
+            "en,de",
+            "--lang",
+            "fr",
+            "--feed",
+            feed.url,
+            "--digest",
+            "15",
+            "--rate-limit",
+            "10/min",
+        )
         assert code == 0, err
         sub_id, secret = out.split()
         assert secret.startswith("whsec_")
         [listed] = _listed(capsys)
         assert listed["id"] == sub_id and listed["status"] == "active" and listed["status_reason"] is None
-        assert listed["options"] == {"languages": ["en", "de", "fr"], "feed_ids": [feed.id],
-                                     "digest_minutes": 15, "rate_limit": 10}
+        assert listed["options"] == {
+            "languages": ["en", "de", "fr"],
+            "feed_ids": [feed.id],
+            "digest_minutes": 15,
+            "rate_limit": 10,
+        }
         assert "secret" not in listed and listed["failing_since"] is None
 
-    @pytest.mark.parametrize(("flag", "value", "message"), [
-        ("--lang", "english", "language"), ("--rate-limit", "ten", "rate limit"),
-        ("--feed", "https://unknown.example/x.xml", "no such feed"), ("--digest", "0", "digest"),
-        ("--backfill", "7 years", "backfill")])
-    def test_bad_option_refused(self, ctx: Context, capsys: Capture, http_server: LoopbackServer,
-                                flag: str, value: str, message: str) -> None:
+    @pytest.mark.parametrize(
+        ("flag", "value", "message"),
+        [
+            ("--lang", "english", "language"),
+            ("--rate-limit", "ten", "rate limit"),
+            ("--feed", "https://unknown.example/x.xml", "no such feed"),
+            ("--digest", "0", "digest"),
+            ("--backfill", "7 years", "backfill"),
+        ],
+    )
+    def test_bad_option_refused(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer, flag: str, value: str, message: str
+    ) -> None:
         """A bad option value stops `subs add` with exit 2, naming the problem; nothing is stored."""
-        code, _, err = _cli(capsys, "subs", "add", "--query", "x", "--webhook", http_server.url("/h"),
-                            flag, value)
+        code, _, err = _cli(
+            capsys, "subs", "add", "--query", "x", "--webhook", http_server.url("/h"), flag, value
+        )
         assert code == 2 and message in err
         assert _listed(capsys) == []
 
-    def test_pause_keeps_alerts_pending_and_resume_delivers(self, ctx: Context, capsys: Capture,
-                                                            http_server: LoopbackServer) -> None:
+    def test_pause_keeps_alerts_pending_and_resume_delivers(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+    ) -> None:
         """Paused: alerts stay pending (status and why listed); resume queues them and they arrive."""
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(cur().store, http_server.url("/hook"))
@@ -98,8 +132,9 @@ class TestSubsCommands:
         drain(worker, lambda: statuses(worker) == ["delivered", "delivered"])
         assert len(posts(http_server)) == 2
 
-    def test_rotate_secret_prints_the_new_one(self, ctx: Context, capsys: Capture,
-                                              http_server: LoopbackServer) -> None:
+    def test_rotate_secret_prints_the_new_one(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+    ) -> None:
         """`subs rotate-secret` prints a new whsec_ secret; the old one still signs in the grace period."""
         sub = make_sub(cur().store, http_server.url("/hook"))
         code, out, err = _cli(capsys, "subs", "rotate-secret", sub.id)
@@ -117,8 +152,9 @@ class TestSubsCommands:
 
 
 class TestDeadLetters:
-    def test_failed_listed_then_replayed_with_same_id(self, ctx: Context, capsys: Capture,
-                                                      http_server: LoopbackServer) -> None:
+    def test_failed_listed_then_replayed_with_same_id(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+    ) -> None:
         """`alerts failed --json` lists the dead letter; `alerts replay ID` sends it with its webhook-id."""
         http_server.routes["/hook"] = Response(500)
         sub = make_sub(cur().store, http_server.url("/hook"))
@@ -140,8 +176,9 @@ class TestDeadLetters:
         code, _, err = _cli(capsys, "alerts", "replay", alert.id)
         assert code == 2 and "only failed alerts" in err
 
-    def test_replay_by_subscription_after_resume(self, ctx: Context, capsys: Capture,
-                                                 http_server: LoopbackServer) -> None:
+    def test_replay_by_subscription_after_resume(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+    ) -> None:
         """A 410 disables (listed with why); replay is refused until resume, then sends all dead letters."""
         http_server.routes["/hook"] = Response(410)
         sub = make_sub(cur().store, http_server.url("/hook"))
@@ -160,8 +197,9 @@ class TestDeadLetters:
         drain(worker, lambda: statuses(worker) == ["delivered", "delivered"])
         assert _listed(capsys)[0]["status"] == "active"
 
-    def test_sweep_command_requeues_lost_alerts(self, ctx: Context, capsys: Capture,
-                                                http_server: LoopbackServer) -> None:
+    def test_sweep_command_requeues_lost_alerts(
+        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+    ) -> None:
         """`alerts sweep` re-queues outbox alerts whose job vanished (here: never queued)."""
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(cur().store, http_server.url("/hook"))
@@ -169,9 +207,18 @@ class TestDeadLetters:
         from ingest.alert.webhook import alert_id
         from ingest.models import Alert, utcnow
 
-        cur().store.add_alerts([Alert(id=alert_id(sub.id, article.story_id), subscription_id=sub.id,
-                                    story_id=article.story_id, article_id=article.id, matched_terms=[],
-                                    created_at=utcnow())])
+        cur().store.add_alerts(
+            [
+                Alert(
+                    id=alert_id(sub.id, article.story_id),
+                    subscription_id=sub.id,
+                    story_id=article.story_id,
+                    article_id=article.id,
+                    matched_terms=[],
+                    created_at=utcnow(),
+                )
+            ]
+        )
         code, out, _ = _cli(capsys, "alerts", "sweep")
         assert code == 0 and out.strip() == "1"
         worker = cur()

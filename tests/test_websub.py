@@ -24,12 +24,16 @@ RSS = "application/rss+xml"
 
 
 def feed_doc(hub: str, self_url: str, *guids: str) -> bytes:
-    items = "".join(f"<item><guid>{g}</guid><title>Item {g}</title><description>body {g}</description></item>"
-                    for g in guids)
-    return (f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
-            f'<title>Pushed</title><atom:link rel="hub" href="{hub}"/>'
-            f'<atom:link rel="self" href="{self_url}"/>'
-            f"{items}</channel></rss>").encode()
+    items = "".join(
+        f"<item><guid>{g}</guid><title>Item {g}</title><description>body {g}</description></item>"
+        for g in guids
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+        f'<title>Pushed</title><atom:link rel="hub" href="{hub}"/>'
+        f'<atom:link rel="self" href="{self_url}"/>'
+        f"{items}</channel></rss>"
+    ).encode()
 
 
 class Hub:
@@ -55,8 +59,12 @@ class Hub:
         return Response(202)
 
     def verify(self, form: dict[str, str], challenge: str = "c-12345") -> None:
-        params = {"hub.mode": form["hub.mode"], "hub.topic": form["hub.topic"], "hub.challenge": challenge,
-                  "hub.lease_seconds": str(self.lease)}
+        params = {
+            "hub.mode": form["hub.mode"],
+            "hub.topic": form["hub.topic"],
+            "hub.challenge": challenge,
+            "hub.lease_seconds": str(self.lease),
+        }
         self.verifications.append(httpx.get(form["hub.callback"], params=params, timeout=10))
 
     def wait(self) -> None:
@@ -72,8 +80,15 @@ def served(settings: Settings, redis_client: object) -> Iterator[Callable[..., C
     def start(**changes: object) -> Context:
         port = free_port()
         ctx = init_context(settings.replace(public_url=f"http://127.0.0.1:{port}", **changes))
-        server = uvicorn.Server(uvicorn.Config(Starlette(routes=websub_routes_for(ctx)), host="127.0.0.1",
-                                               port=port, log_level="warning", lifespan="off"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                Starlette(routes=websub_routes_for(ctx)),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
@@ -114,16 +129,20 @@ def test_subscribes_and_verifies_intent(served: Callable[..., Context], http_ser
     assert timedelta(minutes=59) < sub.lease_until - utcnow() <= timedelta(hours=1)
 
 
-def test_signed_push_is_queued_like_a_poll(served: Callable[..., Context],
-                                           http_server: LoopbackServer) -> None:
+def test_signed_push_is_queued_like_a_poll(
+    served: Callable[..., Context], http_server: LoopbackServer
+) -> None:
     """A correctly signed push queues only its new entries; the next poll finds nothing new."""
     ctx = served()
     hub = Hub(http_server)
     feed_id, feed_url = _subscribed(ctx, http_server, hub)
     secret = hub.requests[0]["hub.secret"]
     body = feed_doc(hub.url, feed_url, "1", "2")
-    answer = httpx.post(f"{ctx.settings.public_url}/websub/{feed_id}", content=body,
-                        headers={"Content-Type": RSS, "X-Hub-Signature": sign(secret, body)})
+    answer = httpx.post(
+        f"{ctx.settings.public_url}/websub/{feed_id}",
+        content=body,
+        headers={"Content-Type": RSS, "X-Hub-Signature": sign(secret, body)},
+    )
     assert answer.status_code == 202
     batches = [ctx.store.get_batch(j.args[0]) for j in ctx.queues[0].jobs]
     queued = [e["entry_key"] for b in batches if b is not None for e in b.entries]
@@ -133,17 +152,20 @@ def test_signed_push_is_queued_like_a_poll(served: Callable[..., Context],
 
 
 @pytest.mark.parametrize("signature", [None, "sha256=00", "md5=abc", "garbage"])
-def test_badly_signed_push_is_acknowledged_and_dropped(served: Callable[..., Context],
-                                                       http_server: LoopbackServer,
-                                                       signature: str | None) -> None:
+def test_badly_signed_push_is_acknowledged_and_dropped(
+    served: Callable[..., Context], http_server: LoopbackServer, signature: str | None
+) -> None:
     """Missing or wrong X-Hub-Signature: 2xx as the spec asks, nothing queued."""
     ctx = served()
     hub = Hub(http_server)
     feed_id, feed_url = _subscribed(ctx, http_server, hub)
     jobs_before = len(ctx.queues[0].jobs)
     headers = {"Content-Type": RSS, **({"X-Hub-Signature": signature} if signature else {})}
-    answer = httpx.post(f"{ctx.settings.public_url}/websub/{feed_id}",
-                        content=feed_doc(hub.url, feed_url, "9"), headers=headers)
+    answer = httpx.post(
+        f"{ctx.settings.public_url}/websub/{feed_id}",
+        content=feed_doc(hub.url, feed_url, "9"),
+        headers=headers,
+    )
     assert answer.status_code == 202 and answer.text == "ignored"
     assert len(ctx.queues[0].jobs) == jobs_before
 
@@ -157,8 +179,9 @@ def test_oversized_push_is_refused(served: Callable[..., Context], http_server: 
     assert answer.status_code == 413
 
 
-def test_verification_for_unknown_topic_or_feed_is_refused(served: Callable[..., Context],
-                                                           http_server: LoopbackServer) -> None:
+def test_verification_for_unknown_topic_or_feed_is_refused(
+    served: Callable[..., Context], http_server: LoopbackServer
+) -> None:
     """A hub (or anyone) confirming a subscription we did not ask for gets 404."""
     ctx = served()
     hub = Hub(http_server)
@@ -181,8 +204,9 @@ def test_denial_is_recorded(served: Callable[..., Context], http_server: Loopbac
     assert sub and sub.state == "denied" and sub.last_error == "hub denied: quota"
 
 
-def test_active_push_slows_polling_and_lease_is_renewed(served: Callable[..., Context],
-                                                        http_server: LoopbackServer) -> None:
+def test_active_push_slows_polling_and_lease_is_renewed(
+    served: Callable[..., Context], http_server: LoopbackServer
+) -> None:
     """While pushed, the feed is polled at the fallback interval; near its end the lease is renewed."""
     ctx = served()
     hub = Hub(http_server)
@@ -203,14 +227,16 @@ def test_active_push_slows_polling_and_lease_is_renewed(served: Callable[..., Co
     assert renewed.lease_until - utcnow() > timedelta(minutes=59)
 
 
-def test_no_public_url_no_subscription(settings: Settings, redis_client: object,
-                                       http_server: LoopbackServer) -> None:
+def test_no_public_url_no_subscription(
+    settings: Settings, redis_client: object, http_server: LoopbackServer
+) -> None:
     """Without INGEST_PUBLIC_URL the hub is never contacted; polling goes on."""
     ctx = init_context(settings)
     try:
         hub = Hub(http_server)
-        http_server.routes["/feed"] = Response(200, feed_doc(hub.url, http_server.url("/feed"), "1"),
-                                               {"Content-Type": RSS})
+        http_server.routes["/feed"] = Response(
+            200, feed_doc(hub.url, http_server.url("/feed"), "1"), {"Content-Type": RSS}
+        )
         ctx.store.add_feed(http_server.url("/feed"))
         assert poll_once(ctx, only_due=False).new == 1
         assert hub.requests == []
@@ -223,8 +249,9 @@ def test_hub_failure_is_recorded(served: Callable[..., Context], http_server: Lo
     ctx = served()
     http_server.routes["/hub"] = Response(500, b"down")
     feed_url = http_server.url("/feed")
-    http_server.routes["/feed"] = Response(200, feed_doc(http_server.url("/hub"), feed_url, "1"),
-                                           {"Content-Type": RSS})
+    http_server.routes["/feed"] = Response(
+        200, feed_doc(http_server.url("/hub"), feed_url, "1"), {"Content-Type": RSS}
+    )
     feed = ctx.store.add_feed(feed_url)
     assert poll_once(ctx, only_due=False).ok == 1
     sub = ctx.store.get_websub(feed.id)
@@ -243,8 +270,16 @@ def test_signature_algorithms() -> None:
 def test_needs_subscription_rules() -> None:
     """New, moved, expiring, or long-pending subscriptions are (re)requested; fresh ones are not."""
     now = utcnow()
-    sub = WebSubSubscription(feed_id=1, hub="https://hub/", topic="https://t/", secret="s", state="active",
-                             lease_until=now + timedelta(days=5), lease_seconds=5 * 86400, updated_at=now)
+    sub = WebSubSubscription(
+        feed_id=1,
+        hub="https://hub/",
+        topic="https://t/",
+        secret="s",
+        state="active",
+        lease_until=now + timedelta(days=5),
+        lease_seconds=5 * 86400,
+        updated_at=now,
+    )
     assert needs_subscription(None, "https://hub/", "https://t/", now)
     assert not needs_subscription(sub, "https://hub/", "https://t/", now)
     assert needs_subscription(sub, "https://other-hub/", "https://t/", now)

@@ -127,8 +127,9 @@ def test_round_trips_per_job(redis_url: str) -> None:
     queue = Queue("worker-rt", connection=connection, serializer=JSONSerializer)
     count = 200  # the worker's start and stop (registration, cleanup) spread thin
     with connection.pipeline() as pipe:
-        queue.enqueue_many([Queue.prepare_data(double, args=(i,), result_ttl=60) for i in range(count)],
-                           pipeline=pipe)
+        queue.enqueue_many(
+            [Queue.prepare_data(double, args=(i,), result_ttl=60) for i in range(count)], pipeline=pipe
+        )
         pipe.execute()
     CountingRedis.round_trips = 0
     _worker(queue).work(burst=True, logging_level="WARNING")
@@ -168,8 +169,9 @@ def _grouped(connection: redis.Redis, name: str) -> tuple[IngestWorker, Queue]:
 
 def _enqueue(queue: Queue, func: Any, count: int) -> list[str]:
     with queue.connection.pipeline() as pipe:
-        jobs = queue.enqueue_many([Queue.prepare_data(func, args=(i,), result_ttl=60) for i in range(count)],
-                                  pipeline=pipe)
+        jobs = queue.enqueue_many(
+            [Queue.prepare_data(func, args=(i,), result_ttl=60) for i in range(count)], pipeline=pipe
+        )
         pipe.execute()
     return [job.id for job in jobs]
 
@@ -198,8 +200,9 @@ def test_grouped_queue_jobs_run_in_order_with_fewer_round_trips(redis_url: str) 
     connection.close()
 
 
-def test_group_gives_back_what_it_did_not_start_in_time(redis_client: redis.Redis,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_group_gives_back_what_it_did_not_start_in_time(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Past GROUP_SECONDS no more of the group starts: the rest go back to the queue's head, in order."""
     monkeypatch.setattr(worker_module, "GROUP_SECONDS", 0.0)
     worker, queue = _grouped(redis_client, "grouped-late")

@@ -64,15 +64,26 @@ def _process(ctx: Context, entries: list[dict[str, Any]], batch: PendingBatch | 
         result.alerts += rematch(ctx, raws, since=batch.created_at)
     _count_batch(ctx, result)
     for article in result.stored:
-        log.info("article_stored", article_id=article.id, url=article.url, story_id=article.story_id,
-                 language=article.language, feed_url=article.feed_url)
+        log.info(
+            "article_stored",
+            article_id=article.id,
+            url=article.url,
+            story_id=article.story_id,
+            language=article.language,
+            feed_url=article.feed_url,
+        )
     enqueue_alerts(ctx, result.alerts)
     if batch is not None:
         ctx.store.finish_batch(batch.id)
-    summary = {"entries": len(raws), "stored": len(result.stored), "updated": result.updated,
-               "unchanged": result.unchanged, "exact_duplicates": result.exact_duplicates,
-               "near_duplicates": result.near_duplicates,
-               "alerts": len(result.alerts)}
+    summary = {
+        "entries": len(raws),
+        "stored": len(result.stored),
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "exact_duplicates": result.exact_duplicates,
+        "near_duplicates": result.near_duplicates,
+        "alerts": len(result.alerts),
+    }
     log.info("batch_processed", batch_id=batch.id if batch else None, **summary)
     return summary
 
@@ -93,9 +104,17 @@ def enqueue_alerts(ctx: Context, alerts: list[Alert]) -> None:
     if not alerts:
         return
     queue = ctx.queues[1]
-    datas = [queue.prepare_data(deliver_alert, args=(a.id,), job_id=alert_job_id(a.id, a.attempts),
-                                timeout=ALERT_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
-             for a in alerts]
+    datas = [
+        queue.prepare_data(
+            deliver_alert,
+            args=(a.id,),
+            job_id=alert_job_id(a.id, a.attempts),
+            timeout=ALERT_TIMEOUT,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+        )
+        for a in alerts
+    ]
     with ctx.redis.pipeline() as pipe:
         queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
@@ -109,8 +128,11 @@ def lock_seconds(webhook_timeout: float) -> int:
 def deliver_alert(alert_id: str) -> str:
     """One delivery attempt; on failure, record it and schedule the next per the retry schedule."""
     ctx = get_context()
-    lock = ctx.redis.lock(f"{ctx.settings.redis_prefix}alert-lock:{alert_id}",
-                          timeout=lock_seconds(ctx.settings.webhook_timeout), blocking=False)
+    lock = ctx.redis.lock(
+        f"{ctx.settings.redis_prefix}alert-lock:{alert_id}",
+        timeout=lock_seconds(ctx.settings.webhook_timeout),
+        blocking=False,
+    )
     if not lock.acquire():
         return "locked"  # another worker is sending it right now
     outcome = ""
@@ -135,8 +157,9 @@ def _attempt(ctx: Context, alert_id: str) -> str:
         return "missing"
     if alert.status != "pending":
         return alert.status  # delivered, held, digested or dead-lettered: at most one send per story
-    bound = log.bind(alert_id=alert.id, subscription_id=sub.id, article_id=alert.article_id,
-                     webhook=sub.webhook)
+    bound = log.bind(
+        alert_id=alert.id, subscription_id=sub.id, article_id=alert.article_id, webhook=sub.webhook
+    )
     if sub.status == "paused":
         return "paused"  # stays pending; `ingest subs resume` (or the sweeper) queues it again
     if sub.status == "disabled":
@@ -144,8 +167,9 @@ def _attempt(ctx: Context, alert_id: str) -> str:
         metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_failed_total")
         return "failed"
     if sub.options.digest_minutes and not alert.is_digest:
-        ctx.store.record_attempt(alert.id, status="held", attempts=alert.attempts, next_attempt_at=None,
-                                 error=alert.last_error)
+        ctx.store.record_attempt(
+            alert.id, status="held", attempts=alert.attempts, next_attempt_at=None, error=alert.last_error
+        )
         bound.info("alert_held_for_digest", digest_minutes=sub.options.digest_minutes)
         return "held"
     if sub.options.rate_limit:
@@ -157,15 +181,21 @@ def _attempt(ctx: Context, alert_id: str) -> str:
         _record(ctx, alert, "failed", None, "nothing left to send: the article was deleted")
         return "failed"
     try:
-        delivery = deliver(ctx.webhooks, sub.webhook, alert.id, body, secrets,
-                           timeout=ctx.settings.webhook_timeout)
+        delivery = deliver(
+            ctx.webhooks, sub.webhook, alert.id, body, secrets, timeout=ctx.settings.webhook_timeout
+        )
     except (AlertDeliveryError, FetchError) as exc:
         return _failed(ctx, sub, alert, exc, bound)
     ctx.store.record_delivered(alert.id, sub.id, attempts=alert.attempts + 1)
     metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_delivered_total")
     metrics.observe(ctx.metrics, ctx.settings.redis_prefix, "ingest_delivery_seconds", delivery.seconds)
-    bound.info("alert_delivered", status=delivery.status, seconds=round(delivery.seconds, 3),
-               attempt=alert.attempts + 1, digest=alert.is_digest)
+    bound.info(
+        "alert_delivered",
+        status=delivery.status,
+        seconds=round(delivery.seconds, 3),
+        attempt=alert.attempts + 1,
+        digest=alert.is_digest,
+    )
     return "delivered"
 
 
@@ -183,11 +213,23 @@ def _payload(ctx: Context, sub: Subscription, alert: Alert) -> bytes | None:
 
 def _defer(ctx: Context, alert: Alert, wait: float, bound: Bound) -> str:
     """Over the rate limit: the same attempt later (not a failure, nothing dropped)."""
-    ctx.store.record_attempt(alert.id, status="pending", attempts=alert.attempts,
-                             next_attempt_at=utcnow() + timedelta(seconds=wait), error=alert.last_error)
+    ctx.store.record_attempt(
+        alert.id,
+        status="pending",
+        attempts=alert.attempts,
+        next_attempt_at=utcnow() + timedelta(seconds=wait),
+        error=alert.last_error,
+    )
     job_id = f"{alert_job_id(alert.id, alert.attempts)}-rl{time.time_ns()}"
-    ctx.queues[1].enqueue_in(timedelta(seconds=wait), deliver_alert, alert.id, job_id=job_id,
-                             job_timeout=ALERT_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+    ctx.queues[1].enqueue_in(
+        timedelta(seconds=wait),
+        deliver_alert,
+        alert.id,
+        job_id=job_id,
+        job_timeout=ALERT_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+    )
     bound.info("alert_rate_limited", delay=round(wait, 1))
     return "deferred"
 
@@ -198,8 +240,10 @@ def _disable_reason(ctx: Context, exc: Exception, failing_since: datetime | None
         return f"receiver answered 410 Gone on {utcnow().date().isoformat()}"
     days = ctx.settings.disable_after_days
     if days > 0 and failing_since is not None and utcnow() - failing_since >= timedelta(days=days):
-        return (f"every delivery failed since {iso(failing_since)} ({days:g} days without a success); "
-                f"last error: {exc}")
+        return (
+            f"every delivery failed since {iso(failing_since)} ({days:g} days without a success); "
+            f"last error: {exc}"
+        )
     return None
 
 
@@ -220,16 +264,32 @@ def _failed(ctx: Context, sub: Subscription, alert: Alert, exc: Exception, bound
         return "failed"
     _record(ctx, alert, "pending", delay, str(exc), attempts)
     metrics.record(ctx.metrics, ctx.settings.redis_prefix, "ingest_alerts_retried_total")
-    ctx.queues[1].enqueue_in(timedelta(seconds=delay), deliver_alert, alert.id,
-                             job_id=alert_job_id(alert.id, attempts), job_timeout=ALERT_TIMEOUT,
-                             result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+    ctx.queues[1].enqueue_in(
+        timedelta(seconds=delay),
+        deliver_alert,
+        alert.id,
+        job_id=alert_job_id(alert.id, attempts),
+        job_timeout=ALERT_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+    )
     bound.warning("alert_retry_scheduled", error=str(exc), attempt=attempts, delay=round(delay, 1))
     return "retrying"
 
 
-def _record(ctx: Context, alert: Alert, status: str, delay: float | None, error: str | None,
-            attempts: int | None = None) -> None:
+def _record(
+    ctx: Context,
+    alert: Alert,
+    status: str,
+    delay: float | None,
+    error: str | None,
+    attempts: int | None = None,
+) -> None:
     next_at = utcnow() + timedelta(seconds=delay) if delay is not None else None
-    ctx.store.record_attempt(alert.id, status=status,
-                             attempts=alert.attempts + 1 if attempts is None else attempts,
-                             next_attempt_at=next_at, error=error)
+    ctx.store.record_attempt(
+        alert.id,
+        status=status,
+        attempts=alert.attempts + 1 if attempts is None else attempts,
+        next_attempt_at=next_at,
+        error=error,
+    )

@@ -24,8 +24,10 @@ def queue_names(prefix: str = "") -> tuple[str, str]:
 
 def get_queues(connection: redis.Redis, prefix: str = "") -> tuple[Queue, Queue]:
     ingest, alerts = queue_names(prefix)
-    return (Queue(ingest, connection=connection, serializer=JSONSerializer),
-            Queue(alerts, connection=connection, serializer=JSONSerializer))
+    return (
+        Queue(ingest, connection=connection, serializer=JSONSerializer),
+        Queue(alerts, connection=connection, serializer=JSONSerializer),
+    )
 
 
 def alert_job_id(alert_id: str, attempt: int) -> str:

@@ -61,10 +61,17 @@ def enqueue_batches(ctx: Context, batches: Sequence[PendingBatch]) -> list[str]:
     if not batches:
         return []
     queue = ctx.queues[0]
-    datas = [Queue.prepare_data(process_batch, args=(b.id,), job_id=batch_job_id(b),
-                                timeout=ctx.settings.job_timeout, result_ttl=RESULT_TTL,
-                                failure_ttl=FAILURE_TTL)
-             for b in batches]
+    datas = [
+        Queue.prepare_data(
+            process_batch,
+            args=(b.id,),
+            job_id=batch_job_id(b),
+            timeout=ctx.settings.job_timeout,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+        )
+        for b in batches
+    ]
     with ctx.redis.pipeline() as pipe:
         jobs = queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()

@@ -100,8 +100,9 @@ class IngestWorker(SimpleWorker):
                 pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
             pipeline.execute()
 
-    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry,
-                           execution: Execution) -> None:
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
         if job.repeats_left:  # nothing here repeats; RQ's own path if something does
             super().handle_job_success(job, queue, started_job_registry, execution)
             return
@@ -123,9 +124,14 @@ class IngestWorker(SimpleWorker):
         self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if result_ttl != 0:
-            job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.name,
-                                execution_id=execution.id, execution_started_at=execution.created_at,
-                                execution_ended_at=job.ended_at)
+            job._handle_success(
+                result_ttl,
+                pipeline=pipeline,
+                worker_name=self.name,
+                execution_id=execution.id,
+                execution_started_at=execution.created_at,
+                execution_ended_at=job.ended_at,
+            )
         job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
         job._status = JobStatus.FINISHED
         self.cleanup_execution(job, pipeline=pipeline, execution=execution)
@@ -169,8 +175,11 @@ class IngestWorker(SimpleWorker):
     def _groups(self, queue: Queue) -> bool:
         """Whether `queue`'s jobs are taken in groups: RQ pops with BLPOP (no intermediate queue to
         keep in step) only when it listens on more than one queue; LPOP with a count needs 6.2."""
-        return (queue.name in self.grouped and len(self.queues) > 1
-                and self.get_redis_server_version() >= (6, 2, 0))
+        return (
+            queue.name in self.grouped
+            and len(self.queues) > 1
+            and self.get_redis_server_version() >= (6, 2, 0)
+        )
 
     def _run(self, job: Job, queue: Queue) -> None:
         self.perform_job(job, queue, self.prepare_execution(job))

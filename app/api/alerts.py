@@ -30,8 +30,13 @@ async def _alerts_page(request: Request, status: str | None) -> Response:
     subscription = query_text(request, "subscription")
     key = decode_cursor(request, "alerts", (str, str))
     after = (cursor_time(key[0]), key[1]) if key else None
-    alerts = await call(deps(request).store.list_alerts_page, limit=limit + 1, status=status,
-                        subscription_id=subscription, after=after)
+    alerts = await call(
+        deps(request).store.list_alerts_page,
+        limit=limit + 1,
+        status=status,
+        subscription_id=subscription,
+        after=after,
+    )
     more = len(alerts) > limit
     alerts = alerts[:limit]
     cursor = encode_cursor("alerts", iso(alerts[-1].created_at), alerts[-1].id) if more else None
@@ -63,12 +68,16 @@ async def replay_alert(request: Request) -> Response:
     alert = await call(d.store.get_alert, alert_id)
     sub = await call(d.store.get_subscription, alert.subscription_id)
     if sub.status == "disabled":
-        raise ApiError(409, "conflict", f"subscription {sub.id} is disabled ({sub.status_reason}); "
-                       "set its status to active first")
+        raise ApiError(
+            409,
+            "conflict",
+            f"subscription {sub.id} is disabled ({sub.status_reason}); set its status to active first",
+        )
     replayed = await call(d.store.retry_failed_alert, alert_id)
     if replayed is None:
-        raise ApiError(409, "conflict",
-                       f"alert {alert_id} is {alert.status}, only failed alerts are replayed")
+        raise ApiError(
+            409, "conflict", f"alert {alert_id} is {alert.status}, only failed alerts are replayed"
+        )
     await call(d.enqueue_alerts, [replayed])
     return JSONResponse(alert_json(replayed), status_code=202)
 

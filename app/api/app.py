@@ -21,8 +21,15 @@ from ingest.log import get_logger
 
 log = get_logger("app.api")
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 413: "too_large", 422: "invalid"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+}
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
@@ -36,8 +43,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = "no such resource" if exc.status_code == 404 else str(exc.detail)
     if exc.status_code == 405:
         message = f"method {request.method} is not allowed here"
-    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message,
-                          headers=exc.headers)
+    return error_response(
+        exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message, headers=exc.headers
+    )
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -59,12 +67,23 @@ async def openapi(request: Request) -> Response:
 
 
 def all_routes() -> list[Route]:
-    return [*feeds.routes, *subscriptions.routes, *articles.routes, *alerts.routes, *health.routes,
-            Route("/openapi.json", openapi, methods=["GET"])]
+    return [
+        *feeds.routes,
+        *subscriptions.routes,
+        *articles.routes,
+        *alerts.routes,
+        *health.routes,
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
 
 
-def create_app(deps: ApiDeps, *, token: str | None, extra_routes: Sequence[BaseRoute] = (),
-               public_prefixes: tuple[str, ...] = ()) -> Starlette:
+def create_app(
+    deps: ApiDeps,
+    *,
+    token: str | None,
+    extra_routes: Sequence[BaseRoute] = (),
+    public_prefixes: tuple[str, ...] = (),
+) -> Starlette:
     """The API over `deps`; `token` None turns authentication off (loopback only, see `ingest api`).
 
     `extra_routes` are mounted beside the resources; those under `public_prefixes` skip the
@@ -72,11 +91,22 @@ def create_app(deps: ApiDeps, *, token: str | None, extra_routes: Sequence[BaseR
     """
     app = Starlette(
         routes=[*all_routes(), *extra_routes],
-        middleware=[Middleware(AccessLog),
-                    Middleware(BearerAuth, token=token, metrics_public=deps.settings.metrics_public,
-                               public_prefixes=public_prefixes)],
-        exception_handlers={ApiError: api_error, HTTPException: http_error, NotFound: not_found,
-                            StoreError: store_error, Exception: server_error},
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(
+                BearerAuth,
+                token=token,
+                metrics_public=deps.settings.metrics_public,
+                public_prefixes=public_prefixes,
+            ),
+        ],
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            NotFound: not_found,
+            StoreError: store_error,
+            Exception: server_error,
+        },
     )
     app.state.deps = deps
     return app

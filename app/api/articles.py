@@ -27,9 +27,13 @@ MAX_SEARCH_OFFSET = 10_000  # ranked search pages by offset; deeper pages cost m
 
 
 def article_filter(request: Request) -> ArticleFilter:
-    return ArticleFilter(language=query_text(request, "language", max_len=16),
-                         feed_id=query_int(request, "feed"), story_id=query_text(request, "story"),
-                         since=query_time(request, "since"), until=query_time(request, "until"))
+    return ArticleFilter(
+        language=query_text(request, "language", max_len=16),
+        feed_id=query_int(request, "feed"),
+        story_id=query_text(request, "story"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+    )
 
 
 async def list_articles(request: Request) -> Response:
@@ -46,8 +50,9 @@ async def list_articles(request: Request) -> Response:
         found = await call(store.search_articles_page, q, filters, limit=limit + 1, offset=offset)
         more = len(found) > limit and offset + limit <= MAX_SEARCH_OFFSET
         found = found[:limit]
-        return page([article_json(a) for a in found],
-                    encode_cursor("search", offset + limit) if more else None)
+        return page(
+            [article_json(a) for a in found], encode_cursor("search", offset + limit) if more else None
+        )
     key = decode_cursor(request, "articles", (str, str))
     after = (cursor_time(key[0]), key[1]) if key else None
     articles = await call(store.list_articles_page, filters, limit=limit + 1, after=after)
@@ -68,8 +73,13 @@ async def get_story(request: Request) -> Response:
     articles = await call(deps(request).store.articles_in_story, story_id)
     if not articles:
         raise ApiError(404, "not_found", f"no story with id {story_id!r}")
-    return JSONResponse({"id": story_id, "article": article_json(articles[0]),
-                         "copies": [article_json(a) for a in articles[1:]]})
+    return JSONResponse(
+        {
+            "id": story_id,
+            "article": article_json(articles[0]),
+            "copies": [article_json(a) for a in articles[1:]],
+        }
+    )
 
 
 routes = [

@@ -25,8 +25,14 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 class BearerAuth:
     """401 unless `Authorization: Bearer <token>` matches (constant-time compare)."""
 
-    def __init__(self, app: ASGIApp, token: str | None, *, metrics_public: bool = False,
-                 public_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        *,
+        metrics_public: bool = False,
+        public_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.public = PUBLIC_PATHS | ({"/metrics"} if metrics_public else set())
@@ -47,8 +53,9 @@ class BearerAuth:
                     given = credentials.strip()
         if not given or not hmac.compare_digest(given, self.token):
             message = "missing bearer token" if not given else "invalid bearer token"
-            response = error_response(401, "unauthorized", message,
-                                      headers={"WWW-Authenticate": 'Bearer realm="ingest"'})
+            response = error_response(
+                401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="ingest"'}
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -76,5 +83,10 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            log.info("api.request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.monotonic() - started) * 1000, 1))
+            log.info(
+                "api.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )

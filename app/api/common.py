@@ -41,10 +41,14 @@ class ApiError(Exception):
         self.details = details
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
-                   **details: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **details}}, status_code=status,
-                        headers=dict(headers or {}))
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **details: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **details}},
+        status_code=status,
+        headers=dict(headers or {}),
+    )
 
 
 def invalid(field: str, message: str, **details: Any) -> ApiError:
@@ -61,6 +65,7 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 # -- request bodies -------------------------------------------------------------
+
 
 async def read_json(request: Request) -> dict[str, Any]:
     """The body as a JSON object: 413 past the size cap (checked while reading), 400 if not JSON."""
@@ -123,6 +128,7 @@ def integer(value: Any, field: str, *, minimum: int = 1, maximum: int = MAX_ID) 
 
 # -- query and path parameters ----------------------------------------------------
 
+
 def query_text(request: Request, name: str, *, max_len: int = 200) -> str | None:
     raw = request.query_params.get(name)
     return None if raw is None or raw == "" else text(raw, name, max_len=max_len)
@@ -175,6 +181,7 @@ def path_int(request: Request, name: str) -> int:
 
 # -- cursors: opaque to clients, validated strictly on the way back in ------------------
 
+
 def encode_cursor(kind: str, *key: Any) -> str:
     raw = json.dumps([kind, *key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -189,9 +196,12 @@ def decode_cursor(request: Request, kind: str, types: tuple[type, ...]) -> list[
         data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError, RecursionError):
         data = None
-    if (not isinstance(data, list) or len(data) != len(types) + 1 or data[0] != kind
-            or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(data[1:], types,
-                                                                                      strict=True))):
+    if (
+        not isinstance(data, list)
+        or len(data) != len(types) + 1
+        or data[0] != kind
+        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(data[1:], types, strict=True))
+    ):
         raise ApiError(400, "bad_cursor", "cursor is not one this listing returned")
     return data[1:]
 
@@ -213,6 +223,7 @@ def page(items: list[dict[str, Any]], next_cursor: str | None) -> JSONResponse:
 
 # -- resources as JSON ------------------------------------------------------------
 
+
 def _iso_values(data: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
 
@@ -228,8 +239,13 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
 
 
 def article_json(article: Article) -> dict[str, Any]:
-    return {**article.to_dict(), "feed_id": article.feed_id, "author": article.author,
-            "fetched_at": iso(article.fetched_at), "updated": article.updated}
+    return {
+        **article.to_dict(),
+        "feed_id": article.feed_id,
+        "author": article.author,
+        "fetched_at": iso(article.fetched_at),
+        "updated": article.updated,
+    }
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:

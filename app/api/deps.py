@@ -37,16 +37,28 @@ def rq_queue_stats(queues: Sequence[Any]) -> list[QueueStat]:
     """Depth of each RQ queue and its registries, and its live workers, read now."""
     from rq import Worker
 
-    return [QueueStat(queue=q.name, queued=q.count, started=q.started_job_registry.count,
-                      scheduled=q.scheduled_job_registry.count, deferred=q.deferred_job_registry.count,
-                      failed=q.failed_job_registry.count, workers=Worker.count(queue=q))
-            for q in queues]
+    return [
+        QueueStat(
+            queue=q.name,
+            queued=q.count,
+            started=q.started_job_registry.count,
+            scheduled=q.scheduled_job_registry.count,
+            deferred=q.deferred_job_registry.count,
+            failed=q.failed_job_registry.count,
+            workers=Worker.count(queue=q),
+        )
+        for q in queues
+    ]
 
 
 def deps_from_context(ctx: Context) -> ApiDeps:
     """Wire the API to a process context: its store, Redis and the `alerts` queue."""
     from workers.jobs import enqueue_alerts
 
-    return ApiDeps(settings=ctx.settings, store=ctx.store, redis=ctx.redis,
-                   enqueue_alerts=lambda alerts: enqueue_alerts(ctx, alerts),
-                   queue_stats=lambda: rq_queue_stats(ctx.queues))
+    return ApiDeps(
+        settings=ctx.settings,
+        store=ctx.store,
+        redis=ctx.redis,
+        enqueue_alerts=lambda alerts: enqueue_alerts(ctx, alerts),
+        queue_stats=lambda: rq_queue_stats(ctx.queues),
+    )

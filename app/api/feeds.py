@@ -29,8 +29,7 @@ MIN_INTERVAL = 60
 async def list_feeds(request: Request) -> Response:
     limit = page_limit(request)
     key = decode_cursor(request, "feeds", (int,))
-    feeds = await call(deps(request).store.list_feeds_page, limit=limit + 1,
-                       after_id=key[0] if key else None)
+    feeds = await call(deps(request).store.list_feeds_page, limit=limit + 1, after_id=key[0] if key else None)
     more = len(feeds) > limit
     feeds = feeds[:limit]
     return page([feed_json(f) for f in feeds], encode_cursor("feeds", feeds[-1].id) if more else None)

@@ -30,8 +30,9 @@ async def readyz(request: Request) -> Response:
     ready = all(v == "ok" for v in checks.values())
     if not ready:
         log.warning("api.not_ready", **checks)
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 async def metrics_endpoint(request: Request) -> Response:

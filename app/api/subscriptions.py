@@ -51,8 +51,13 @@ def checked_query(value: Any) -> str | None:
     try:
         parse_query(query)
     except QueryError as exc:
-        raise ApiError(422, "invalid_query", f"query: {exc.reason} at position {exc.position}",
-                       field="query", position=exc.position) from None
+        raise ApiError(
+            422,
+            "invalid_query",
+            f"query: {exc.reason} at position {exc.position}",
+            field="query",
+            position=exc.position,
+        ) from None
     except RecursionError:
         raise invalid("query", "is nested too deeply") from None
     return query
@@ -82,8 +87,13 @@ def checked_options(store: Any, value: Any) -> SubscriptionOptions | None:
     if not all(isinstance(v, list) and all(isinstance(i, str | int) for i in v) for v in lists.values()):
         raise invalid("options", "languages and feed_ids must be lists")
     try:
-        return make_options(store, languages=lists["languages"], feeds=lists["feed_ids"],
-                            digest_minutes=value.get("digest_minutes"), rate_limit=value.get("rate_limit"))
+        return make_options(
+            store,
+            languages=lists["languages"],
+            feeds=lists["feed_ids"],
+            digest_minutes=value.get("digest_minutes"),
+            rate_limit=value.get("rate_limit"),
+        )
     except ConfigError as exc:
         raise invalid("options", str(exc)) from None
 
@@ -125,9 +135,18 @@ async def add_subscription(request: Request) -> Response:
     existing = await call(store.list_subscriptions)
     if any(s.query == query and s.webhook == webhook for s in existing):
         raise ApiError(409, "conflict", "a subscription with this query and webhook already exists")
-    sub = await call(store.add_subscription, Subscription(
-        id="sub_" + uuid.uuid4().hex[:16], name=name, query=query, webhook=webhook, secret=secret,
-        created_at=utcnow(), options=options))
+    sub = await call(
+        store.add_subscription,
+        Subscription(
+            id="sub_" + uuid.uuid4().hex[:16],
+            name=name,
+            query=query,
+            webhook=webhook,
+            secret=secret,
+            created_at=utcnow(),
+            options=options,
+        ),
+    )
     answer = {**subscription_json(sub), "secret": sub.secret}
     if period is not None:
         from ingest.services.subscriptions import backfill
@@ -167,8 +186,9 @@ async def update_subscription(request: Request) -> Response:
         raise invalid("status", f"must be one of {', '.join(SETTABLE_STATUS)}")
     webhook = await checked_webhook(request, body.get("webhook"))
     options = await call(checked_options, store, body.get("options"))
-    sub = await call(store.update_subscription, sub_id, name=name, query=query, webhook=webhook,
-                     options=options)
+    sub = await call(
+        store.update_subscription, sub_id, name=name, query=query, webhook=webhook, options=options
+    )
     if secret is not None:  # an explicit secret replaces the old one at once, no grace period
         sub = await call(store.rotate_subscription_secret, sub_id, secret, previous_valid_until=utcnow())
     if status is not None:
@@ -190,8 +210,13 @@ async def rotate_secret(request: Request) -> Response:
     d = deps(request)
     until = utcnow() + timedelta(seconds=d.settings.secret_grace_seconds)
     sub = await call(d.store.rotate_subscription_secret, sub_id, new_secret(), previous_valid_until=until)
-    return JSONResponse({"subscription": subscription_json(sub), "secret": sub.secret,
-                         "previous_secret_expires_at": iso(until)})
+    return JSONResponse(
+        {
+            "subscription": subscription_json(sub),
+            "secret": sub.secret,
+            "previous_secret_expires_at": iso(until),
+        }
+    )
 
 
 routes = [

@@ -29,14 +29,20 @@ def alerts_failed(args: argparse.Namespace) -> int:
     after = None
     shown = 0
     while shown < args.limit:
-        page = ctx.store.list_alerts_page(limit=min(200, args.limit - shown), status="failed",
-                                          subscription_id=args.subscription, after=after)
+        page = ctx.store.list_alerts_page(
+            limit=min(200, args.limit - shown),
+            status="failed",
+            subscription_id=args.subscription,
+            after=after,
+        )
         for alert in page:
             if args.json:
                 print(json.dumps(alert_dict(alert), ensure_ascii=False))
             else:
-                print(f"{alert.id}\t{alert.subscription_id}\t{alert.story_id}\t{alert.attempts}\t"
-                      f"{iso(alert.created_at)}\t{alert.last_error or ''}")
+                print(
+                    f"{alert.id}\t{alert.subscription_id}\t{alert.story_id}\t{alert.attempts}\t"
+                    f"{iso(alert.created_at)}\t{alert.last_error or ''}"
+                )
         shown += len(page)
         if not page:
             break
@@ -59,8 +65,10 @@ def alerts_replay(args: argparse.Namespace) -> int:
     for sub_id in {a.subscription_id for a in alerts}:
         sub = ctx.store.get_subscription(sub_id)
         if sub.status != "active":
-            raise ConfigError(f"subscription {sub.id} is {sub.status} ({sub.status_reason}); "
-                              f"`ingest subs resume {sub.id}` first")
+            raise ConfigError(
+                f"subscription {sub.id} is {sub.status} ({sub.status_reason}); "
+                f"`ingest subs resume {sub.id}` first"
+            )
     replayed = [a for a in (ctx.store.retry_failed_alert(a.id) for a in alerts) if a is not None]
     requeue(ctx, replayed)
     for alert in replayed:

@@ -31,19 +31,35 @@ def api(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.api_token:
         if not is_loopback(args.host):
-            raise ConfigError(f"INGEST_API_TOKEN is not set: refusing to serve the API on {args.host} "
-                              "without authentication (set a token, or bind to 127.0.0.1)")
-        log.warning("api.no_token", host=args.host,
-                    detail="INGEST_API_TOKEN is not set: the API is open to anyone on this machine")
+            raise ConfigError(
+                f"INGEST_API_TOKEN is not set: refusing to serve the API on {args.host} "
+                "without authentication (set a token, or bind to 127.0.0.1)"
+            )
+        log.warning(
+            "api.no_token",
+            host=args.host,
+            detail="INGEST_API_TOKEN is not set: the API is open to anyone on this machine",
+        )
     ctx = init_context(settings)
     try:
         from app.poller import websub_routes_for
 
-        app = create_app(deps_from_context(ctx), token=settings.api_token,
-                         extra_routes=websub_routes_for(ctx), public_prefixes=("/websub/",))
+        app = create_app(
+            deps_from_context(ctx),
+            token=settings.api_token,
+            extra_routes=websub_routes_for(ctx),
+            public_prefixes=("/websub/",),
+        )
         log.info("api.start", host=args.host, port=args.port)
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                    proxy_headers=True, server_header=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            server_header=False,
+        )
     finally:
         ctx.close()
     return 0

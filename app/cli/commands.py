@@ -34,6 +34,7 @@ def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
 
 # -- running -----------------------------------------------------------------
 
+
 def poll(args: argparse.Namespace) -> int:
     from app.poller import poll_once, run_poller
 
@@ -58,6 +59,7 @@ def worker(args: argparse.Namespace) -> int:
 
 # -- documents ---------------------------------------------------------------
 
+
 def _read(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
@@ -68,14 +70,35 @@ def _read(path: str) -> str:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _processed(preparer: Preparer, title: str, content: str, *, is_html: bool,
-               url: str | None, feed_title: str | None = None) -> dict[str, Any]:
-    entry = RawEntry(feed_id=0, feed_url="", entry_key="", url=url, title=title, content=content,
-                     is_html=is_html, feed_title=feed_title)
+def _processed(
+    preparer: Preparer,
+    title: str,
+    content: str,
+    *,
+    is_html: bool,
+    url: str | None,
+    feed_title: str | None = None,
+) -> dict[str, Any]:
+    entry = RawEntry(
+        feed_id=0,
+        feed_url="",
+        entry_key="",
+        url=url,
+        title=title,
+        content=content,
+        is_html=is_html,
+        feed_title=feed_title,
+    )
     doc = preparer.prepare(entry)
-    return {"title": doc.clean.title, "url": doc.clean.url, "text": doc.clean.text,
-            "summary": doc.clean.summary, "language": doc.language.code,
-            "language_confidence": round(doc.language.confidence, 4), "removed": doc.clean.removed}
+    return {
+        "title": doc.clean.title,
+        "url": doc.clean.url,
+        "text": doc.clean.text,
+        "summary": doc.clean.summary,
+        "language": doc.language.code,
+        "language_confidence": round(doc.language.confidence, 4),
+        "removed": doc.clean.removed,
+    }
 
 
 def _preparer() -> Preparer:
@@ -85,8 +108,9 @@ def _preparer() -> Preparer:
     from ingest.services.process import Preparer
 
     settings = Settings.from_env()
-    detector = LanguageDetector(short_text_models=settings.short_text_models,
-                                loads_per_minute=settings.short_text_loads_per_minute)
+    detector = LanguageDetector(
+        short_text_models=settings.short_text_models, loads_per_minute=settings.short_text_loads_per_minute
+    )
     return Preparer(detector, load_rules(settings.clean_rules))
 
 
@@ -111,10 +135,17 @@ def process(args: argparse.Namespace) -> int:
             html, text = doc.get("html"), doc.get("text")
             content = html if html is not None else text
             if not isinstance(content, str):
-                raise ConfigError(f"line {number}: needs an \"html\" or a \"text\" field holding a string")
-            _emit(_processed(preparer, str(doc.get("title") or ""), content,
-                             is_html=html is not None, url=doc.get("url"),
-                             feed_title=doc.get("feed_title")))
+                raise ConfigError(f'line {number}: needs an "html" or a "text" field holding a string')
+            _emit(
+                _processed(
+                    preparer,
+                    str(doc.get("title") or ""),
+                    content,
+                    is_html=html is not None,
+                    url=doc.get("url"),
+                    feed_title=doc.get("feed_title"),
+                )
+            )
             sys.stdout.flush()
         return 0
     content = _read(args.file)
@@ -140,8 +171,13 @@ def match(args: argparse.Namespace) -> int:
 
     text = _read(args.file)
     result = match_query(args.query, MatchDocument(title=args.title, text=text))
-    _emit({"query": args.query, "matched": result is not None,
-           "matched_terms": result.matched_terms if result else []})
+    _emit(
+        {
+            "query": args.query,
+            "matched": result is not None,
+            "matched_terms": result.matched_terms if result else [],
+        }
+    )
     return 0 if result else 1
 
 
@@ -167,4 +203,3 @@ def settings_cmd(args: argparse.Namespace) -> int:
     for setting in SETTINGS:
         print(f"{setting.env}={getattr(current, setting.field)!s}")
     return 0
-

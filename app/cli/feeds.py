@@ -23,8 +23,9 @@ def _context():  # type: ignore[no-untyped-def]
 
 
 def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: iso(v) if hasattr(v, "tzinfo") else list(v) if isinstance(v, tuple) else v
-            for k, v in obj.items()}
+    return {
+        k: iso(v) if hasattr(v, "tzinfo") else list(v) if isinstance(v, tuple) else v for k, v in obj.items()
+    }
 
 
 def feed_dict(feed: Feed, sub: WebSubSubscription | None = None) -> dict[str, Any]:
@@ -32,8 +33,13 @@ def feed_dict(feed: Feed, sub: WebSubSubscription | None = None) -> dict[str, An
     data = _json_ready(asdict(feed))
     data["websub"] = None
     if sub is not None:
-        data["websub"] = {"hub": sub.hub, "topic": sub.topic, "state": sub.state,
-                          "lease_until": iso(sub.lease_until), "last_error": sub.last_error}
+        data["websub"] = {
+            "hub": sub.hub,
+            "topic": sub.topic,
+            "state": sub.state,
+            "lease_until": iso(sub.lease_until),
+            "last_error": sub.last_error,
+        }
     return data
 
 
@@ -58,8 +64,9 @@ def feeds_add(args: argparse.Namespace) -> int:
             raise
         except FetchError as exc:  # the server is down now: add it anyway, the poller will retry
             print(f"ingest: warning: added without checking it is a feed: {exc.reason}", file=sys.stderr)
-    feed = ctx.store.add_feed(url, interval=args.interval, title=title,
-                              fulltext=bool(getattr(args, "fulltext", False)))
+    feed = ctx.store.add_feed(
+        url, interval=args.interval, title=title, fulltext=bool(getattr(args, "fulltext", False))
+    )
     print(f"{feed.id}\t{feed.url}")
     return 0
 
@@ -71,8 +78,10 @@ def feeds_list(args: argparse.Namespace) -> int:
             print(json.dumps(feed_dict(feed, ctx.store.get_websub(feed.id)), ensure_ascii=False))
             continue
         state = feed.muted_reason or feed.last_error or ("ok" if feed.last_success_at else "never polled")
-        print(f"{feed.id}\t{feed.status}\t{feed.url}\t{feed.title or ''}\t{state}\t"
-              f"next {iso(feed.next_poll_at) or 'now'}\t{feed.schedule_reason or ''}")
+        print(
+            f"{feed.id}\t{feed.status}\t{feed.url}\t{feed.title or ''}\t{state}\t"
+            f"next {iso(feed.next_poll_at) or 'now'}\t{feed.schedule_reason or ''}"
+        )
     return 0
 
 
@@ -133,8 +142,11 @@ def add_parsers(sub: Any) -> None:
     p = feeds.add_parser("add", help="add a feed by URL (a web page URL: the feed it links to)")
     p.add_argument("url")
     p.add_argument("--interval", type=int, metavar="SECONDS", help="fixed seconds between polls")
-    p.add_argument("--fulltext", action="store_true",
-                   help="fetch each article's page when the feed carries only a summary")
+    p.add_argument(
+        "--fulltext",
+        action="store_true",
+        help="fetch each article's page when the feed carries only a summary",
+    )
     p.set_defaults(func=feeds_add)
     p = feeds.add_parser("list", help="list feeds and their fetch state")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -45,12 +45,25 @@ def subs_add(args: argparse.Namespace) -> int:
     parse_query(args.query)  # refuses a bad query with its position before anything is stored
     check_url(args.webhook, ctx.settings.allowed_networks)
     secret = validate_secret(args.secret) if args.secret else new_secret()
-    options = make_options(ctx.store, languages=args.lang or (), feeds=args.feed or (),
-                           digest_minutes=args.digest, rate_limit=args.rate_limit)
+    options = make_options(
+        ctx.store,
+        languages=args.lang or (),
+        feeds=args.feed or (),
+        digest_minutes=args.digest,
+        rate_limit=args.rate_limit,
+    )
     period = parse_period(args.backfill) if args.backfill else None
-    sub = ctx.store.add_subscription(Subscription(
-        id="sub_" + uuid.uuid4().hex[:16], name=args.name or args.query, query=args.query,
-        webhook=args.webhook, secret=secret, created_at=utcnow(), options=options))
+    sub = ctx.store.add_subscription(
+        Subscription(
+            id="sub_" + uuid.uuid4().hex[:16],
+            name=args.name or args.query,
+            query=args.query,
+            webhook=args.webhook,
+            secret=secret,
+            created_at=utcnow(),
+            options=options,
+        )
+    )
     print(f"{sub.id}\t{sub.secret}")
     sys.stdout.flush()
     if period is not None:
@@ -58,8 +71,10 @@ def subs_add(args: argparse.Namespace) -> int:
 
         alerts = backfill(ctx.store, sub, period)
         enqueue_alerts(ctx, alerts)
-        print(f"backfill: {len(alerts)} stories of the last {args.backfill} queued for {sub.id}",
-              file=sys.stderr)
+        print(
+            f"backfill: {len(alerts)} stories of the last {args.backfill} queued for {sub.id}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -69,8 +84,9 @@ def subs_list(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(sub_dict(sub), ensure_ascii=False))
         else:
-            print(f"{sub.id}\t{sub.status}\t{sub.name}\t{sub.query}\t{sub.webhook}\t"
-                  f"{sub.status_reason or ''}")
+            print(
+                f"{sub.id}\t{sub.status}\t{sub.name}\t{sub.query}\t{sub.webhook}\t{sub.status_reason or ''}"
+            )
     return 0
 
 
@@ -122,25 +138,41 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--webhook", required=True, metavar="URL")
     p.add_argument("--secret", help="whsec_... (generated when omitted)")
     p.add_argument("--name")
-    p.add_argument("--lang", action="append", metavar="CODE",
-                   help="only articles in this language (repeatable, or en,de)")
-    p.add_argument("--feed", action="append", metavar="ID|URL",
-                   help="only articles of this feed (repeatable)")
-    p.add_argument("--digest", type=int, metavar="MINUTES",
-                   help="one webhook every MINUTES with all matches, instead of one per match")
+    p.add_argument(
+        "--lang",
+        action="append",
+        metavar="CODE",
+        help="only articles in this language (repeatable, or en,de)",
+    )
+    p.add_argument(
+        "--feed", action="append", metavar="ID|URL", help="only articles of this feed (repeatable)"
+    )
+    p.add_argument(
+        "--digest",
+        type=int,
+        metavar="MINUTES",
+        help="one webhook every MINUTES with all matches, instead of one per match",
+    )
     p.add_argument("--rate-limit", metavar="N/min", help="at most N webhooks per minute (more wait)")
-    p.add_argument("--backfill", metavar="PERIOD",
-                   help="also alert stories stored within PERIOD (e.g. 7d, 12h), once per story")
+    p.add_argument(
+        "--backfill",
+        metavar="PERIOD",
+        help="also alert stories stored within PERIOD (e.g. 7d, 12h), once per story",
+    )
     p.set_defaults(func=subs_add)
     p = subs.add_parser("list", help="list subscriptions, their status and why")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=subs_list)
-    for name, func, text in (("pause", subs_pause, "stop delivering (alerts wait) until resumed"),
-                             ("resume", subs_resume, "deliver again (also a disabled one); "
-                              "queue the waiting alerts"),
-                             ("rotate-secret", subs_rotate_secret, "new secret, printed; the old one signs "
-                              "for INGEST_SECRET_GRACE_SECONDS too"),
-                             ("remove", subs_remove, "remove a subscription and its alerts")):
+    for name, func, text in (
+        ("pause", subs_pause, "stop delivering (alerts wait) until resumed"),
+        ("resume", subs_resume, "deliver again (also a disabled one); queue the waiting alerts"),
+        (
+            "rotate-secret",
+            subs_rotate_secret,
+            "new secret, printed; the old one signs for INGEST_SECRET_GRACE_SECONDS too",
+        ),
+        ("remove", subs_remove, "remove a subscription and its alerts"),
+    ):
         p = subs.add_parser(name, help=text)
         p.add_argument("subscription_id", metavar="ID")
         p.set_defaults(func=func)

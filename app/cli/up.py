@@ -37,8 +37,11 @@ def _child_env(settings: Settings, redis_url: str, demo: bool) -> dict[str, str]
 def _print_alert(payload: dict[str, Any]) -> None:
     data = payload["data"]
     article = data["article"]
-    print(f"ALERT  {data['subscription_name']!r} <- [{article['language']}] {article['title']}"
-          f"  (story {article['story_id']}, terms {', '.join(data['matched_terms'])})", flush=True)
+    print(
+        f"ALERT  {data['subscription_name']!r} <- [{article['language']}] {article['title']}"
+        f"  (story {article['story_id']}, terms {', '.join(data['matched_terms'])})",
+        flush=True,
+    )
 
 
 def _setup_demo(ctx: Any) -> list[Any]:
@@ -60,9 +63,16 @@ def _setup_demo(ctx: Any) -> list[Any]:
             ctx.store.remove_subscription(sub.id)
             sub = None
         if sub is None:
-            ctx.store.add_subscription(Subscription(
-                id="sub_demo_" + hashlib.sha256(query.encode()).hexdigest()[:10], name=name, query=query,
-                webhook=receiver.url("/hook"), secret=DEMO_SECRET, created_at=utcnow()))
+            ctx.store.add_subscription(
+                Subscription(
+                    id="sub_demo_" + hashlib.sha256(query.encode()).hexdigest()[:10],
+                    name=name,
+                    query=query,
+                    webhook=receiver.url("/hook"),
+                    secret=DEMO_SECRET,
+                    created_at=utcnow(),
+                )
+            )
     print(f"demo feeds: {', '.join(sorted(wanted))}\ndemo receiver: {receiver.url('/hook')}", flush=True)
     return [feeds, receiver]
 
@@ -80,9 +90,24 @@ def up(args: argparse.Namespace) -> int:
     servers = _setup_demo(ctx) if args.demo else []
     env = _child_env(settings, url, args.demo)
     ingest = [sys.executable, "-m", "app.cli"]
-    commands = [[*ingest, "poll"]] + [[*ingest, "worker"]] * args.workers + [[
-        sys.executable, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(args.dashboard_port),
-        "--redis-url", url, "--json"]]
+    commands = (
+        [[*ingest, "poll"]]
+        + [[*ingest, "worker"]] * args.workers
+        + [
+            [
+                sys.executable,
+                "-m",
+                "rq_dashboard",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(args.dashboard_port),
+                "--redis-url",
+                url,
+                "--json",
+            ]
+        ]
+    )
     children = [subprocess.Popen(cmd, env=env) for cmd in commands]
     print(f"rq-dashboard: http://127.0.0.1:{args.dashboard_port}/  (Ctrl-C stops everything)", flush=True)
     stop = threading.Event()

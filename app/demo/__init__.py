@@ -49,16 +49,16 @@ def rss_document(feed: dict[str, Any]) -> bytes:
         html = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
         items.append(
             f"<item><title>{escape(title)}</title><link>{escape(item['link'])}</link>"
-            f"<guid isPermaLink=\"false\">{escape(item['guid'])}</guid>"
+            f'<guid isPermaLink="false">{escape(item["guid"])}</guid>'
             f"<pubDate>{item['published']}</pubDate>"
             f"<description>{escape(paragraphs[1] if len(paragraphs) > 1 else '')}</description>"
-            f"<content:encoded><![CDATA[{html}]]></content:encoded></item>")
+            f"<content:encoded><![CDATA[{html}]]></content:encoded></item>"
+        )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
         f"<title>{escape(feed['title'])}</title><link>{escape(feed['link'])}</link>"
-        f"<description>{escape(feed['title'])} demo feed</description>"
-        + "".join(items) + "</channel></rss>"
+        f"<description>{escape(feed['title'])} demo feed</description>" + "".join(items) + "</channel></rss>"
     ).encode()
 
 
@@ -124,8 +124,9 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(hmac.compare_digest(expected, sig.split(",", 1)[1])
-               for sig in headers["webhook-signature"].split())
+    return any(
+        hmac.compare_digest(expected, sig.split(",", 1)[1]) for sig in headers["webhook-signature"].split()
+    )
 
 
 class Receiver(_Server):
@@ -143,7 +144,8 @@ class Receiver(_Server):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 ok = {"webhook-id", "webhook-timestamp", "webhook-signature"} <= headers.keys() and verify(
-                    secret, headers, body)
+                    secret, headers, body
+                )
                 self.send_response(204 if ok else 401)
                 self.end_headers()
                 with lock:

@@ -37,8 +37,9 @@ def window_end(now: datetime, minutes: int) -> datetime:
 def digest_alert(sub_id: str, end: datetime) -> Alert:
     """The outbox row of the digest closing at `end`; its id is deterministic, so cutting is idempotent."""
     story = f"{DIGEST_PREFIX}{iso(end)}"
-    return Alert(id=alert_id(sub_id, story), subscription_id=sub_id, story_id=story, article_id="",
-                 matched_terms=[])
+    return Alert(
+        id=alert_id(sub_id, story), subscription_id=sub_id, story_id=story, article_id="", matched_terms=[]
+    )
 
 
 @dataclass
@@ -101,8 +102,10 @@ def build_digest_payload(sub: Subscription, digest: Alert, items: Sequence[tuple
             "window_start": start,
             "window_end": end,
             "count": len(items),
-            "articles": [{**article.to_dict(), "alert_id": member.id,
-                          "matched_terms": list(member.matched_terms)} for member, article in items],
+            "articles": [
+                {**article.to_dict(), "alert_id": member.id, "matched_terms": list(member.matched_terms)}
+                for member, article in items
+            ],
         },
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

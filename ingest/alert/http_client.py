@@ -114,8 +114,14 @@ class WebhookClient:
     one request at a time.
     """
 
-    def __init__(self, allowed: Sequence[netsafe.Network], user_agent: str, *,
-                 max_hosts: int = MAX_HOSTS, per_host: int = PER_HOST) -> None:
+    def __init__(
+        self,
+        allowed: Sequence[netsafe.Network],
+        user_agent: str,
+        *,
+        max_hosts: int = MAX_HOSTS,
+        per_host: int = PER_HOST,
+    ) -> None:
         self.allowed = tuple(allowed)
         self.user_agent = user_agent
         self.max_hosts = max_hosts
@@ -136,9 +142,18 @@ class WebhookClient:
         sent = {"User-Agent": self.user_agent, **auth, **headers}
         try:
             response = pool.urlopen(
-                "POST", target, body=body, headers=sent, retries=False, redirect=False,
-                assert_same_host=False, timeout=Timeout(connect=timeout, read=timeout),
-                preload_content=False, decode_content=False, release_conn=False)
+                "POST",
+                target,
+                body=body,
+                headers=sent,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=Timeout(connect=timeout, read=timeout),
+                preload_content=False,
+                decode_content=False,
+                release_conn=False,
+            )
             try:
                 _read_answer(response, started + timeout)
             finally:
@@ -170,12 +185,17 @@ class WebhookClient:
         return pool
 
     def _new_pool(self, scheme: str, host: str, port: int) -> HTTPConnectionPool:
-        common: dict[str, Any] = {"maxsize": self.per_host, "block": False, "retries": False,
-                                  "allowed": self.allowed}
+        common: dict[str, Any] = {
+            "maxsize": self.per_host,
+            "block": False,
+            "retries": False,
+            "allowed": self.allowed,
+        }
         if scheme == "https":
             # the certifi context; urllib3 leaves its hostname check on (no assert_hostname given)
-            return _HTTPSPool(host, port, cert_reqs="CERT_REQUIRED",
-                              ssl_context=netsafe._ssl_context(), **common)
+            return _HTTPSPool(
+                host, port, cert_reqs="CERT_REQUIRED", ssl_context=netsafe._ssl_context(), **common
+            )
         return _HTTPPool(host, port, **common)
 
     def close(self) -> None:

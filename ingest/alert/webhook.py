@@ -38,7 +38,7 @@ def validate_secret(secret: str) -> str:
     if not secret.startswith(SECRET_PREFIX):
         raise ConfigError(f"webhook secret must start with {SECRET_PREFIX!r}")
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except ValueError:
         raise ConfigError("webhook secret is not valid base64 after 'whsec_'") from None
     if len(key) < 24:
@@ -87,8 +87,9 @@ class Delivery:
     seconds: float
 
 
-def deliver(client: WebhookClient, url: str, msg_id: str, body: bytes,
-            secrets_: Sequence[str], *, timeout: float) -> Delivery:
+def deliver(
+    client: WebhookClient, url: str, msg_id: str, body: bytes, secrets_: Sequence[str], *, timeout: float
+) -> Delivery:
     """POST once. 2xx is success; anything else raises AlertDeliveryError (3xx is never followed).
 
     The receiver has `timeout` seconds to connect and answer; of its answer at most
@@ -108,8 +109,11 @@ def deliver(client: WebhookClient, url: str, msg_id: str, body: bytes,
     if 200 <= status < 300:
         return Delivery(status, time.monotonic() - started)
     raise AlertDeliveryError(
-        url, f"HTTP {status} {answer.reason}".strip(), status=status,
-        retry_after=parse_retry_after(answer.headers.get("retry-after")), gone=status == 410,
+        url,
+        f"HTTP {status} {answer.reason}".strip(),
+        status=status,
+        retry_after=parse_retry_after(answer.headers.get("retry-after")),
+        gone=status == 410,
     )
 
 
@@ -126,8 +130,12 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def next_delay(schedule: Sequence[float], attempts: int, retry_after: float | None = None,
-               rng: random.Random | None = None) -> float | None:
+def next_delay(
+    schedule: Sequence[float],
+    attempts: int,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float | None:
     """Seconds until the next attempt after `attempts` failures; None when retries are used up.
 
     Jitter of up to +10% spreads retries of many alerts to one receiver;

@@ -14,8 +14,16 @@ from ingest.clean.url import canonical_url, is_tracking_param
 from ingest.models import CleanDocument
 
 __all__ = [
-    "Rule", "Rules", "canonical_url", "clean_document", "clean_paragraphs", "clean_title",
-    "is_tracking_param", "load_rules", "parse_rules", "to_paragraphs",
+    "Rule",
+    "Rules",
+    "canonical_url",
+    "clean_document",
+    "clean_paragraphs",
+    "clean_title",
+    "is_tracking_param",
+    "load_rules",
+    "parse_rules",
+    "to_paragraphs",
 ]
 
 ORIGINAL_TITLE_WINDOW = 6  # an "Original title:" line is only believed near the top
@@ -64,9 +72,16 @@ def _clean_summary(summary: str | None, rules: Rules, host: str | None) -> str |
     return "\n\n".join(kept) or None
 
 
-def clean_document(title: str, content: str, *, is_html: bool = True, url: str | None = None,
-                   feed_title: str | None = None, summary: str | None = None,
-                   rules: Rules | None = None) -> CleanDocument:
+def clean_document(
+    title: str,
+    content: str,
+    *,
+    is_html: bool = True,
+    url: str | None = None,
+    feed_title: str | None = None,
+    summary: str | None = None,
+    rules: Rules | None = None,
+) -> CleanDocument:
     """The article a reader would call the article; `removed` keeps what rules dropped."""
     rules = rules or load_rules()
     host = _host(url)
@@ -74,8 +89,9 @@ def clean_document(title: str, content: str, *, is_html: bool = True, url: str |
     original = _original_title(paragraphs, rules)
     kept, removed = clean_paragraphs(paragraphs, rules, host)
     names = list(rules.site_names) + _site_label(host)
-    clean = clean_title(normalize_space(title), feed_title=feed_title, original_title=original,
-                        site_names=names)
+    clean = clean_title(
+        normalize_space(title), feed_title=feed_title, original_title=original, site_names=names
+    )
     if kept and normalize_space(kept[0]).casefold() == clean.casefold():
         removed.append(kept.pop(0))  # the headline repeated as the first paragraph
     return CleanDocument(

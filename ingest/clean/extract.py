@@ -65,8 +65,13 @@ def _body(html: str | Any, url: str | None) -> list[str]:
     """trafilatura's main text; a too-short answer is retried with recall favoured."""
     import trafilatura
 
-    options: dict[str, Any] = {"url": url, "include_comments": False, "include_tables": True,
-                               "deduplicate": False, "with_metadata": False}
+    options: dict[str, Any] = {
+        "url": url,
+        "include_comments": False,
+        "include_tables": True,
+        "deduplicate": False,
+        "with_metadata": False,
+    }
     first = _paragraphs(trafilatura.extract(html, **options))
     if sum(len(p) for p in first) >= MIN_BODY_CHARS:
         return first
@@ -100,8 +105,13 @@ def _metadata(tree: Any, url: str | None) -> dict[str, Any]:
     except Exception as exc:
         log.warning("page_metadata_failed", url=url, error=repr(exc))
         return {}
-    return {"title": meta.title, "author": _author(meta.author), "published_at": _date(meta.date),
-            "language": meta.language, "site_name": meta.sitename}
+    return {
+        "title": meta.title,
+        "author": _author(meta.author),
+        "published_at": _date(meta.date),
+        "language": meta.language,
+        "site_name": meta.sitename,
+    }
 
 
 def _key(text: str) -> str:
@@ -117,7 +127,7 @@ def drop_headline(paragraphs: list[str], title: str | None) -> list[str]:
     for index, para in enumerate(paragraphs[:HEADLINE_WINDOW]):
         key = _key(para)
         if key and (key == title_key or (len(key) >= 0.5 * len(title_key) and key in title_key)):
-            return kept[:index] + kept[index + 1:]
+            return kept[:index] + kept[index + 1 :]
     return kept
 
 
@@ -143,4 +153,5 @@ def page_fetcher(settings: Settings, client: httpx.Client | None = None) -> Page
 
     def fetch(url: str) -> FetchResult:
         return fetch_page(http, url, max_bytes=settings.max_body_bytes, timeout=settings.fetch_timeout)
+
     return fetch

@@ -10,9 +10,31 @@ from selectolax.lexbor import LexborHTMLParser
 PARA = "\u2029"  # paragraph separator: marks block boundaries in the extracted text
 LINE = "\u2028"  # line separator: marks <br>
 DROP_TAGS = [
-    "script", "style", "noscript", "template", "nav", "aside", "footer", "form", "button",
-    "iframe", "svg", "canvas", "select", "input", "textarea", "figure", "figcaption",
-    "object", "embed", "audio", "video", "picture", "head", "menu", "dialog",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "aside",
+    "footer",
+    "form",
+    "button",
+    "iframe",
+    "svg",
+    "canvas",
+    "select",
+    "input",
+    "textarea",
+    "figure",
+    "figcaption",
+    "object",
+    "embed",
+    "audio",
+    "video",
+    "picture",
+    "head",
+    "menu",
+    "dialog",
 ]
 BLOCK_TAGS = (
     "p,div,section,article,main,header,h1,h2,h3,h4,h5,h6,li,ul,ol,dl,dt,dd,blockquote,pre,"

@@ -51,9 +51,13 @@ class Rules:
 
     def merged(self, other: Rules) -> Rules:
         """These rules followed by `other`'s (site files add to the defaults)."""
-        return Rules(self.drop + other.drop, self.strip + other.strip,
-                     self.original_title + other.original_title,
-                     self.site_names + other.site_names, self.sources + other.sources)
+        return Rules(
+            self.drop + other.drop,
+            self.strip + other.strip,
+            self.original_title + other.original_title,
+            self.site_names + other.site_names,
+            self.sources + other.sources,
+        )
 
     def original_title_in(self, paragraph: str) -> str | None:
         """The title an "Original title: ..." paragraph gives, if it is one."""
@@ -163,7 +167,7 @@ def _strip_one(rule: Rule, paragraph: str) -> str:
         return paragraph
     match = rule.pattern.match(paragraph)
     if match and len(match.group(0)) <= rule.max_chars:
-        return paragraph[match.end():].lstrip()
+        return paragraph[match.end() :].lstrip()
     return paragraph
 
 
@@ -204,8 +208,9 @@ def parse_rules(text: str, source: str = "<string>") -> Rules:
         raise ConfigError(f"clean rules: {source}: {exc}") from None
     drop = tuple(_rule(e, "drop", source, i) for i, e in enumerate(data.get("drop", [])))
     strip = tuple(_rule(e, "strip", source, i) for i, e in enumerate(data.get("strip", [])))
-    titles = tuple(_compile(e["pattern"], f"{source}: original_title")
-                   for e in data.get("original_title", []))
+    titles = tuple(
+        _compile(e["pattern"], f"{source}: original_title") for e in data.get("original_title", [])
+    )
     if any("title" not in p.groupindex for p in titles):
         raise ConfigError(f"clean rules: {source}: original_title patterns need a (?P<title>...) group")
     names = tuple(str(n) for n in data.get("site_names", []))

@@ -37,7 +37,7 @@ def _key(text: str) -> str:
     key = _PUNCT.sub("", _fold(_TLD.sub("", text.strip())))
     for prefix in _ARTICLES:
         if key.startswith(prefix) and len(key) > len(prefix) + 2:
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
     return key
 
 
@@ -80,7 +80,7 @@ def _segments(title: str) -> tuple[list[str], list[str]]:
     for match in _SEPARATOR.finditer(title):
         if match.start() == 0 or match.end() == len(title):
             continue
-        parts.append(title[pos:match.start()])
+        parts.append(title[pos : match.start()])
         seps.append(match.group(0).strip() or "-")
         pos = match.end()
     parts.append(title[pos:])
@@ -115,7 +115,7 @@ def strip_site_name(title: str, keys: set[str]) -> str:
         return title
     end = _site_at_end(parts, keys)
     if end is not None:
-        parts, seps = parts[:end], seps[:end - 1] if end > 0 else []
+        parts, seps = parts[:end], seps[: end - 1] if end > 0 else []
         while len(parts) > 1 and _is_name(parts[-1], keys):
             parts, seps = parts[:-1], seps[:-1]  # "Story – Israel Nachrichten – Chadashoth Israel"
         while len(parts) > 1 and seps[-1] in _SECTION_SEPARATORS and _is_section(parts[-1], parts[:-1]):
@@ -140,15 +140,20 @@ def fix_with_original(title: str, original_title: str | None) -> str:
     if title.casefold() == original.casefold():
         return original
     if title.casefold().startswith(original.casefold()):
-        rest = title[len(original):]
+        rest = title[len(original) :]
         match = _SEPARATOR.match(rest)
         if match and match.start() == 0 and match.end() > 0:
             return original
     return title
 
 
-def clean_title(title: str, *, feed_title: str | None = None, original_title: str | None = None,
-                site_names: Sequence[str] = ()) -> str:
+def clean_title(
+    title: str,
+    *,
+    feed_title: str | None = None,
+    original_title: str | None = None,
+    site_names: Sequence[str] = (),
+) -> str:
     """The headline without site name or section trail; never empty if the input was not."""
     raw = normalize_space(title)
     fixed = fix_with_original(raw, original_title)

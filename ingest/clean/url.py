@@ -6,13 +6,54 @@ from __future__ import annotations
 from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 
 TRACKING_PREFIXES = ("utm_", "__twitter", "oly_", "ga_", "at_", "pk_", "mtm_", "guce_")
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "gclsrc", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid",
-    "_hsenc", "_hsmi", "ref_src", "ref_url", "spm", "scm", "cmpid", "ncid", "icid", "s_cid",
-    "sc_cid", "ocid", "wt.mc_id", "wt_zmc", "mkt_tok", "vero_id", "vero_conv", "_ga", "_gl",
-    "trk", "trkcampaign", "sr_share", "guccounter", "utm", "cvid", "ito", "xtor", "smid",
-    "share_token", "rss_source", "twclid", "ttclid", "li_fat_id", "epik", "srsltid",
-})
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "yclid",
+        "_hsenc",
+        "_hsmi",
+        "ref_src",
+        "ref_url",
+        "spm",
+        "scm",
+        "cmpid",
+        "ncid",
+        "icid",
+        "s_cid",
+        "sc_cid",
+        "ocid",
+        "wt.mc_id",
+        "wt_zmc",
+        "mkt_tok",
+        "vero_id",
+        "vero_conv",
+        "_ga",
+        "_gl",
+        "trk",
+        "trkcampaign",
+        "sr_share",
+        "guccounter",
+        "utm",
+        "cvid",
+        "ito",
+        "xtor",
+        "smid",
+        "share_token",
+        "rss_source",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "epik",
+        "srsltid",
+    }
+)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

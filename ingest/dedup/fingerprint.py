@@ -41,8 +41,9 @@ _rng = np.random.default_rng(0x5EED_D3D0)
 _PERM_A = _rng.integers(1, 1 << 63, NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _PERM_B = _rng.integers(0, 1 << 63, NUM_PERM, dtype=np.uint64)
 _BAND_MUL = _rng.integers(1, 1 << 63, ROWS + 1, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-_SH1, _SH2, _SH3, _SH4 = (np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F,
-                                                 0x165667B19E3779F9, 0xFF51AFD7ED558CCD))
+_SH1, _SH2, _SH3, _SH4 = (
+    np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xFF51AFD7ED558CCD)
+)
 
 # Scripts written without spaces between words: each character is a token.
 _CHAR_SCRIPTS = (
@@ -110,8 +111,9 @@ def canonical_url(url: str | None) -> str | None:
     if not host:
         return url.strip()
     port = f":{parts.port}" if parts.port and parts.port not in (80, 443) else ""
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                             if not _TRACKING.match(k)))
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))
+    )
     path = parts.path.rstrip("/")
     return f"{host}{port}{path}" + (f"?{query}" if query else "")
 

@@ -29,9 +29,17 @@ _LUA = resources.files("ingest.dedup").joinpath("assign.lua").read_text()
 class Deduplicator:
     """Assigns batches of articles to stories against a windowed Redis index."""
 
-    def __init__(self, redis: redis.Redis, *, prefix: str = "ingest:", window_days: int = 7,
-                 threshold: float = 0.5, bucket_bits: int = 15, bucket_seconds: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: redis.Redis,
+        *,
+        prefix: str = "ingest:",
+        window_days: int = 7,
+        threshold: float = 0.5,
+        bucket_bits: int = 15,
+        bucket_seconds: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         """`bucket_bits`: log2 of hashes per day bucket; keep articles/day * 32 / 2**bits
         under the server's `hash-max-listpack-entries` (128 by default) for compact memory."""
         self._redis = redis
@@ -58,16 +66,35 @@ class Deduplicator:
         gen = int(now // self._period)
         ngens = math.ceil(self._window / self._period) + 1
         expire_at = (gen + 1) * self._period + self._window
-        args: list[str | bytes | int] = [self._prefix, gen, ngens, expire_at, repr(self._threshold),
-                                         self._window, MAX_CANDIDATES, MAX_SIZE_RATIO, len(items)]
+        args: list[str | bytes | int] = [
+            self._prefix,
+            gen,
+            ngens,
+            expire_at,
+            repr(self._threshold),
+            self._window,
+            MAX_CANDIDATES,
+            MAX_SIZE_RATIO,
+            len(items),
+        ]
         for item in items:
             args += self._item_args(item, now)
         raw = self._script(args=args)
-        results = [DedupResult(story_id=_text(story), kind=_text(kind), duplicate_of=_text(dup) or None,
-                               similarity=float(sim) if sim else None)
-                   for kind, story, dup, sim in raw]
-        log.debug("dedup.assign", items=len(items), near=sum(r.kind == "near" for r in results),
-                  exact=sum(r.kind == "exact" for r in results))
+        results = [
+            DedupResult(
+                story_id=_text(story),
+                kind=_text(kind),
+                duplicate_of=_text(dup) or None,
+                similarity=float(sim) if sim else None,
+            )
+            for kind, story, dup, sim in raw
+        ]
+        log.debug(
+            "dedup.assign",
+            items=len(items),
+            near=sum(r.kind == "near" for r in results),
+            exact=sum(r.kind == "exact" for r in results),
+        )
         return results
 
     def _item_args(self, item: DedupItem, now: float) -> list[str | bytes | int]:

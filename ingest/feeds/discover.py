@@ -29,8 +29,15 @@ log = get_logger(__name__)
 
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _ROOT = re.compile(rb"<[A-Za-z]")
-FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
-              "application/rdf+xml", "application/json", "text/xml", "application/xml")
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/rdf+xml",
+    "application/json",
+    "text/xml",
+    "application/xml",
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +80,15 @@ def discover(client: httpx.Client, url: str, settings: Settings) -> Discovered:
     except ParseError as exc:
         candidates = feed_links(result.content or b"", result.url)
         if not candidates:
-            raise ParseError(f"{url}: {exc} and the page links to no feed "
-                             "(no <link rel=\"alternate\"> with a feed type)") from None
+            raise ParseError(
+                f'{url}: {exc} and the page links to no feed (no <link rel="alternate"> with a feed type)'
+            ) from None
     problems = []
     for candidate in candidates:
         try:
-            found = fetch_page(client, candidate, max_bytes=settings.max_body_bytes,
-                               timeout=settings.fetch_timeout)
+            found = fetch_page(
+                client, candidate, max_bytes=settings.max_body_bytes, timeout=settings.fetch_timeout
+            )
             parsed = parse_feed(found, feed_id=0, feed_url=candidate, max_entries=settings.max_entries)
         except (FetchError, ParseError) as exc:
             problems.append(f"{candidate}: {getattr(exc, 'reason', None) or exc}")
@@ -101,8 +110,9 @@ class OutlineFeed:
 
 
 def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                           recover=False)
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+    )
 
 
 def read_opml(data: bytes) -> list[OutlineFeed]:
@@ -112,7 +122,7 @@ def read_opml(data: bytes) -> list[OutlineFeed]:
     values whatever the parser options, and an OPML file has no business declaring any.
     """
     root_at = _ROOT.search(data)
-    if _ENTITY.search(data[:root_at.start() if root_at else len(data)]):
+    if _ENTITY.search(data[: root_at.start() if root_at else len(data)]):
         raise ConfigError("OPML file declares XML entities: refused (no entity expansion)")
     try:
         root = etree.fromstring(data, parser=_safe_parser())

@@ -50,8 +50,12 @@ class Bounds:
     @classmethod
     def from_settings(cls, settings: Settings) -> Bounds:
         low = min(settings.min_poll_interval, settings.max_poll_interval)
-        return cls(min_interval=low, max_interval=settings.max_poll_interval,
-                   default_interval=settings.poll_interval, websub_interval=settings.websub_poll_interval)
+        return cls(
+            min_interval=low,
+            max_interval=settings.max_poll_interval,
+            default_interval=settings.poll_interval,
+            websub_interval=settings.websub_poll_interval,
+        )
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,16 @@ def _http_date(value: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def cache_hints(headers: Mapping[str, str], ttl_minutes: int | None,
-                now: datetime) -> list[tuple[float, str]]:
+def cache_hints(
+    headers: Mapping[str, str], ttl_minutes: int | None, now: datetime
+) -> list[tuple[float, str]]:
     """(seconds, source) for each freshness hint the response carries."""
     hints: list[tuple[float, str]] = []
-    control = {part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2].strip('" ')
-               for part in headers.get("cache-control", "").split(",") if part.strip()}
+    control = {
+        part.strip().split("=", 1)[0].lower(): part.strip().partition("=")[2].strip('" ')
+        for part in headers.get("cache-control", "").split(",")
+        if part.strip()
+    }
     max_age = control.get("max-age", "")
     if max_age.isdigit() and "no-cache" not in control and "no-store" not in control:
         hints.append((float(max_age), "Cache-Control max-age"))
@@ -113,8 +121,9 @@ def publishing_gap(dates: Sequence[datetime], now: datetime) -> tuple[float, int
     return (statistics.median(gaps), len(gaps)) if gaps else None
 
 
-def observe(feed: Feed, now: datetime, new_entries: int,
-            dates: Sequence[datetime]) -> tuple[datetime | None, int | None]:
+def observe(
+    feed: Feed, now: datetime, new_entries: int, dates: Sequence[datetime]
+) -> tuple[datetime | None, int | None]:
     """Updated (last_entry_at, entry_interval) after a poll.
 
     With dated entries, the interval is their median gap and `last_entry_at` the newest date;
@@ -149,19 +158,32 @@ def _adaptive(feed: Feed, now: datetime, dates: Sequence[datetime], bounds: Boun
         return float(bounds.default_interval), "default interval (no publishing pattern known yet)"
     quiet = (now - feed.last_entry_at).total_seconds() if feed.last_entry_at else 0.0
     if quiet > 2 * seconds:
-        return quiet / 2, (f"adaptive: publishes about every {human(seconds)} ({basis}) but quiet for "
-                           f"{human(quiet)}: half the quiet time")
+        return quiet / 2, (
+            f"adaptive: publishes about every {human(seconds)} ({basis}) but quiet for "
+            f"{human(quiet)}: half the quiet time"
+        )
     return seconds / 2, f"adaptive: publishes about every {human(seconds)} ({basis}): half the gap"
 
 
-def after_success(feed: Feed, now: datetime, *, bounds: Bounds, headers: Mapping[str, str] | None = None,
-                  ttl_minutes: int | None = None, dates: Sequence[datetime] = (),
-                  websub_active: bool = False, rng: random.Random | None = None) -> Decision:
+def after_success(
+    feed: Feed,
+    now: datetime,
+    *,
+    bounds: Bounds,
+    headers: Mapping[str, str] | None = None,
+    ttl_minutes: int | None = None,
+    dates: Sequence[datetime] = (),
+    websub_active: bool = False,
+    rng: random.Random | None = None,
+) -> Decision:
     """The next poll after a 2xx or 304 (`dates`: the entry dates of the fetched document)."""
     if feed.interval:
         seconds = _jittered(feed.interval, FIXED_JITTER, rng)
-        return Decision(round(seconds), now + timedelta(seconds=seconds),
-                        f"fixed interval {human(feed.interval)} (set on the feed)")
+        return Decision(
+            round(seconds),
+            now + timedelta(seconds=seconds),
+            f"fixed interval {human(feed.interval)} (set on the feed)",
+        )
     seconds, reason = _adaptive(feed, now, dates, bounds)
     if seconds < bounds.min_interval:
         seconds, reason = bounds.min_interval, f"{reason}; raised to the minimum {human(bounds.min_interval)}"
@@ -179,8 +201,14 @@ def after_success(feed: Feed, now: datetime, *, bounds: Bounds, headers: Mapping
     return Decision(round(seconds), now + timedelta(seconds=seconds), reason)
 
 
-def after_error(feed: Feed, now: datetime, *, bounds: Bounds, retry_after: float | None = None,
-                rng: random.Random | None = None) -> Decision:
+def after_error(
+    feed: Feed,
+    now: datetime,
+    *,
+    bounds: Bounds,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> Decision:
     """The next poll after a transient error; `feed.consecutive_errors` already counts this one."""
     errors = max(1, feed.consecutive_errors)
     seconds = min(float(bounds.max_interval), FIRST_BACKOFF * 2 ** min(errors - 1, 30))

@@ -43,8 +43,12 @@ PREFIX = "/websub"
 RENEW_BEFORE = timedelta(days=1)
 PENDING_RETRY = timedelta(hours=1)  # a hub that never verified: ask again after this
 FAILED_RETRY = timedelta(hours=6)
-_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384,
-               "sha512": hashlib.sha512}
+_ALGORITHMS = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
 
 QueueEntries = Callable[[Feed, Sequence[RawEntry]], Any]
 
@@ -90,20 +94,32 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(sign(secret, body, algorithm.lower()), f"{algorithm.lower()}={digest.lower()}")
 
 
-async def subscribe(client: httpx.AsyncClient, store: Store, settings: Settings, feed: Feed, hub: str,
-                    topic: str) -> WebSubSubscription:
+async def subscribe(
+    client: httpx.AsyncClient, store: Store, settings: Settings, feed: Feed, hub: str, topic: str
+) -> WebSubSubscription:
     """Ask `hub` for pushes of `topic`; the subscription stays pending until the hub verifies it."""
     callback = callback_url(settings, feed.id)
     if callback is None:
         raise ValueError("INGEST_PUBLIC_URL is not set: no callback to give the hub")
     existing = store.get_websub(feed.id)
     secret = existing.secret if existing and existing.hub == hub else secrets.token_hex(32)
-    sub = WebSubSubscription(feed_id=feed.id, hub=hub, topic=topic, secret=secret, state="pending",
-                             lease_until=existing.lease_until if existing else None,
-                             lease_seconds=existing.lease_seconds if existing else None)
+    sub = WebSubSubscription(
+        feed_id=feed.id,
+        hub=hub,
+        topic=topic,
+        secret=secret,
+        state="pending",
+        lease_until=existing.lease_until if existing else None,
+        lease_seconds=existing.lease_seconds if existing else None,
+    )
     store.save_websub(sub)  # before asking: the hub may verify before it answers
-    form = {"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": callback, "hub.secret": secret,
-            "hub.lease_seconds": str(settings.websub_lease)}
+    form = {
+        "hub.mode": "subscribe",
+        "hub.topic": topic,
+        "hub.callback": callback,
+        "hub.secret": secret,
+        "hub.lease_seconds": str(settings.websub_lease),
+    }
     bound = log.bind(feed_id=feed.id, feed_url=feed.url, hub=hub)
     try:
         check_scheme(hub)
@@ -131,8 +147,11 @@ def _verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> Re
     bound = log.bind(feed_id=feed_id, mode=mode, topic=topic)
     if mode == "denied":
         if sub and sub.topic == topic:
-            store.save_websub(replace(sub, state="denied",
-                                      last_error=f"hub denied: {params.get('hub.reason') or 'no reason'}"))
+            store.save_websub(
+                replace(
+                    sub, state="denied", last_error=f"hub denied: {params.get('hub.reason') or 'no reason'}"
+                )
+            )
         bound.warning("websub_denied", reason=params.get("hub.reason"))
         return PlainTextResponse("ok")
     wanted = sub is not None and sub.topic == topic and sub.state in ("pending", "active")
@@ -140,8 +159,9 @@ def _verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> Re
         lease = params.get("hub.lease_seconds", "")
         seconds = int(lease) if lease.isdigit() else None
         until = now + timedelta(seconds=seconds) if seconds else None
-        store.save_websub(replace(sub, state="active", lease_until=until, lease_seconds=seconds,
-                                  last_error=None))
+        store.save_websub(
+            replace(sub, state="active", lease_until=until, lease_seconds=seconds, last_error=None)
+        )
         bound.info("websub_verified", lease_seconds=lease or None)
         return PlainTextResponse(challenge)
     if mode == "unsubscribe" and challenge and sub is None:
@@ -162,8 +182,9 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def _ingest_push(store: Store, settings: Settings, queue: QueueEntries, feed_id: int, body: bytes,
-                 content_type: str) -> int:
+def _ingest_push(
+    store: Store, settings: Settings, queue: QueueEntries, feed_id: int, body: bytes, content_type: str
+) -> int:
     feed = store.get_feed(feed_id)
     result = FetchResult(url=feed.url, status=200, content=body, headers={"content-type": content_type})
     parsed = parse_feed(result, feed_id=feed.id, feed_url=feed.url, max_entries=settings.max_entries)
@@ -171,8 +192,7 @@ def _ingest_push(store: Store, settings: Settings, queue: QueueEntries, feed_id:
     return len(parsed.entries)
 
 
-def websub_routes(store: Store, settings: Settings, queue: QueueEntries,
-                  prefix: str = PREFIX) -> list[Route]:
+def websub_routes(store: Store, settings: Settings, queue: QueueEntries, prefix: str = PREFIX) -> list[Route]:
     """Starlette routes of the callback: GET verifies intent, POST takes signed content."""
 
     async def callback(request: Request) -> Response:
@@ -191,8 +211,15 @@ def websub_routes(store: Store, settings: Settings, queue: QueueEntries,
             bound.warning("websub_push_bad_signature", signed="x-hub-signature" in request.headers)
             return PlainTextResponse("ignored", status_code=202)  # the spec: acknowledge, then drop
         try:
-            entries = await run_in_threadpool(_ingest_push, store, settings, queue, feed_id, body,
-                                              request.headers.get("content-type", "application/xml"))
+            entries = await run_in_threadpool(
+                _ingest_push,
+                store,
+                settings,
+                queue,
+                feed_id,
+                body,
+                request.headers.get("content-type", "application/xml"),
+            )
         except (ParseError, NotFound) as exc:
             bound.warning("websub_push_unreadable", error=str(exc))
             return PlainTextResponse("ignored", status_code=202)

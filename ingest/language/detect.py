@@ -68,23 +68,75 @@ BLEND_WEIGHT = 1.5
 BLEND_SURE = 0.99  # with short-text models: the blend's answer stands at this confidence (no models loaded)
 
 # Languages py3langid mixes up with a neighbour lingua tells apart better.
-_CONFUSABLE = frozenset({
-    "bs", "hr", "sr", "sl", "mk", "bg",
-    "da", "nb", "nn", "no", "sv",
-    "id", "ms", "tl",
-    "cs", "sk", "ca", "gl", "pt", "es", "it", "la",
-    "be", "uk", "ru", "kk", "mn",
-    "af", "nl", "ga", "cy",
-    "zh", "ja", "ko", "fa", "ur", "ar",
-    "st", "tn", "ts", "xh", "zu", "sn", "so", "sw", "yo", "lg", "mi",
-})
+_CONFUSABLE = frozenset(
+    {
+        "bs",
+        "hr",
+        "sr",
+        "sl",
+        "mk",
+        "bg",
+        "da",
+        "nb",
+        "nn",
+        "no",
+        "sv",
+        "id",
+        "ms",
+        "tl",
+        "cs",
+        "sk",
+        "ca",
+        "gl",
+        "pt",
+        "es",
+        "it",
+        "la",
+        "be",
+        "uk",
+        "ru",
+        "kk",
+        "mn",
+        "af",
+        "nl",
+        "ga",
+        "cy",
+        "zh",
+        "ja",
+        "ko",
+        "fa",
+        "ur",
+        "ar",
+        "st",
+        "tn",
+        "ts",
+        "xh",
+        "zu",
+        "sn",
+        "so",
+        "sw",
+        "yo",
+        "lg",
+        "mi",
+    }
+)
 # Close relatives the two detectors may split between without the text being mixed.
-_FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(g) for g in (
-    ("hr", "bs", "sr", "sl", "mk", "bg"), ("nb", "no", "nn", "da", "sv"), ("id", "ms", "tl"),
-    ("cs", "sk"), ("es", "ca", "gl", "pt", "it", "la"), ("ru", "uk", "be", "bg", "mk", "sr", "kk", "mn"),
-    ("nl", "af"), ("zh", "ja"), ("ar", "fa", "ur"), ("hi", "mr", "ne"),
-    ("st", "tn", "ts", "xh", "zu", "sn", "sw", "lg", "nso"),
-))
+_FAMILIES: tuple[frozenset[str], ...] = tuple(
+    frozenset(g)
+    for g in (
+        ("hr", "bs", "sr", "sl", "mk", "bg"),
+        ("nb", "no", "nn", "da", "sv"),
+        ("id", "ms", "tl"),
+        ("cs", "sk"),
+        ("es", "ca", "gl", "pt", "it", "la"),
+        ("ru", "uk", "be", "bg", "mk", "sr", "kk", "mn"),
+        ("nl", "af"),
+        ("zh", "ja"),
+        ("ar", "fa", "ur"),
+        ("hi", "mr", "ne"),
+        ("st", "tn", "ts", "xh", "zu", "sn", "sw", "lg", "nso"),
+    )
+)
 _LINGUA_BY_CODE: dict[str, Language] = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
 _FAST_TO_LINGUA = {"no": "nb"}  # py3langid's codes lingua spells differently
 _ONLY_LINGUA = ("mi", "tn", "ts")  # lingua's languages py3langid lacks (a test keeps this list true)
@@ -92,6 +144,8 @@ UNSURE = LanguageResult(UNDETERMINED, 0.0)
 _Fast = tuple[list[tuple[str, float]], np.ndarray]  # py3langid's best (code, probability) and all its scores
 _LOCK = threading.Lock()
 _MODELS: dict[str, Any] = {}
+
+
 def _models() -> tuple[Any, Any]:
     """Load both models once per process; every detector instance shares them."""
     with _LOCK:
@@ -99,10 +153,12 @@ def _models() -> tuple[Any, Any]:
             from py3langid.langid import _load_identifier
 
             _MODELS["fast"] = _load_identifier(norm_probs=True)
-            _MODELS["lingua"] = (LanguageDetectorBuilder.from_all_languages()
-                                 .with_low_accuracy_mode()
-                                 .with_preloaded_language_models()
-                                 .build())
+            _MODELS["lingua"] = (
+                LanguageDetectorBuilder.from_all_languages()
+                .with_low_accuracy_mode()
+                .with_preloaded_language_models()
+                .build()
+            )
             _MODELS["high"] = HighAccuracy(HIGH_MAX_LANGUAGES)
             _MODELS["subsets"] = _Subsets()
             _MODELS["blend"] = _Blend(_MODELS["fast"])
@@ -142,8 +198,9 @@ class _Blend:
         self._columns = np.array([r + [zero] * (width - len(r)) for r in rows])
         self._extra = np.array([0.0, 1.0 / len(classes)])
 
-    def rank(self, values: list[tuple[str, float]], scores: np.ndarray,
-             weight: float = BLEND_WEIGHT) -> list[tuple[str, float]]:
+    def rank(
+        self, values: list[tuple[str, float]], scores: np.ndarray, weight: float = BLEND_WEIGHT
+    ) -> list[tuple[str, float]]:
         """lingua's (code, confidence) `values` re-ranked with py3langid's `scores`, best first."""
         rows = self._columns[[self._row[code] for code, _ in values]]
         lingua = np.array([value for _, value in values])
@@ -246,8 +303,14 @@ def normalize_hint(hint: str | None) -> str | None:
 class LanguageDetector:
     """Detects the language of article text; thread-safe, models loaded once per process."""
 
-    def __init__(self, *, min_chars: int = 20, abstain: bool = True, short_text_models: bool = True,
-                 loads_per_minute: float | None = HIGH_LOADS_PER_MINUTE) -> None:
+    def __init__(
+        self,
+        *,
+        min_chars: int = 20,
+        abstain: bool = True,
+        short_text_models: bool = True,
+        loads_per_minute: float | None = HIGH_LOADS_PER_MINUTE,
+    ) -> None:
         """`abstain=False` always answers with the best guess (evaluation against lingua's figures).
         `short_text_models=True` re-ranks short texts the blend is unsure of with the high-accuracy
         models (step 3): word pairs 0.848 -> 0.888-0.890 on the lingua test texts. A text can then wait
@@ -275,8 +338,9 @@ class LanguageDetector:
             return LanguageResult(code, round(prob, 4))
         return self._careful(snippet, normalize_hint(hint), (fast_top, scores), short)
 
-    def _ranking(self, snippet: str, hint: str | None, fast: _Fast,
-                 short: bool) -> tuple[list[tuple[str, float]], tuple[str, float]]:
+    def _ranking(
+        self, snippet: str, hint: str | None, fast: _Fast, short: bool
+    ) -> tuple[list[tuple[str, float]], tuple[str, float]]:
         """lingua's ranking (low accuracy: over every language for short text, blended with
         py3langid's, over the likely ones for long text; high accuracy over the blend's best for
         short text with `short_text_models`) and the low-accuracy best guess."""
@@ -293,14 +357,16 @@ class LanguageDetector:
         if not self.short_text_models or blended[0][1] >= BLEND_SURE:
             return blended, ranked[0]
         picks = high_candidates(blended, hint)
-        high = (self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks], self.load_budget)
-                if len(picks) > 1 else None)
+        high = (
+            self._high.rank(snippet, [_LINGUA_BY_CODE[c] for c in picks], self.load_budget)
+            if len(picks) > 1
+            else None
+        )
         if not high:
             return blended, ranked[0]
         return self._blend.rank(high, scores, HIGH_FAST_WEIGHT), ranked[0]
 
-    def _careful(self, snippet: str, hint: str | None, fast_scores: _Fast,
-                 short: bool) -> LanguageResult:
+    def _careful(self, snippet: str, hint: str | None, fast_scores: _Fast, short: bool) -> LanguageResult:
         """lingua's ranking; `und` when unsure, mixed or a near-tie the hint does not settle."""
         full, low_best = self._ranking(snippet, hint, fast_scores, short)
         fast = fast_scores[0][0]

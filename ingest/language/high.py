@@ -45,8 +45,9 @@ class HighAccuracy:
         self._lock = threading.Lock()
         self.loads = 0  # languages whose models were (re)loaded: the benchmark separates that cost
 
-    def rank(self, text: str, candidates: Sequence[Language],
-             budget: LoadBudget) -> list[tuple[str, float]] | None:
+    def rank(
+        self, text: str, candidates: Sequence[Language], budget: LoadBudget
+    ) -> list[tuple[str, float]] | None:
         """(code, confidence) of the candidates, best first, from the 1- to 5-gram models. Only
         the first HIGH_LOAD_FIRST candidates are loaded when missing (budget allowing); the others
         count only if loaded already. None if the first is not loaded, or fewer than two are: the
@@ -75,8 +76,10 @@ class HighAccuracy:
         memory over HIGH_RSS_BUDGET_MB. lingua unloads every n-gram order of a language, its
         trigrams too, which the preloaded low-accuracy detector then reloads on its next text
         (10-25 ms): an eviction costs that on top of the next load, and the benchmark counts it."""
-        while (len(self._loaded) + fresh > self.max_languages
-               or _rss_mb() + fresh * HIGH_LOAD_MB > HIGH_RSS_BUDGET_MB):
+        while (
+            len(self._loaded) + fresh > self.max_languages
+            or _rss_mb() + fresh * HIGH_LOAD_MB > HIGH_RSS_BUDGET_MB
+        ):
             lang = next((x for x in self._loaded if x not in keep), None)
             if lang is None:
                 return
@@ -123,8 +126,9 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def cached_detector(cache: OrderedDict[frozenset[Language], Any], languages: frozenset[Language], *,
-                     low: bool, cap: int) -> Any:
+def cached_detector(
+    cache: OrderedDict[frozenset[Language], Any], languages: frozenset[Language], *, low: bool, cap: int
+) -> Any:
     """A lingua detector over `languages`, from an LRU of at most `cap`: the models are shared by
     every detector, so one costs ~0.1 ms to build, but candidate sets repeat."""
     detector = cache.get(languages)

@@ -57,8 +57,9 @@ class PreparedDocument:
     the matcher intersects it with its index to find candidate subscriptions.
     """
 
-    def __init__(self, doc: MatchDocument, *, title_only: bool = False,
-                 known_prefixes: Collection[str] = ()) -> None:
+    def __init__(
+        self, doc: MatchDocument, *, title_only: bool = False, known_prefixes: Collection[str] = ()
+    ) -> None:
         self.source = doc
         self.language = language_code(doc.language)
         self.feed_host = url_host(doc.feed_url)
@@ -102,8 +103,12 @@ class PreparedDocument:
         return positions
 
     def _add_bigrams(self) -> None:
-        chars = {pos: key for key, plist in self.positions.items()
-                 if len(key) == 1 and is_char_token(key) for pos in plist}
+        chars = {
+            pos: key
+            for key, plist in self.positions.items()
+            if len(key) == 1 and is_char_token(key)
+            for pos in plist
+        }
         for pos, key in chars.items():
             nxt = chars.get(pos + 1)
             if nxt is not None:

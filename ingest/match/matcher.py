@@ -22,19 +22,7 @@ import ahocorasick
 
 from ingest.log import get_logger
 from ingest.match.document import MatchDocument, PreparedDocument
-from ingest.match.nodes import (
-    And,
-    Domain,
-    Feed,
-    Lang,
-    Near,
-    Node,
-    Or,
-    Phrase,
-    Prefix,
-    Term,
-    Title,
-)
+from ingest.match.nodes import And, Domain, Feed, Lang, Near, Node, Or, Phrase, Prefix, Term, Title
 from ingest.match.query import Query, parse_query
 from ingest.match.text import is_char_token
 from ingest.models import Match

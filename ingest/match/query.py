@@ -87,7 +87,7 @@ class _Lexer:
         return self.out
 
     def _minus(self) -> None:
-        nxt = self.query[self.i + 1: self.i + 2]
+        nxt = self.query[self.i + 1 : self.i + 2]
         if not nxt or nxt.isspace() or nxt == ")":
             raise self.error("'-' must be directly followed by what it excludes", self.i)
         self.out.append(Tok("NOT", self.i, "-"))
@@ -100,19 +100,19 @@ class _Lexer:
             raise self.error("unterminated phrase (missing closing quote)", start)
         self.i = end + 1
         slop = None
-        if self.query[self.i: self.i + 1] == "~":
-            match = re.match(r"\d+", self.query[self.i + 1:])
+        if self.query[self.i : self.i + 1] == "~":
+            match = re.match(r"\d+", self.query[self.i + 1 :])
             if not match:
                 raise self.error("'~' after a phrase needs a number of words, e.g. \"a b\"~5", self.i)
             slop = int(match.group())
             self.i += 1 + len(match.group())
-        self.out.append(Tok("PHRASE", start, self.query[start + 1: end], slop))
+        self.out.append(Tok("PHRASE", start, self.query[start + 1 : end], slop))
 
     def _read_until(self, stop: frozenset[str]) -> str:
         start = self.i
         while self.i < len(self.query) and self.query[self.i] not in stop:
             self.i += 1
-        return self.query[start: self.i]
+        return self.query[start : self.i]
 
     def _word(self) -> None:
         start = self.i
@@ -137,7 +137,7 @@ class _Lexer:
         if name not in FIELDS:
             raise self.error(f"unknown field '{match.group(1)}:' (known: {', '.join(FIELDS)})", start)
         self.i = match.end()
-        nxt = self.query[self.i: self.i + 1]
+        nxt = self.query[self.i : self.i + 1]
         if not nxt or nxt.isspace() or nxt == ")":
             raise self.error(f"{name}: needs a value right after the colon", start)
         self.out.append(Tok("FIELD", start, name))
@@ -282,8 +282,9 @@ class _Parser:
             raise self.error("a wildcard applies to one word of a spaced script", tok.pos)
         base = tokens[0][0]
         if len(base) < MIN_PREFIX:
-            raise self.error(f"wildcard prefix '{word[:-1]}' is too short ({MIN_PREFIX} letters at least)",
-                             tok.pos)
+            raise self.error(
+                f"wildcard prefix '{word[:-1]}' is too short ({MIN_PREFIX} letters at least)", tok.pos
+            )
         return Prefix(base, word)
 
     def _phrase(self, tok: Tok) -> Node:

@@ -66,11 +66,35 @@ _ELISION = re.compile("^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|dell|nell|dall
 _ARABIC_MARKS = {chr(c) for c in (*range(0x064B, 0x0660), 0x0670)}
 _HEBREW_MARKS = {chr(c) for c in range(0x0591, 0x05C8)} - {"\u05be", "\u05c0", "\u05c3", "\u05c6"}
 _LETTER_MAP = str.maketrans({"\u0649": "\u064a", "\u0629": "\u0647"})  # alef maksura, teh marbuta
-_NO_PLURAL = frozenset({
-    "news", "series", "species", "means", "lens", "gas", "bus", "yes", "less", "thus", "plus",
-    "always", "perhaps", "was", "has", "does", "this", "its", "his", "hers", "ours", "yours",
-    "chaos", "atlas", "canvas",
-})
+_NO_PLURAL = frozenset(
+    {
+        "news",
+        "series",
+        "species",
+        "means",
+        "lens",
+        "gas",
+        "bus",
+        "yes",
+        "less",
+        "thus",
+        "plus",
+        "always",
+        "perhaps",
+        "was",
+        "has",
+        "does",
+        "this",
+        "its",
+        "his",
+        "hers",
+        "ours",
+        "yours",
+        "chaos",
+        "atlas",
+        "canvas",
+    }
+)
 _SIBILANT_ES = ("sses", "shes", "ches", "xes", "zes")
 _ASCII_WORD = re.compile("[a-z]+")
 

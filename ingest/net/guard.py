@@ -36,8 +36,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_METADATA = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "fd00:ec2::254"))
+_METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "fd00:ec2::254")
+)
 _NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 
 
@@ -47,8 +49,14 @@ def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
     if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.match(p) for p in parts):
         return None
     try:
-        nums = [int(p, 16) if p.lower().startswith("0x") else int(p, 8) if p.startswith("0") and p != "0"
-                else int(p) for p in parts]
+        nums = [
+            int(p, 16)
+            if p.lower().startswith("0x")
+            else int(p, 8)
+            if p.startswith("0") and p != "0"
+            else int(p)
+            for p in parts
+        ]
     except ValueError:
         return None
     last_bits = 8 * (5 - len(nums))
@@ -87,10 +95,15 @@ def _why_unsafe(addr: Address) -> str | None:
     """The kind of non-public address this is, or None if it is public."""
     if addr in _METADATA:
         return "cloud metadata"
-    checks = (("loopback", addr.is_loopback), ("unspecified", addr.is_unspecified),
-              ("link-local", addr.is_link_local), ("multicast", addr.is_multicast),
-              ("shared", isinstance(addr, ipaddress.IPv4Address) and addr in _SHARED),
-              ("reserved", addr.is_reserved), ("private", addr.is_private))
+    checks = (
+        ("loopback", addr.is_loopback),
+        ("unspecified", addr.is_unspecified),
+        ("link-local", addr.is_link_local),
+        ("multicast", addr.is_multicast),
+        ("shared", isinstance(addr, ipaddress.IPv4Address) and addr in _SHARED),
+        ("reserved", addr.is_reserved),
+        ("private", addr.is_private),
+    )
     for kind, hit in checks:
         if hit:
             return kind
@@ -206,22 +219,33 @@ class SafeBackend(httpcore.NetworkBackend):
         self.allowed = tuple(allowed)
         self.inner = inner or httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         addrs = checked_addresses(host, resolve(host, port), self.allowed)
         error: Exception | None = None
         for addr in addrs:
             try:
-                return self.inner.connect_tcp(str(addr), port, timeout=timeout,
-                                              local_address=local_address, socket_options=socket_options)
+                return self.inner.connect_tcp(
+                    str(addr),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
             except httpcore.ConnectError as exc:
                 error = exc
         assert error is not None
         raise error
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         raise UnsafeURLError(path, "refused: unix sockets are not reachable from feeds")
 
     def sleep(self, seconds: float) -> None:
@@ -231,28 +255,37 @@ class SafeBackend(httpcore.NetworkBackend):
 class AsyncSafeBackend(httpcore.AsyncNetworkBackend):
     """The async twin of SafeBackend."""
 
-    def __init__(self, allowed: Sequence[Network],
-                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(self, allowed: Sequence[Network], inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.allowed = tuple(allowed)
         self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         addrs = checked_addresses(host, await resolve_async(host, port), self.allowed)
         error: Exception | None = None
         for addr in addrs:
             try:
-                return await self.inner.connect_tcp(str(addr), port, timeout=timeout,
-                                                    local_address=local_address,
-                                                    socket_options=socket_options)
+                return await self.inner.connect_tcp(
+                    str(addr),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
             except httpcore.ConnectError as exc:
                 error = exc
         assert error is not None
         raise error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise UnsafeURLError(path, "refused: unix sockets are not reachable from feeds")
 
     async def sleep(self, seconds: float) -> None:
@@ -266,9 +299,12 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _pool_kwargs(limits: httpx.Limits) -> dict[str, Any]:
-    return {"ssl_context": _ssl_context(), "max_connections": limits.max_connections,
-            "max_keepalive_connections": limits.max_keepalive_connections,
-            "keepalive_expiry": limits.keepalive_expiry}
+    return {
+        "ssl_context": _ssl_context(),
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+    }
 
 
 def user_agent(settings: Settings) -> str:
@@ -282,13 +318,18 @@ def user_agent(settings: Settings) -> str:
 def client_timeout(settings: Settings) -> httpx.Timeout:
     """Connect and read timeouts, each within the fetch's total budget."""
     total = settings.fetch_timeout
-    return httpx.Timeout(total, connect=min(settings.connect_timeout, total),
-                         read=min(settings.read_timeout, total))
+    return httpx.Timeout(
+        total, connect=min(settings.connect_timeout, total), read=min(settings.read_timeout, total)
+    )
 
 
 def _client_kwargs(settings: Settings) -> dict[str, Any]:
-    return {"trust_env": False, "follow_redirects": False, "timeout": client_timeout(settings),
-            "headers": {"User-Agent": user_agent(settings)}}
+    return {
+        "trust_env": False,
+        "follow_redirects": False,
+        "timeout": client_timeout(settings),
+        "headers": {"User-Agent": user_agent(settings)},
+    }
 
 
 def make_client(settings: Settings, *, max_connections: int = 20) -> httpx.Client:
@@ -296,7 +337,8 @@ def make_client(settings: Settings, *, max_connections: int = 20) -> httpx.Clien
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     transport = httpx.HTTPTransport(verify=_ssl_context(), trust_env=False, limits=limits)
     transport._pool = httpcore.ConnectionPool(  # the one way in for a custom network backend
-        network_backend=SafeBackend(settings.allowed_networks), **_pool_kwargs(limits))
+        network_backend=SafeBackend(settings.allowed_networks), **_pool_kwargs(limits)
+    )
     return httpx.Client(transport=transport, **_client_kwargs(settings))
 
 
@@ -309,7 +351,8 @@ def make_async_client(settings: Settings, *, max_connections: int = 100) -> http
         limits = httpx.Limits(max_connections=per_origin, max_keepalive_connections=per_origin)
         transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False, limits=limits)
         transport._pool = httpcore.AsyncConnectionPool(
-            network_backend=AsyncSafeBackend(settings.allowed_networks), **_pool_kwargs(limits))
+            network_backend=AsyncSafeBackend(settings.allowed_networks), **_pool_kwargs(limits)
+        )
         return transport
 
     transport = OriginPools(pool, max_pools=max_connections)

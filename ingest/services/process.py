@@ -104,8 +104,14 @@ class SubscriptionIndex:
 class Preparer:
     """Full text (optional), clean and language-tag entries: no Redis and no database needed."""
 
-    def __init__(self, detector: LanguageDetector, rules: Rules | None = None, *,
-                 fetcher: PageFetcher | None = None, fulltext_min_words: int = 120) -> None:
+    def __init__(
+        self,
+        detector: LanguageDetector,
+        rules: Rules | None = None,
+        *,
+        fetcher: PageFetcher | None = None,
+        fulltext_min_words: int = 120,
+    ) -> None:
         self.detector = detector
         self.rules = rules
         self.fetcher = fetcher  # None: entries are never completed from their page
@@ -128,10 +134,14 @@ class Preparer:
             log.info("fulltext_not_longer", url=entry.url, feed_words=words, page_words=page.word_count())
             return entry
         log.info("fulltext_extracted", url=entry.url, feed_words=words, page_words=page.word_count())
-        return replace(entry, content=page.text, is_html=False,
-                       summary=entry.summary or (entry.content if words else None),
-                       author=entry.author or page.author,
-                       published_at=entry.published_at or page.published_at)
+        return replace(
+            entry,
+            content=page.text,
+            is_html=False,
+            summary=entry.summary or (entry.content if words else None),
+            author=entry.author or page.author,
+            published_at=entry.published_at or page.published_at,
+        )
 
     def prepare(self, entry: RawEntry) -> ProcessedDocument:
         return self.tag(self.clean(entry), entry.language_hint)
@@ -139,8 +149,15 @@ class Preparer:
     def clean(self, entry: RawEntry) -> ProcessedDocument:
         """Full text and cleaning only (language `und`): enough to tell whether a known entry changed."""
         entry = self.full_text(entry)
-        clean = clean_document(entry.title, entry.content, is_html=entry.is_html, url=entry.url,
-                               feed_title=entry.feed_title, summary=entry.summary, rules=self.rules)
+        clean = clean_document(
+            entry.title,
+            entry.content,
+            is_html=entry.is_html,
+            url=entry.url,
+            feed_title=entry.feed_title,
+            summary=entry.summary,
+            rules=self.rules,
+        )
         return ProcessedDocument(clean, UNSURE, entry.author, entry.published_at)
 
     def tag(self, doc: ProcessedDocument, hint: str | None = None) -> ProcessedDocument:
@@ -201,14 +218,16 @@ class Pipeline:
                 result.unchanged += 1
                 continue
             doc = self.preparer.tag(doc, entry.language_hint)
-            self.store.update_article(self._article(entry, doc, existing.story_id, existing.id,
-                                                    new_hash, updated=True))
+            self.store.update_article(
+                self._article(entry, doc, existing.story_id, existing.id, new_hash, updated=True)
+            )
             result.updated += 1
             log.info("article_updated", article_id=existing.id, url=existing.url)
         return fresh
 
-    def _assign_stories(self, prepared: list[tuple[RawEntry, ProcessedDocument]],
-                        result: BatchResult) -> list[Article]:
+    def _assign_stories(
+        self, prepared: list[tuple[RawEntry, ProcessedDocument]], result: BatchResult
+    ) -> list[Article]:
         items = []
         for entry, doc in prepared:
             fp = fingerprint(doc.clean.text, doc.clean.url)
@@ -220,37 +239,66 @@ class Pipeline:
                 result.exact_duplicates += 1
             elif story.kind == "near":
                 result.near_duplicates += 1
-            articles.append(self._article(entry, doc, story.story_id, item.article_id,
-                                          item.fingerprint.content_hash))
+            articles.append(
+                self._article(entry, doc, story.story_id, item.article_id, item.fingerprint.content_hash)
+            )
         return articles
 
-    def _article(self, entry: RawEntry, doc: ProcessedDocument, story_id: str, art_id: str,
-                 content_hash: str | None = None, *, updated: bool = False) -> Article:
+    def _article(
+        self,
+        entry: RawEntry,
+        doc: ProcessedDocument,
+        story_id: str,
+        art_id: str,
+        content_hash: str | None = None,
+        *,
+        updated: bool = False,
+    ) -> Article:
         clean = doc.clean
         return Article(
-            id=art_id, feed_id=entry.feed_id, feed_url=entry.feed_url, entry_key=entry.entry_key,
-            url=clean.url, title=clean.title, text=clean.text, summary=clean.summary,
-            language=doc.language.code, language_confidence=doc.language.confidence,
-            published_at=entry.published_at or doc.published_at, story_id=story_id,
+            id=art_id,
+            feed_id=entry.feed_id,
+            feed_url=entry.feed_url,
+            entry_key=entry.entry_key,
+            url=clean.url,
+            title=clean.title,
+            text=clean.text,
+            summary=clean.summary,
+            language=doc.language.code,
+            language_confidence=doc.language.confidence,
+            published_at=entry.published_at or doc.published_at,
+            story_id=story_id,
             content_hash=content_hash or body_hash(clean.text),
-            fetched_at=utcnow(), author=entry.author or doc.author, updated=updated,
+            fetched_at=utcnow(),
+            author=entry.author or doc.author,
+            updated=updated,
         )
 
     def _match(self, articles: Sequence[Article]) -> list[Alert]:
         matcher = self.subscriptions.current()
         alerts = []
         for article in articles:
-            doc = MatchDocument(title=article.title, text=article.text, language=article.language,
-                                feed_url=article.feed_url, url=article.url)
+            doc = MatchDocument(
+                title=article.title,
+                text=article.text,
+                language=article.language,
+                feed_url=article.feed_url,
+                url=article.url,
+            )
             for match in matcher.match(doc):
                 options = self.subscriptions.filters.get(match.subscription_id)
                 if options is not None and not options.accepts(article.language, article.feed_id):
                     continue
-                alerts.append(Alert(
-                    id=alert_id(match.subscription_id, article.story_id),
-                    subscription_id=match.subscription_id, story_id=article.story_id,
-                    article_id=article.id, matched_terms=match.matched_terms, created_at=utcnow(),
-                ))
+                alerts.append(
+                    Alert(
+                        id=alert_id(match.subscription_id, article.story_id),
+                        subscription_id=match.subscription_id,
+                        story_id=article.story_id,
+                        article_id=article.id,
+                        matched_terms=match.matched_terms,
+                        created_at=utcnow(),
+                    )
+                )
         return alerts
 
 

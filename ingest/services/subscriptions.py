@@ -85,18 +85,26 @@ def parse_digest(value: int | None) -> int | None:
     return value
 
 
-def make_options(store: Store, *, languages: Sequence[str] = (), feeds: Sequence[str | int] = (),
-                 digest_minutes: int | None = None, rate_limit: str | int | None = None
-                 ) -> SubscriptionOptions:
+def make_options(
+    store: Store,
+    *,
+    languages: Sequence[str] = (),
+    feeds: Sequence[str | int] = (),
+    digest_minutes: int | None = None,
+    rate_limit: str | int | None = None,
+) -> SubscriptionOptions:
     """Validated options; ConfigError names the bad value."""
     return SubscriptionOptions(
-        languages=parse_languages(languages), feed_ids=resolve_feeds(store, feeds),
+        languages=parse_languages(languages),
+        feed_ids=resolve_feeds(store, feeds),
         digest_minutes=parse_digest(digest_minutes),
-        rate_limit=parse_rate_limit(rate_limit) if rate_limit is not None else None)
+        rate_limit=parse_rate_limit(rate_limit) if rate_limit is not None else None,
+    )
 
 
-def backfill(store: Store, sub: Subscription, period: timedelta, *, now: datetime | None = None
-             ) -> list[Alert]:
+def backfill(
+    store: Store, sub: Subscription, period: timedelta, *, now: datetime | None = None
+) -> list[Alert]:
     """Match the subscription against articles fetched within `period`; record one alert per story.
 
     Alerts go into the outbox like live matches (unique per subscription and
@@ -112,18 +120,34 @@ def backfill(store: Store, sub: Subscription, period: timedelta, *, now: datetim
         for article in articles:
             if not sub.options.accepts(article.language, article.feed_id):
                 continue
-            found = match_query(query, MatchDocument(title=article.title, text=article.text,
-                                                     language=article.language, feed_url=article.feed_url,
-                                                     url=article.url), sub.id)
+            found = match_query(
+                query,
+                MatchDocument(
+                    title=article.title,
+                    text=article.text,
+                    language=article.language,
+                    feed_url=article.feed_url,
+                    url=article.url,
+                ),
+                sub.id,
+            )
             if found is not None:
                 chosen[article.story_id] = (article, found.matched_terms)  # newest first: earliest wins
         if len(articles) < PAGE:
             break
         after = (articles[-1].fetched_at, articles[-1].id)
     now = utcnow()
-    alerts = [Alert(id=alert_id(sub.id, story_id), subscription_id=sub.id, story_id=story_id,
-                    article_id=article.id, matched_terms=terms, created_at=now)
-              for story_id, (article, terms) in chosen.items()]
+    alerts = [
+        Alert(
+            id=alert_id(sub.id, story_id),
+            subscription_id=sub.id,
+            story_id=story_id,
+            article_id=article.id,
+            matched_terms=terms,
+            created_at=now,
+        )
+        for story_id, (article, terms) in chosen.items()
+    ]
     new = store.add_alerts(alerts)
     log.info("backfill_done", subscription_id=sub.id, matched_stories=len(alerts), new_alerts=len(new))
     return new

@@ -19,10 +19,12 @@ def open_store(database_url: str) -> Store:
     SQLite deployment never loads psycopg.
     """
     if database_url.startswith(_SQLITE_PREFIX):
-        path = database_url[len(_SQLITE_PREFIX):]
+        path = database_url[len(_SQLITE_PREFIX) :]
         if not path or path == ":memory:":
-            raise ConfigError(f"DATABASE_URL={database_url!r}: give a SQLite file path, "
-                              "e.g. sqlite:///data/ingest.db (in-memory databases cannot be shared)")
+            raise ConfigError(
+                f"DATABASE_URL={database_url!r}: give a SQLite file path, "
+                "e.g. sqlite:///data/ingest.db (in-memory databases cannot be shared)"
+            )
         from ingest.store.sqlite import SQLiteStore
 
         return SQLiteStore(path)
@@ -31,5 +33,7 @@ def open_store(database_url: str) -> Store:
 
         return PostgresStore(database_url)
     scheme = database_url.split(":", 1)[0] if ":" in database_url else database_url
-    raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported: use sqlite:///path.db "
-                      "or postgresql://user@host/dbname")
+    raise ConfigError(
+        f"DATABASE_URL scheme {scheme!r} is not supported: use sqlite:///path.db "
+        "or postgresql://user@host/dbname"
+    )

@@ -18,10 +18,12 @@ from ingest.models import Feed, WebSubSubscription, utcnow
 if TYPE_CHECKING:
     from ingest.store._sql import Cursor
 
-FEED_COLS = ("id, url, title, interval, etag, last_modified, status, last_polled_at, last_success_at, "
-             "last_error, consecutive_errors, next_poll_at, created_at, redirect_url, redirect_count, "
-             "muted_reason, previous_urls, schedule_interval, schedule_reason, last_entry_at, "
-             "entry_interval, last_status, fulltext")
+FEED_COLS = (
+    "id, url, title, interval, etag, last_modified, status, last_polled_at, last_success_at, "
+    "last_error, consecutive_errors, next_poll_at, created_at, redirect_url, redirect_count, "
+    "muted_reason, previous_urls, schedule_interval, schedule_reason, last_entry_at, "
+    "entry_interval, last_status, fulltext"
+)
 WEBSUB_COLS = "feed_id, hub, topic, secret, state, lease_until, lease_seconds, last_error, updated_at"
 _CHUNK = 500
 
@@ -30,6 +32,7 @@ class FeedStateMixin:
     """Feed rows and the poller's bookkeeping."""
 
     if TYPE_CHECKING:
+
         def _read(self) -> AbstractContextManager[Cursor]: ...
         def _write(self) -> AbstractContextManager[Cursor]: ...
         def _ts(self, dt: datetime | None) -> Any: ...
@@ -37,13 +40,31 @@ class FeedStateMixin:
         def get_feed(self, feed_id: int) -> Feed: ...
 
     def _feed(self, r: Sequence[Any]) -> Feed:
-        return Feed(id=int(r[0]), url=r[1], title=r[2], interval=r[3], etag=r[4], last_modified=r[5],
-                    status=r[6], last_polled_at=self._dt(r[7]), last_success_at=self._dt(r[8]),
-                    last_error=r[9], consecutive_errors=int(r[10]), next_poll_at=self._dt(r[11]),
-                    created_at=self._dt(r[12]), redirect_url=r[13], redirect_count=int(r[14] or 0),
-                    muted_reason=r[15], previous_urls=tuple(json.loads(r[16] or "[]")),
-                    schedule_interval=r[17], schedule_reason=r[18], last_entry_at=self._dt(r[19]),
-                    entry_interval=r[20], last_status=r[21], fulltext=bool(r[22]))
+        return Feed(
+            id=int(r[0]),
+            url=r[1],
+            title=r[2],
+            interval=r[3],
+            etag=r[4],
+            last_modified=r[5],
+            status=r[6],
+            last_polled_at=self._dt(r[7]),
+            last_success_at=self._dt(r[8]),
+            last_error=r[9],
+            consecutive_errors=int(r[10]),
+            next_poll_at=self._dt(r[11]),
+            created_at=self._dt(r[12]),
+            redirect_url=r[13],
+            redirect_count=int(r[14] or 0),
+            muted_reason=r[15],
+            previous_urls=tuple(json.loads(r[16] or "[]")),
+            schedule_interval=r[17],
+            schedule_reason=r[18],
+            last_entry_at=self._dt(r[19]),
+            entry_interval=r[20],
+            last_status=r[21],
+            fulltext=bool(r[22]),
+        )
 
     def record_fetch(self, feed: Feed) -> None:
         """Persist the fetch-state fields of `feed` (validators, times, errors, status, schedule, title)."""
@@ -53,11 +74,27 @@ class FeedStateMixin:
                 "last_success_at = ?, last_error = ?, consecutive_errors = ?, next_poll_at = ?, "
                 "redirect_url = ?, redirect_count = ?, muted_reason = ?, schedule_interval = ?, "
                 "schedule_reason = ?, last_entry_at = ?, entry_interval = ?, last_status = ? WHERE id = ?",
-                (feed.title, feed.etag, feed.last_modified, feed.status, self._ts(feed.last_polled_at),
-                 self._ts(feed.last_success_at), feed.last_error, feed.consecutive_errors,
-                 self._ts(feed.next_poll_at), feed.redirect_url, feed.redirect_count, feed.muted_reason,
-                 feed.schedule_interval, feed.schedule_reason, self._ts(feed.last_entry_at),
-                 feed.entry_interval, feed.last_status, feed.id))
+                (
+                    feed.title,
+                    feed.etag,
+                    feed.last_modified,
+                    feed.status,
+                    self._ts(feed.last_polled_at),
+                    self._ts(feed.last_success_at),
+                    feed.last_error,
+                    feed.consecutive_errors,
+                    self._ts(feed.next_poll_at),
+                    feed.redirect_url,
+                    feed.redirect_count,
+                    feed.muted_reason,
+                    feed.schedule_interval,
+                    feed.schedule_reason,
+                    self._ts(feed.last_entry_at),
+                    feed.entry_interval,
+                    feed.last_status,
+                    feed.id,
+                ),
+            )
             if cur.rowcount == 0:
                 raise NotFound(f"no feed with id {feed.id}")
 
@@ -65,11 +102,15 @@ class FeedStateMixin:
         """Mute (`gone`, `disabled`) or re-enable (`active`: errors reset, due now) a feed."""
         with self._write() as cur:
             if status == "active":
-                cur.execute("UPDATE feeds SET status = 'active', muted_reason = NULL, "
-                            "consecutive_errors = 0, next_poll_at = NULL WHERE id = ?", (feed_id,))
+                cur.execute(
+                    "UPDATE feeds SET status = 'active', muted_reason = NULL, "
+                    "consecutive_errors = 0, next_poll_at = NULL WHERE id = ?",
+                    (feed_id,),
+                )
             else:
-                cur.execute("UPDATE feeds SET status = ?, muted_reason = ? WHERE id = ?",
-                            (status, reason, feed_id))
+                cur.execute(
+                    "UPDATE feeds SET status = ?, muted_reason = ? WHERE id = ?", (status, reason, feed_id)
+                )
             if cur.rowcount == 0:
                 raise NotFound(f"no feed with id {feed_id}")
         return self.get_feed(feed_id)
@@ -82,8 +123,11 @@ class FeedStateMixin:
             cur.execute("SELECT id FROM feeds WHERE url = ?", (new_url,))
             if cur.fetchone() is not None:
                 raise StoreError(f"cannot move feed {feed_id} to {new_url}: another feed has that URL")
-            cur.execute("UPDATE feeds SET url = ?, previous_urls = ?, redirect_url = NULL, "
-                        "redirect_count = 0 WHERE id = ?", (new_url, json.dumps(history), feed_id))
+            cur.execute(
+                "UPDATE feeds SET url = ?, previous_urls = ?, redirect_url = NULL, "
+                "redirect_count = 0 WHERE id = ?",
+                (new_url, json.dumps(history), feed_id),
+            )
         return self.get_feed(feed_id)
 
     # -- seen entries with their content hash ---------------------------------
@@ -93,17 +137,28 @@ class FeedStateMixin:
         found: dict[str, str | None] = {}
         with self._read() as cur:
             for start in range(0, len(wanted), _CHUNK):
-                part = wanted[start:start + _CHUNK]
-                cur.execute("SELECT entry_key, content_hash FROM seen_entries WHERE feed_id = ? "
-                            f"AND entry_key IN ({', '.join('?' * len(part))})", (feed_id, *part))
+                part = wanted[start : start + _CHUNK]
+                cur.execute(
+                    "SELECT entry_key, content_hash FROM seen_entries WHERE feed_id = ? "
+                    f"AND entry_key IN ({', '.join('?' * len(part))})",
+                    (feed_id, *part),
+                )
                 found.update((r[0], r[1]) for r in cur.fetchall())
         return found
 
     # -- WebSub --------------------------------------------------------------
     def _websub(self, r: Sequence[Any]) -> WebSubSubscription:
-        return WebSubSubscription(feed_id=int(r[0]), hub=r[1], topic=r[2], secret=r[3], state=r[4],
-                                  lease_until=self._dt(r[5]), lease_seconds=r[6], last_error=r[7],
-                                  updated_at=self._dt(r[8]))
+        return WebSubSubscription(
+            feed_id=int(r[0]),
+            hub=r[1],
+            topic=r[2],
+            secret=r[3],
+            state=r[4],
+            lease_until=self._dt(r[5]),
+            lease_seconds=r[6],
+            last_error=r[7],
+            updated_at=self._dt(r[8]),
+        )
 
     def get_websub(self, feed_id: int) -> WebSubSubscription | None:
         with self._read() as cur:
@@ -113,12 +168,24 @@ class FeedStateMixin:
 
     def save_websub(self, sub: WebSubSubscription) -> None:
         """Insert or replace the feed's subscription."""
-        values = (sub.feed_id, sub.hub, sub.topic, sub.secret, sub.state, self._ts(sub.lease_until),
-                  sub.lease_seconds, sub.last_error, self._ts(utcnow()))
+        values = (
+            sub.feed_id,
+            sub.hub,
+            sub.topic,
+            sub.secret,
+            sub.state,
+            self._ts(sub.lease_until),
+            sub.lease_seconds,
+            sub.last_error,
+            self._ts(utcnow()),
+        )
         with self._write() as cur:
-            cur.execute(f"INSERT INTO websub ({WEBSUB_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (feed_id) DO UPDATE SET hub = excluded.hub, topic = excluded.topic, "
-                        "secret = excluded.secret, state = excluded.state, "
-                        "lease_until = excluded.lease_until, lease_seconds = excluded.lease_seconds, "
-                        "last_error = excluded.last_error, "
-                        "updated_at = excluded.updated_at", values)
+            cur.execute(
+                f"INSERT INTO websub ({WEBSUB_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (feed_id) DO UPDATE SET hub = excluded.hub, topic = excluded.topic, "
+                "secret = excluded.secret, state = excluded.state, "
+                "lease_until = excluded.lease_until, lease_seconds = excluded.lease_seconds, "
+                "last_error = excluded.last_error, "
+                "updated_at = excluded.updated_at",
+                values,
+            )

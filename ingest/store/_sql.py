@@ -24,12 +24,29 @@ from ingest.store._batches import BatchMixin
 from ingest.store._feeds import FEED_COLS, FeedStateMixin
 from ingest.store._subscriptions import SubscriptionMixin
 
-ARTICLE_FIELDS = ("id", "feed_id", "feed_url", "entry_key", "url", "title", "text", "summary", "language",
-                  "language_confidence", "published_at", "story_id", "content_hash", "fetched_at",
-                  "author", "updated")
+ARTICLE_FIELDS = (
+    "id",
+    "feed_id",
+    "feed_url",
+    "entry_key",
+    "url",
+    "title",
+    "text",
+    "summary",
+    "language",
+    "language_confidence",
+    "published_at",
+    "story_id",
+    "content_hash",
+    "fetched_at",
+    "author",
+    "updated",
+)
 ARTICLE_COLS = ", ".join(ARTICLE_FIELDS)
-ALERT_COLS = ("id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
-              "next_attempt_at, last_error, created_at, delivered_at, digest_id")
+ALERT_COLS = (
+    "id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
+    "next_attempt_at, last_error, created_at, delivered_at, digest_id"
+)
 ALERT_WIDTH = 12
 
 # Rows per multi-row INSERT and keys per IN list: far below both backends' parameter limits.
@@ -53,7 +70,7 @@ class Cursor(Protocol):
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def marks(count: int, width: int = 1) -> str:
@@ -105,30 +122,72 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
 
     # -- row conversion ------------------------------------------------------
     def _article(self, r: Sequence[Any]) -> Article:
-        return Article(id=r[0], feed_id=int(r[1]), feed_url=r[2], entry_key=r[3], url=r[4], title=r[5],
-                       text=r[6], summary=r[7], language=r[8], language_confidence=float(r[9]),
-                       published_at=self._dt(r[10]), story_id=r[11], content_hash=r[12],
-                       fetched_at=self._dt(r[13]) or utcnow(), author=r[14], updated=bool(r[15]))
+        return Article(
+            id=r[0],
+            feed_id=int(r[1]),
+            feed_url=r[2],
+            entry_key=r[3],
+            url=r[4],
+            title=r[5],
+            text=r[6],
+            summary=r[7],
+            language=r[8],
+            language_confidence=float(r[9]),
+            published_at=self._dt(r[10]),
+            story_id=r[11],
+            content_hash=r[12],
+            fetched_at=self._dt(r[13]) or utcnow(),
+            author=r[14],
+            updated=bool(r[15]),
+        )
 
     def _alert(self, r: Sequence[Any]) -> Alert:
-        return Alert(id=r[0], subscription_id=r[1], story_id=r[2], article_id=r[3],
-                     matched_terms=list(json.loads(r[4])), status=r[5], attempts=int(r[6]),
-                     next_attempt_at=self._dt(r[7]), last_error=r[8], created_at=self._dt(r[9]),
-                     delivered_at=self._dt(r[10]), digest_id=r[11])
+        return Alert(
+            id=r[0],
+            subscription_id=r[1],
+            story_id=r[2],
+            article_id=r[3],
+            matched_terms=list(json.loads(r[4])),
+            status=r[5],
+            attempts=int(r[6]),
+            next_attempt_at=self._dt(r[7]),
+            last_error=r[8],
+            created_at=self._dt(r[9]),
+            delivered_at=self._dt(r[10]),
+            digest_id=r[11],
+        )
 
     def _article_values(self, a: Article) -> list[Any]:
-        return [a.id, a.feed_id, a.feed_url, a.entry_key, a.url, a.title, a.text, a.summary, a.language,
-                a.language_confidence, self._ts(a.published_at), a.story_id, a.content_hash,
-                self._ts(a.fetched_at), a.author, bool(a.updated)]
+        return [
+            a.id,
+            a.feed_id,
+            a.feed_url,
+            a.entry_key,
+            a.url,
+            a.title,
+            a.text,
+            a.summary,
+            a.language,
+            a.language_confidence,
+            self._ts(a.published_at),
+            a.story_id,
+            a.content_hash,
+            self._ts(a.fetched_at),
+            a.author,
+            bool(a.updated),
+        ]
 
     # -- feeds -------------------------------------------------------------
-    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None,
-                 fulltext: bool = False) -> Feed:
+    def add_feed(
+        self, url: str, *, interval: int | None = None, title: str | None = None, fulltext: bool = False
+    ) -> Feed:
         """Add a feed, or return the existing one with that URL (`fulltext=True` also switches it on)."""
         with self._write() as cur:
-            cur.execute("INSERT INTO feeds (url, title, interval, created_at, fulltext) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
-                        (url, title, interval, self._ts(utcnow()), fulltext))
+            cur.execute(
+                "INSERT INTO feeds (url, title, interval, created_at, fulltext) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
+                (url, title, interval, self._ts(utcnow()), fulltext),
+            )
             if fulltext:
                 cur.execute("UPDATE feeds SET fulltext = ? WHERE url = ?", (True, url))
             cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE url = ?", (url,))
@@ -157,9 +216,12 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
     def due_feeds(self, now: datetime) -> list[Feed]:
         """Active feeds whose next poll time has come (never-polled first, then most overdue)."""
         with self._read() as cur:
-            cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE status = 'active' "
-                        "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
-                        "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id", (self._ts(now),))
+            cur.execute(
+                f"SELECT {FEED_COLS} FROM feeds WHERE status = 'active' "
+                "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
+                "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id",
+                (self._ts(now),),
+            )
             return [self._feed(r) for r in cur.fetchall()]
 
     # -- seen entries ------------------------------------------------------
@@ -169,8 +231,11 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         seen: set[str] = set()
         with self._read() as cur:
             for part in chunks(wanted):
-                cur.execute(f"SELECT entry_key FROM seen_entries WHERE feed_id = ? "
-                            f"AND entry_key IN ({marks(len(part))})", (feed_id, *part))
+                cur.execute(
+                    f"SELECT entry_key FROM seen_entries WHERE feed_id = ? "
+                    f"AND entry_key IN ({marks(len(part))})",
+                    (feed_id, *part),
+                )
                 seen.update(r[0] for r in cur.fetchall())
         return set(wanted) - seen
 
@@ -182,8 +247,11 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         with self._write() as cur:
             for part in chunks(unique):
                 params = [v for key in part for v in (feed_id, key, now)]
-                cur.execute(f"INSERT INTO seen_entries (feed_id, entry_key, seen_at) "
-                            f"VALUES {marks(len(part), 3)} ON CONFLICT DO NOTHING", params)
+                cur.execute(
+                    f"INSERT INTO seen_entries (feed_id, entry_key, seen_at) "
+                    f"VALUES {marks(len(part), 3)} ON CONFLICT DO NOTHING",
+                    params,
+                )
 
     # -- articles ----------------------------------------------------------
     def add_articles(self, articles: Sequence[Article]) -> list[Article]:
@@ -195,8 +263,11 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         with self._write() as cur:
             for part in chunks(articles):
                 params = [v for a in part for v in self._article_values(a)]
-                cur.execute(f"INSERT INTO articles ({ARTICLE_COLS}) VALUES {marks(len(part), width)} "
-                            "ON CONFLICT DO NOTHING RETURNING id", params)
+                cur.execute(
+                    f"INSERT INTO articles ({ARTICLE_COLS}) VALUES {marks(len(part), width)} "
+                    "ON CONFLICT DO NOTHING RETURNING id",
+                    params,
+                )
                 inserted.update(r[0] for r in cur.fetchall())
         new: list[Article] = []
         for article in articles:
@@ -212,12 +283,26 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
                 "UPDATE articles SET url = ?, title = ?, text = ?, summary = ?, language = ?, "
                 "language_confidence = ?, published_at = ?, content_hash = ?, fetched_at = ?, author = ?, "
                 "updated = ? WHERE feed_id = ? AND entry_key = ?",
-                (article.url, article.title, article.text, article.summary, article.language,
-                 article.language_confidence, self._ts(article.published_at), article.content_hash,
-                 self._ts(article.fetched_at), article.author, True, article.feed_id, article.entry_key))
+                (
+                    article.url,
+                    article.title,
+                    article.text,
+                    article.summary,
+                    article.language,
+                    article.language_confidence,
+                    self._ts(article.published_at),
+                    article.content_hash,
+                    self._ts(article.fetched_at),
+                    article.author,
+                    True,
+                    article.feed_id,
+                    article.entry_key,
+                ),
+            )
             if cur.rowcount == 0:
-                raise NotFound(f"no article with feed id {article.feed_id} "
-                               f"and entry key {article.entry_key!r}")
+                raise NotFound(
+                    f"no article with feed id {article.feed_id} and entry key {article.entry_key!r}"
+                )
 
     def _articles_where(self, where: str, params: Sequence[Any], tail: str = "") -> list[Article]:
         with self._read() as cur:
@@ -234,8 +319,9 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         found = self._articles_where("feed_id = ? AND entry_key = ?", (feed_id, entry_key))
         return found[0] if found else None
 
-    def get_articles_by_entries(self, feed_id_entry_keys: Iterable[tuple[int, str]]
-                                ) -> dict[tuple[int, str], Article]:
+    def get_articles_by_entries(
+        self, feed_id_entry_keys: Iterable[tuple[int, str]]
+    ) -> dict[tuple[int, str], Article]:
         """The stored articles of these (feed_id, entry_key) pairs: one query per feed and CHUNK keys."""
         by_feed: dict[int, list[str]] = {}
         for feed_id, key in feed_id_entry_keys:
@@ -243,8 +329,9 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         found: dict[tuple[int, str], Article] = {}
         for feed_id, keys in by_feed.items():
             for part in chunks(list(dict.fromkeys(keys))):
-                for article in self._articles_where(f"feed_id = ? AND entry_key IN ({marks(len(part))})",
-                                                    (feed_id, *part)):
+                for article in self._articles_where(
+                    f"feed_id = ? AND entry_key IN ({marks(len(part))})", (feed_id, *part)
+                ):
                     found[(article.feed_id, article.entry_key)] = article
         return found
 
@@ -266,9 +353,10 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         total = 0
         while True:
             with self._write() as cur:
-                cur.execute("DELETE FROM articles WHERE id IN "
-                            "(SELECT id FROM articles WHERE fetched_at < ? LIMIT ?)",
-                            (self._ts(cutoff), batch))
+                cur.execute(
+                    "DELETE FROM articles WHERE id IN (SELECT id FROM articles WHERE fetched_at < ? LIMIT ?)",
+                    (self._ts(cutoff), batch),
+                )
                 deleted = cur.rowcount
             total += deleted
             if deleted < batch:
@@ -276,9 +364,20 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
 
     # -- alerts ------------------------------------------------------------
     def _alert_values(self, a: Alert, now: datetime) -> list[Any]:
-        return [a.id, a.subscription_id, a.story_id, a.article_id, json.dumps(list(a.matched_terms)),
-                a.status, a.attempts, self._ts(a.next_attempt_at), a.last_error,
-                self._ts(a.created_at or now), self._ts(a.delivered_at), a.digest_id]
+        return [
+            a.id,
+            a.subscription_id,
+            a.story_id,
+            a.article_id,
+            json.dumps(list(a.matched_terms)),
+            a.status,
+            a.attempts,
+            self._ts(a.next_attempt_at),
+            a.last_error,
+            self._ts(a.created_at or now),
+            self._ts(a.delivered_at),
+            a.digest_id,
+        ]
 
     def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Insert; one alert per (subscription_id, story_id). Return only the new ones, in input order."""
@@ -289,8 +388,11 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
         with self._write() as cur:
             for part in chunks(alerts):
                 params = [v for a in part for v in self._alert_values(a, now)]
-                cur.execute(f"INSERT INTO alerts ({ALERT_COLS}) VALUES {marks(len(part), ALERT_WIDTH)} "
-                            "ON CONFLICT DO NOTHING RETURNING id", params)
+                cur.execute(
+                    f"INSERT INTO alerts ({ALERT_COLS}) VALUES {marks(len(part), ALERT_WIDTH)} "
+                    "ON CONFLICT DO NOTHING RETURNING id",
+                    params,
+                )
                 inserted.update(r[0] for r in cur.fetchall())
         new: list[Alert] = []
         for alert in alerts:
@@ -307,31 +409,43 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
             raise NotFound(f"no alert with id {alert_id!r}")
         return self._alert(row)
 
-    def record_attempt(self, alert_id: str, *, status: str, attempts: int,
-                       next_attempt_at: datetime | None, error: str | None) -> None:
+    def record_attempt(
+        self,
+        alert_id: str,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime | None,
+        error: str | None,
+    ) -> None:
         """Persist one delivery attempt; `delivered_at` is set when status becomes `delivered`."""
         delivered_at = utcnow() if status == "delivered" else None
         with self._write() as cur:
-            cur.execute("UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
-                        "delivered_at = coalesce(delivered_at, ?) WHERE id = ?",
-                        (status, attempts, self._ts(next_attempt_at), error, self._ts(delivered_at),
-                         alert_id))
+            cur.execute(
+                "UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
+                "delivered_at = coalesce(delivered_at, ?) WHERE id = ?",
+                (status, attempts, self._ts(next_attempt_at), error, self._ts(delivered_at), alert_id),
+            )
             if cur.rowcount == 0:
                 raise NotFound(f"no alert with id {alert_id!r}")
 
     def pending_alerts(self, due_before: datetime, *, limit: int = 1000) -> list[Alert]:
         """Pending alerts whose next attempt is at or before `due_before`, most overdue first."""
         with self._read() as cur:
-            cur.execute(f"SELECT {ALERT_COLS} FROM alerts WHERE status = 'pending' "
-                        "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-                        "ORDER BY next_attempt_at IS NOT NULL, next_attempt_at, created_at, id LIMIT ?",
-                        (self._ts(due_before), limit))
+            cur.execute(
+                f"SELECT {ALERT_COLS} FROM alerts WHERE status = 'pending' "
+                "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+                "ORDER BY next_attempt_at IS NOT NULL, next_attempt_at, created_at, id LIMIT ?",
+                (self._ts(due_before), limit),
+            )
             return [self._alert(r) for r in cur.fetchall()]
 
     def list_alerts(self, *, status: str | None = None, limit: int = 100) -> list[Alert]:
         """Newest first, optionally only one status."""
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
         with self._read() as cur:
-            cur.execute(f"SELECT {ALERT_COLS} FROM alerts {where} ORDER BY created_at DESC, id DESC LIMIT ?",
-                        (*params, limit))
+            cur.execute(
+                f"SELECT {ALERT_COLS} FROM alerts {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*params, limit),
+            )
             return [self._alert(r) for r in cur.fetchall()]

@@ -19,24 +19,36 @@ from ingest.models import Subscription, SubscriptionOptions, utcnow
 if TYPE_CHECKING:
     from ingest.store._sql import Cursor
 
-SUB_COLS = ("id, name, query, webhook, secret, status, status_reason, created_at, options, failing_since, "
-            "last_success_at")
+SUB_COLS = (
+    "id, name, query, webhook, secret, status, status_reason, created_at, options, failing_since, "
+    "last_success_at"
+)
 
 
 class SubscriptionMixin:
     """The subscriptions table."""
 
     if TYPE_CHECKING:
+
         def _read(self) -> AbstractContextManager[Cursor]: ...
         def _write(self) -> AbstractContextManager[Cursor]: ...
         def _ts(self, dt: datetime | None) -> Any: ...
         def _dt(self, value: Any) -> datetime | None: ...
 
     def _sub(self, r: Sequence[Any]) -> Subscription:
-        return Subscription(id=r[0], name=r[1], query=r[2], webhook=r[3], secret=r[4], status=r[5],
-                            status_reason=r[6], created_at=self._dt(r[7]),
-                            options=SubscriptionOptions.from_dict(json.loads(r[8] or "{}")),
-                            failing_since=self._dt(r[9]), last_success_at=self._dt(r[10]))
+        return Subscription(
+            id=r[0],
+            name=r[1],
+            query=r[2],
+            webhook=r[3],
+            secret=r[4],
+            status=r[5],
+            status_reason=r[6],
+            created_at=self._dt(r[7]),
+            options=SubscriptionOptions.from_dict(json.loads(r[8] or "{}")),
+            failing_since=self._dt(r[9]),
+            last_success_at=self._dt(r[10]),
+        )
 
     def _bump_subscriptions(self, cur: Cursor) -> None:
         cur.execute("UPDATE meta SET value = value + 1 WHERE key = 'subscriptions_version'")
@@ -49,9 +61,19 @@ class SubscriptionMixin:
                 "INSERT INTO subscriptions (id, name, query, webhook, secret, status, status_reason, "
                 "created_at, updated_at, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING RETURNING id",
-                (stored.id, stored.name, stored.query, stored.webhook, stored.secret, stored.status,
-                 stored.status_reason, self._ts(stored.created_at), self._ts(utcnow()),
-                 json.dumps(stored.options.to_dict())))
+                (
+                    stored.id,
+                    stored.name,
+                    stored.query,
+                    stored.webhook,
+                    stored.secret,
+                    stored.status,
+                    stored.status_reason,
+                    self._ts(stored.created_at),
+                    self._ts(utcnow()),
+                    json.dumps(stored.options.to_dict()),
+                ),
+            )
             if cur.fetchone() is None:
                 raise StoreError(f"a subscription with id {sub.id!r} already exists")
             self._bump_subscriptions(cur)
@@ -73,8 +95,10 @@ class SubscriptionMixin:
     def _change_subscription(self, sub_id: str, changes: dict[str, Any]) -> None:
         sets = ", ".join(f"{column} = ?" for column in changes)
         with self._write() as cur:
-            cur.execute(f"UPDATE subscriptions SET {sets}, updated_at = ? WHERE id = ?",
-                        (*changes.values(), self._ts(utcnow()), sub_id))
+            cur.execute(
+                f"UPDATE subscriptions SET {sets}, updated_at = ? WHERE id = ?",
+                (*changes.values(), self._ts(utcnow()), sub_id),
+            )
             if cur.rowcount == 0:
                 raise NotFound(f"no subscription with id {sub_id!r}")
             self._bump_subscriptions(cur)
@@ -86,12 +110,24 @@ class SubscriptionMixin:
             changes["failing_since"] = None
         self._change_subscription(sub_id, changes)
 
-    def update_subscription(self, sub_id: str, *, name: str | None = None, query: str | None = None,
-                            webhook: str | None = None, secret: str | None = None,
-                            options: SubscriptionOptions | None = None) -> Subscription:
+    def update_subscription(
+        self,
+        sub_id: str,
+        *,
+        name: str | None = None,
+        query: str | None = None,
+        webhook: str | None = None,
+        secret: str | None = None,
+        options: SubscriptionOptions | None = None,
+    ) -> Subscription:
         """Change the given fields (None: unchanged) and return the subscription as stored."""
-        given = {"name": name, "query": query, "webhook": webhook, "secret": secret,
-                 "options": json.dumps(options.to_dict()) if options is not None else None}
+        given = {
+            "name": name,
+            "query": query,
+            "webhook": webhook,
+            "secret": secret,
+            "options": json.dumps(options.to_dict()) if options is not None else None,
+        }
         changes = {column: value for column, value in given.items() if value is not None}
         if changes:
             self._change_subscription(sub_id, changes)

@@ -37,8 +37,9 @@ class Store(Protocol):
         ...
 
     # -- feeds -------------------------------------------------------------
-    def add_feed(self, url: str, *, interval: int | None = None, title: str | None = None,
-                 fulltext: bool = False) -> Feed:
+    def add_feed(
+        self, url: str, *, interval: int | None = None, title: str | None = None, fulltext: bool = False
+    ) -> Feed:
         """Add a feed, or return the existing one with that URL (`fulltext=True` also switches it on)."""
         ...
 
@@ -68,8 +69,9 @@ class Store(Protocol):
         ...
 
     # -- pending batches: entries accepted, not yet processed (the queue's record) ----
-    def add_batches(self, feed_id: int, batches: Sequence[Sequence[Mapping[str, Any]]],
-                    seen: Mapping[str, str]) -> list[PendingBatch]:
+    def add_batches(
+        self, feed_id: int, batches: Sequence[Sequence[Mapping[str, Any]]], seen: Mapping[str, str]
+    ) -> list[PendingBatch]:
         """In one transaction: store the batches (attempt 1, queued now) and mark `seen`; return them."""
         ...
 
@@ -129,8 +131,9 @@ class Store(Protocol):
 
     def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None: ...
 
-    def get_articles_by_entries(self, feed_id_entry_keys: Iterable[tuple[int, str]]
-                                ) -> dict[tuple[int, str], Article]:
+    def get_articles_by_entries(
+        self, feed_id_entry_keys: Iterable[tuple[int, str]]
+    ) -> dict[tuple[int, str], Article]:
         """The stored articles of these (feed_id, entry_key) pairs, in few queries; absent ones left out."""
         ...
 
@@ -155,9 +158,16 @@ class Store(Protocol):
 
     def set_subscription_status(self, sub_id: str, status: str, reason: str | None) -> None: ...
 
-    def update_subscription(self, sub_id: str, *, name: str | None = None, query: str | None = None,
-                            webhook: str | None = None, secret: str | None = None,
-                            options: SubscriptionOptions | None = None) -> Subscription:
+    def update_subscription(
+        self,
+        sub_id: str,
+        *,
+        name: str | None = None,
+        query: str | None = None,
+        webhook: str | None = None,
+        secret: str | None = None,
+        options: SubscriptionOptions | None = None,
+    ) -> Subscription:
         """Change the given fields (None: unchanged); return the stored subscription."""
         ...
 
@@ -176,8 +186,15 @@ class Store(Protocol):
 
     def get_alert(self, alert_id: str) -> Alert: ...
 
-    def record_attempt(self, alert_id: str, *, status: str, attempts: int,
-                       next_attempt_at: datetime | None, error: str | None) -> None: ...
+    def record_attempt(
+        self,
+        alert_id: str,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime | None,
+        error: str | None,
+    ) -> None: ...
 
     def pending_alerts(self, due_before: datetime, *, limit: int = 1000) -> list[Alert]:
         """Pending alerts whose next attempt is at or before `due_before` (the sweeper's input)."""
@@ -192,23 +209,27 @@ class Store(Protocol):
         """Feeds by id, the first `limit` after `after_id`."""
         ...
 
-    def list_articles_page(self, filters: ArticleFilter, *, limit: int,
-                           after: tuple[datetime, str] | None = None) -> list[Article]:
+    def list_articles_page(
+        self, filters: ArticleFilter, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Article]:
         """Newest first by (fetched_at, id), strictly after the `after` key."""
         ...
 
-    def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,
-                             offset: int = 0) -> list[Article]:
+    def search_articles_page(
+        self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
+    ) -> list[Article]:
         """Full-text search within `filters`, best first, `limit` rows from `offset`."""
         ...
 
-    def list_subscriptions_page(self, *, limit: int,
-                                after: tuple[datetime, str] | None = None) -> list[Subscription]:
+    def list_subscriptions_page(
+        self, *, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Subscription]:
         """Oldest first by (created_at, id), strictly after the `after` key."""
         ...
 
-    def rotate_subscription_secret(self, sub_id: str, secret: str, *,
-                                   previous_valid_until: datetime) -> Subscription:
+    def rotate_subscription_secret(
+        self, sub_id: str, secret: str, *, previous_valid_until: datetime
+    ) -> Subscription:
         """Make `secret` current; the old one keeps signing until `previous_valid_until`."""
         ...
 
@@ -218,8 +239,14 @@ class Store(Protocol):
 
     def previous_secret_expiry(self, sub_id: str) -> datetime | None: ...
 
-    def list_alerts_page(self, *, limit: int, status: str | None = None, subscription_id: str | None = None,
-                         after: tuple[datetime, str] | None = None) -> list[Alert]:
+    def list_alerts_page(
+        self,
+        *,
+        limit: int,
+        status: str | None = None,
+        subscription_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[Alert]:
         """Newest first by (created_at, id), strictly after the `after` key."""
         ...
 
@@ -228,13 +255,15 @@ class Store(Protocol):
         ...
 
     # -- delivery bookkeeping: subscription health, digests ---------------------
-    def record_subscription_delivery(self, sub_id: str, *, ok: bool, at: datetime | None = None
-                                     ) -> datetime | None:
+    def record_subscription_delivery(
+        self, sub_id: str, *, ok: bool, at: datetime | None = None
+    ) -> datetime | None:
         """Note a delivery outcome; return `failing_since` afterwards (None after a success)."""
         ...
 
-    def get_delivery(self, alert_id: str, *, now: datetime | None = None
-                     ) -> tuple[Alert, Subscription, list[str]]:
+    def get_delivery(
+        self, alert_id: str, *, now: datetime | None = None
+    ) -> tuple[Alert, Subscription, list[str]]:
         """What one delivery attempt needs: the alert, its subscription and its signing secrets."""
         ...
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 SCHEMA_VERSION_TABLE = (
-    "CREATE TABLE IF NOT EXISTS schema_version ("
-    " version INTEGER PRIMARY KEY,"
-    " applied_at TEXT NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS schema_version ( version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
 )
 
 # Fixed key of the PostgreSQL advisory lock that serializes migrations across processes.
@@ -110,7 +108,7 @@ SQLITE: list[list[str]] = [
         "CREATE INDEX alerts_pending ON alerts (status, next_attempt_at)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
-    ],
+    ]
 ]
 
 POSTGRES: list[list[str]] = [
@@ -189,33 +187,43 @@ POSTGRES: list[list[str]] = [
         "CREATE INDEX alerts_pending ON alerts (status, next_attempt_at)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('subscriptions_version', 0)",
-    ],
+    ]
 ]
 
 # 2: the previous webhook secret stays valid for a grace period after a rotation;
 #    indexes for the API's keyset pagination.
-SQLITE.append([
-    "ALTER TABLE subscriptions ADD COLUMN previous_secret TEXT",
-    "ALTER TABLE subscriptions ADD COLUMN previous_secret_expires_at TEXT",
-    "CREATE INDEX alerts_created ON alerts (created_at, id)",
-    "CREATE INDEX articles_feed_fetched ON articles (feed_id, fetched_at)",
-])
-POSTGRES.append([
-    "ALTER TABLE subscriptions ADD COLUMN previous_secret TEXT",
-    "ALTER TABLE subscriptions ADD COLUMN previous_secret_expires_at TIMESTAMPTZ",
-    "CREATE INDEX alerts_created ON alerts (created_at, id)",
-    "CREATE INDEX articles_feed_fetched ON articles (feed_id, fetched_at)",
-])
+SQLITE.append(
+    [
+        "ALTER TABLE subscriptions ADD COLUMN previous_secret TEXT",
+        "ALTER TABLE subscriptions ADD COLUMN previous_secret_expires_at TEXT",
+        "CREATE INDEX alerts_created ON alerts (created_at, id)",
+        "CREATE INDEX articles_feed_fetched ON articles (feed_id, fetched_at)",
+    ]
+)
+POSTGRES.append(
+    [
+        "ALTER TABLE subscriptions ADD COLUMN previous_secret TEXT",
+        "ALTER TABLE subscriptions ADD COLUMN previous_secret_expires_at TIMESTAMPTZ",
+        "CREATE INDEX alerts_created ON alerts (created_at, id)",
+        "CREATE INDEX articles_feed_fetched ON articles (feed_id, fetched_at)",
+    ]
+)
 
 # 3: feed fetching: the scheduler's decision and what it learnt, moved-URL history, a content
 #    hash per seen entry (changed entries are queued again as updates), WebSub subscriptions.
-_FEED_STATE_COLUMNS = ("previous_urls TEXT NOT NULL DEFAULT '[]'", "schedule_interval INTEGER",
-                       "schedule_reason TEXT", "entry_interval INTEGER", "last_status INTEGER")
-SQLITE.append([
-    *(f"ALTER TABLE feeds ADD COLUMN {column}" for column in _FEED_STATE_COLUMNS),
-    "ALTER TABLE feeds ADD COLUMN last_entry_at TEXT",
-    "ALTER TABLE seen_entries ADD COLUMN content_hash TEXT",
-    """CREATE TABLE websub (
+_FEED_STATE_COLUMNS = (
+    "previous_urls TEXT NOT NULL DEFAULT '[]'",
+    "schedule_interval INTEGER",
+    "schedule_reason TEXT",
+    "entry_interval INTEGER",
+    "last_status INTEGER",
+)
+SQLITE.append(
+    [
+        *(f"ALTER TABLE feeds ADD COLUMN {column}" for column in _FEED_STATE_COLUMNS),
+        "ALTER TABLE feeds ADD COLUMN last_entry_at TEXT",
+        "ALTER TABLE seen_entries ADD COLUMN content_hash TEXT",
+        """CREATE TABLE websub (
         feed_id INTEGER PRIMARY KEY REFERENCES feeds (id) ON DELETE CASCADE,
         hub TEXT NOT NULL,
         topic TEXT NOT NULL,
@@ -225,12 +233,14 @@ SQLITE.append([
         lease_seconds INTEGER,
         last_error TEXT,
         updated_at TEXT NOT NULL)""",
-])
-POSTGRES.append([
-    *(f"ALTER TABLE feeds ADD COLUMN {column}" for column in _FEED_STATE_COLUMNS),
-    "ALTER TABLE feeds ADD COLUMN last_entry_at TIMESTAMPTZ",
-    "ALTER TABLE seen_entries ADD COLUMN content_hash TEXT",
-    """CREATE TABLE websub (
+    ]
+)
+POSTGRES.append(
+    [
+        *(f"ALTER TABLE feeds ADD COLUMN {column}" for column in _FEED_STATE_COLUMNS),
+        "ALTER TABLE feeds ADD COLUMN last_entry_at TIMESTAMPTZ",
+        "ALTER TABLE seen_entries ADD COLUMN content_hash TEXT",
+        """CREATE TABLE websub (
         feed_id BIGINT PRIMARY KEY REFERENCES feeds (id) ON DELETE CASCADE,
         hub TEXT NOT NULL,
         topic TEXT NOT NULL,
@@ -240,28 +250,34 @@ POSTGRES.append([
         lease_seconds INTEGER,
         last_error TEXT,
         updated_at TIMESTAMPTZ NOT NULL)""",
-])
+    ]
+)
 
 # 4: delivery health of a subscription (failing since, last success: the disable rule), the digest
 #    that carried a held alert, and the per-subscription alert listings (pending on resume, failed).
-SQLITE.append([
-    "ALTER TABLE subscriptions ADD COLUMN failing_since TEXT",
-    "ALTER TABLE subscriptions ADD COLUMN last_success_at TEXT",
-    "ALTER TABLE alerts ADD COLUMN digest_id TEXT",
-    "CREATE INDEX alerts_subscription_status ON alerts (subscription_id, status, created_at)",
-])
-POSTGRES.append([
-    "ALTER TABLE subscriptions ADD COLUMN failing_since TIMESTAMPTZ",
-    "ALTER TABLE subscriptions ADD COLUMN last_success_at TIMESTAMPTZ",
-    "ALTER TABLE alerts ADD COLUMN digest_id TEXT",
-    "CREATE INDEX alerts_subscription_status ON alerts (subscription_id, status, created_at)",
-])
+SQLITE.append(
+    [
+        "ALTER TABLE subscriptions ADD COLUMN failing_since TEXT",
+        "ALTER TABLE subscriptions ADD COLUMN last_success_at TEXT",
+        "ALTER TABLE alerts ADD COLUMN digest_id TEXT",
+        "CREATE INDEX alerts_subscription_status ON alerts (subscription_id, status, created_at)",
+    ]
+)
+POSTGRES.append(
+    [
+        "ALTER TABLE subscriptions ADD COLUMN failing_since TIMESTAMPTZ",
+        "ALTER TABLE subscriptions ADD COLUMN last_success_at TIMESTAMPTZ",
+        "ALTER TABLE alerts ADD COLUMN digest_id TEXT",
+        "CREATE INDEX alerts_subscription_status ON alerts (subscription_id, status, created_at)",
+    ]
+)
 
 # 5: the database is the record of accepted entries: the poller writes each batch it queues here, in
 #    the transaction that marks its entries seen; the worker deletes it once the pipeline committed;
 #    the recovery sweeper queues again a batch whose job Redis lost or whose worker died.
-SQLITE.append([
-    """CREATE TABLE pending_batches (
+SQLITE.append(
+    [
+        """CREATE TABLE pending_batches (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         feed_id INTEGER NOT NULL,
         payload TEXT NOT NULL,
@@ -270,10 +286,12 @@ SQLITE.append([
         created_at TEXT NOT NULL,
         queued_at TEXT,
         last_error TEXT)""",
-    "CREATE INDEX pending_batches_queued ON pending_batches (status, queued_at)",
-])
-POSTGRES.append([
-    """CREATE TABLE pending_batches (
+        "CREATE INDEX pending_batches_queued ON pending_batches (status, queued_at)",
+    ]
+)
+POSTGRES.append(
+    [
+        """CREATE TABLE pending_batches (
         id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
         feed_id BIGINT NOT NULL,
         payload TEXT NOT NULL,
@@ -282,8 +300,9 @@ POSTGRES.append([
         created_at TIMESTAMPTZ NOT NULL,
         queued_at TIMESTAMPTZ,
         last_error TEXT)""",
-    "CREATE INDEX pending_batches_queued ON pending_batches (status, queued_at)",
-])
+        "CREATE INDEX pending_batches_queued ON pending_batches (status, queued_at)",
+    ]
+)
 
 # 6: per-feed full text: short entries are replaced by the article extracted from their page.
 SQLITE.append(["ALTER TABLE feeds ADD COLUMN fulltext INTEGER NOT NULL DEFAULT 0"])

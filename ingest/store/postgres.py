@@ -37,7 +37,8 @@ _DELIVERED_SQL = (
     "last_error = NULL, delivered_at = coalesce(delivered_at, ?) WHERE id = ? RETURNING 1), "
     "s AS (UPDATE subscriptions SET failing_since = NULL, last_success_at = ? "
     "WHERE id = ? AND EXISTS (SELECT 1 FROM a)) "
-    "SELECT count(*) FROM a")  # PostgreSQL runs every data-modifying CTE, read or not
+    "SELECT count(*) FROM a"
+)  # PostgreSQL runs every data-modifying CTE, read or not
 
 
 class _QmarkCursor:
@@ -138,8 +139,10 @@ class PostgresStore(PagedSQLStore):
             for version, statements in migrations.pending(migrations.POSTGRES, current):
                 for statement in statements:
                     cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                            (version, utcnow().isoformat()))
+                cur.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, utcnow().isoformat()),
+                )
                 log.info("store.migrated", backend="postgresql", version=version)
                 current = version
         return current
@@ -165,13 +168,16 @@ class PostgresStore(PagedSQLStore):
         if not words:
             return []
         with self._read() as cur:
-            cur.execute(f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
-                        "WHERE search @@ q ORDER BY ts_rank(search, q) DESC, fetched_at DESC LIMIT ?",
-                        (" ".join(words), limit))
+            cur.execute(
+                f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
+                "WHERE search @@ q ORDER BY ts_rank(search, q) DESC, fetched_at DESC LIMIT ?",
+                (" ".join(words), limit),
+            )
             return [self._article(r) for r in cur.fetchall()]
 
-    def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,
-                             offset: int = 0) -> list[Article]:
+    def search_articles_page(
+        self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
+    ) -> list[Article]:
         """Full-text search within `filters`, best match first, `limit` rows from `offset`."""
         words = _WORD.findall(query)
         if not words:
@@ -179,8 +185,10 @@ class PostgresStore(PagedSQLStore):
         terms, params = self._filter_sql(filters)
         where = " ".join(f"AND {term}" for term in terms)
         with self._read() as cur:
-            cur.execute(f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
-                        f"WHERE search @@ q {where} "
-                        "ORDER BY ts_rank(search, q) DESC, fetched_at DESC, id LIMIT ? OFFSET ?",
-                        (" ".join(words), *params, limit, offset))
+            cur.execute(
+                f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
+                f"WHERE search @@ q {where} "
+                "ORDER BY ts_rank(search, q) DESC, fetched_at DESC, id LIMIT ? OFFSET ?",
+                (" ".join(words), *params, limit, offset),
+            )
             return [self._article(r) for r in cur.fetchall()]

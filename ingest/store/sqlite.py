@@ -45,8 +45,9 @@ class SQLiteStore(PagedSQLStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -119,8 +120,10 @@ class SQLiteStore(PagedSQLStore):
             for version, statements in migrations.pending(migrations.SQLITE, current):
                 for statement in statements:
                     cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                            (version, self._ts(utcnow())))
+                cur.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, self._ts(utcnow())),
+                )
                 log.info("store.migrated", backend="sqlite", version=version)
                 current = version
         return current
@@ -141,13 +144,16 @@ class SQLiteStore(PagedSQLStore):
             return []
         columns = ", ".join(f"a.{name}" for name in ARTICLE_FIELDS)
         with self._read() as cur:
-            cur.execute(f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
-                        "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), a.fetched_at DESC LIMIT ?",
-                        (match, limit))
+            cur.execute(
+                f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
+                "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), a.fetched_at DESC LIMIT ?",
+                (match, limit),
+            )
             return [self._article(r) for r in cur.fetchall()]
 
-    def search_articles_page(self, query: str, filters: ArticleFilter, *, limit: int,
-                             offset: int = 0) -> list[Article]:
+    def search_articles_page(
+        self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
+    ) -> list[Article]:
         """Full-text search within `filters`, best match first, `limit` rows from `offset`."""
         match = fts_query(query)
         if match is None:
@@ -156,8 +162,10 @@ class SQLiteStore(PagedSQLStore):
         where = " ".join(f"AND {term}" for term in terms)
         columns = ", ".join(f"a.{name}" for name in ARTICLE_FIELDS)
         with self._read() as cur:
-            cur.execute(f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
-                        f"WHERE articles_fts MATCH ? {where} "
-                        "ORDER BY bm25(articles_fts), a.fetched_at DESC, a.id LIMIT ? OFFSET ?",
-                        (match, *params, limit, offset))
+            cur.execute(
+                f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
+                f"WHERE articles_fts MATCH ? {where} "
+                "ORDER BY bm25(articles_fts), a.fetched_at DESC, a.id LIMIT ? OFFSET ?",
+                (match, *params, limit, offset),
+            )
             return [self._article(r) for r in cur.fetchall()]
