@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ingest.alert.webhook import alert_id
 from ingest.errors import NotFound
 from ingest.log import get_logger
-from ingest.models import DIGEST_PREFIX, Alert, Article, Subscription, iso, utcnow
+from ingest.models import DIGEST_PREFIX, Alert, Article, Subscription, alert_id, iso, utcnow
 from ingest.store.base import Store
 
 log = get_logger(__name__)

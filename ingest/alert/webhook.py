@@ -15,11 +15,11 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from ingest.errors import AlertDeliveryError, ConfigError
 from ingest.models import Article, Subscription, iso, utcnow
+from ingest.net.retry_after import parse_retry_after
 
 if TYPE_CHECKING:  # the client is the caller's (app.runtime); only its type is needed here
     from ingest.alert.http_client import WebhookClient
@@ -44,12 +44,6 @@ def validate_secret(secret: str) -> str:
     if len(key) < 24:
         raise ConfigError("webhook secret is too short: use at least 24 random bytes")
     return secret
-
-
-def alert_id(subscription_id: str, story_id: str) -> str:
-    """The webhook-id: derived from (subscription, story), so every attempt and replay shares it."""
-    digest = hashlib.sha256(f"{subscription_id}\x00{story_id}".encode()).hexdigest()[:26]
-    return f"msg_{digest}"
 
 
 def build_payload(sub: Subscription, article: Article, matched_terms: Sequence[str]) -> bytes:
@@ -115,19 +109,6 @@ def deliver(
         retry_after=parse_retry_after(answer.headers.get("retry-after")),
         gone=status == 410,
     )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def next_delay(

@@ -8,13 +8,11 @@ batch that runs twice produces nothing the second time.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ingest.alert.webhook import alert_id
 from ingest.clean import Rules, clean_document
 from ingest.clean.extract import PageFetcher, extract_page
 from ingest.clean.html import to_paragraphs
@@ -25,17 +23,22 @@ from ingest.errors import FetchError, NotFound
 from ingest.language.detect import UNSURE, LanguageDetector
 from ingest.log import get_logger
 from ingest.match import MatchDocument, Matcher
-from ingest.models import Alert, Article, CleanDocument, LanguageResult, RawEntry, SubscriptionOptions, utcnow
+from ingest.models import (
+    Alert,
+    Article,
+    CleanDocument,
+    LanguageResult,
+    RawEntry,
+    SubscriptionOptions,
+    alert_id,
+    article_id,
+    utcnow,
+)
 from ingest.store.base import Store
 
 log = get_logger(__name__)
 
 LANGUAGE_SAMPLE_CHARS = 2000
-
-
-def article_id(feed_id: int, entry_key: str) -> str:
-    """Deterministic, so re-processing an entry finds the same article."""
-    return "art_" + hashlib.sha256(f"{feed_id}\x00{entry_key}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
