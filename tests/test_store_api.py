@@ -155,12 +155,12 @@ def test_alert_pages_filter_and_retry_failed(store: Store) -> None:
     assert [a.id for a in first + rest] == ["msg_4", "msg_3", "msg_2", "msg_1"]
     assert [a.id for a in store.list_alerts_page(limit=5, subscription_id="sub2")] == ["msg_4", "msg_3"]
     assert [a.id for a in store.list_alerts_page(limit=5, status="failed")] == ["msg_2"]
-    replayed = store.retry_failed_alert("msg_2", now=T0)
-    assert replayed is not None and replayed.status == "pending" and replayed.attempts == 8
+    replayed = store.retry_failed_alert("msg_2", attempts=7, now=T0)
+    assert replayed is not None and replayed.status == "pending" and replayed.attempts == 7
     assert replayed.next_attempt_at == T0
-    assert store.retry_failed_alert("msg_2") is None  # pending now: nothing to replay
+    assert store.retry_failed_alert("msg_2", attempts=7) is None  # pending now: nothing to replay
     with pytest.raises(NotFound):
-        store.retry_failed_alert("msg_nope")
+        store.retry_failed_alert("msg_nope", attempts=1)
 
 
 def test_articles_by_entries_in_one_lookup(store: Store) -> None:
