@@ -75,12 +75,14 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
 
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        """Connect; `upgrade=False` leaves the schema as it is (tests, a separate migration step)."""
         self.url = url
         self._lock = threading.RLock()
         self._conn = self._connect()
         self._last_used = time.monotonic()
-        self.upgrade()
+        if upgrade:
+            self.upgrade()
 
     # -- connection and transactions -----------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:

@@ -44,7 +44,8 @@ class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox
 
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, upgrade: bool = True) -> None:
+        """Open the file; `upgrade=False` leaves the schema as it is (tests, a separate migration step)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -58,7 +59,8 @@ class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self.upgrade()
+        if upgrade:
+            self.upgrade()
 
     # -- connection and transactions -----------------------------------------
     @contextmanager
