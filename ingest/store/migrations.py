@@ -255,7 +255,8 @@ MIGRATIONS.append(
         last_error TEXT,
         updated_at $ts)""",
         fill_origins,
-        "CREATE INDEX alerts_due ON alerts (subscription_id, created_at, id) WHERE status = 'pending'",
+        "CREATE INDEX alerts_due ON alerts (subscription_id, status, created_at, id, next_attempt_at, "
+        "lease_until) WHERE status = 'pending'",
         "CREATE INDEX alerts_leased ON alerts (subscription_id, lease_until) WHERE lease_until IS NOT NULL",
     ]
 )

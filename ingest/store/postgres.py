@@ -63,6 +63,16 @@ class _QmarkCursor:
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any:
         return self._cur.executemany(sql.replace("?", "%s"), params)
 
+    def returning_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """`executemany` with RETURNING: pipelined, one round trip for all rows."""
+        if not rows:
+            return []
+        self._cur.executemany(sql.replace("?", "%s"), rows, returning=True)
+        found = [self._cur.fetchone()]
+        while self._cur.nextset():
+            found.append(self._cur.fetchone())
+        return found
+
     def fetchone(self) -> Any:
         return self._cur.fetchone()
 
@@ -130,6 +140,10 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
     def _statement(self) -> AbstractContextManager[Cursor]:
         """Autocommit: a statement on its own is a transaction, without BEGIN and COMMIT round trips."""
         return self._read()
+
+    def _returning_each(self, cur: Cursor, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        assert isinstance(cur, _QmarkCursor)
+        return cur.returning_each(sql, rows)
 
     def _ts(self, dt: datetime | None) -> Any:
         if dt is None:

@@ -21,14 +21,15 @@ from ingest.store.sql.core import Cursor, chunks, marks
 from ingest.store.sql.outbox import ALERT_COLS, DUE, qualified
 from ingest.store.sql.subscriptions import SUB_COLS
 
-# A subscription `s` that may be claimed at `?` (four times).
+# A subscription `s` that may be claimed at `?` (three times). Only pending alerts ever carry a lease
+# (claims take pending ones; every status change clears it), so "leased" needs no status test, and
+# once no alert of `s` is leased, "due" needs no lease test.
 ELIGIBLE = (
     "s.status <> 'paused' "
     "AND NOT EXISTS (SELECT 1 FROM receivers r WHERE r.origin = s.origin AND r.open_until > ?) "
-    "AND NOT EXISTS (SELECT 1 FROM alerts l WHERE l.subscription_id = s.id AND l.status = 'pending' "
-    "AND l.lease_until > ?) "
+    "AND NOT EXISTS (SELECT 1 FROM alerts l WHERE l.subscription_id = s.id AND l.lease_until > ?) "
     "AND EXISTS (SELECT 1 FROM alerts d WHERE d.subscription_id = s.id AND d.status = 'pending' "
-    f"AND {DUE})"
+    "AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?))"
 )
 SUB_RETURNING = f"{SUB_COLS}, previous_secret, previous_secret_expires_at"
 
@@ -66,7 +67,7 @@ def postgres_params(
     owner: str, now: Any, lease_until: Any, subscriptions: int, per_subscription: int
 ) -> tuple[Any, ...]:
     """`POSTGRES_CLAIM`'s parameters, in placeholder order (timestamps as the backend stores them)."""
-    return (now, now, now, now, subscriptions, now, now, per_subscription, owner, lease_until, now)
+    return (now, now, now, subscriptions, now, now, per_subscription, owner, lease_until, now)
 
 
 def claim_in_transaction(
@@ -75,7 +76,7 @@ def claim_in_transaction(
     """The claim as statements inside the caller's write transaction (SQLite: BEGIN IMMEDIATE)."""
     cur.execute(
         f"SELECT s.id FROM subscriptions s WHERE {ELIGIBLE} ORDER BY {fairest_first('s')} LIMIT ?",
-        (now, now, now, now, subscriptions),
+        (now, now, now, subscriptions),
     )
     alert_ids: list[str] = []
     for (sub_id,) in cur.fetchall():

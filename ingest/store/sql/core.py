@@ -65,6 +65,14 @@ class SQLCore(ABC):
         """A cursor for one statement that is a transaction on its own (PostgreSQL: no BEGIN/COMMIT)."""
         return self._write()
 
+    def _returning_each(self, cur: Cursor, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run `sql` once per parameter row; each run's first returned row, or None."""
+        found = []
+        for params in rows:
+            cur.execute(sql, params)
+            found.append(cur.fetchone())
+        return found
+
     @abstractmethod
     def _ts(self, dt: datetime | None) -> Any:
         """A datetime as the backend stores it (always UTC)."""

@@ -186,27 +186,27 @@ class SQLOutbox(SQLCore):
         unknown = {o.status for o in outcomes} - ATTEMPT_STATUSES
         if unknown:
             raise ValueError(f"unknown alert status {sorted(unknown)}: use one of {sorted(ATTEMPT_STATUSES)}")
-        applied: list[tuple[str, bool | None]] = []
+        rows = [
+            (
+                o.status,
+                o.attempts,
+                self._ts(o.next_attempt_at),
+                None if o.status == "delivered" else o.error,
+                self._ts(now) if o.status == "delivered" else None,
+                o.alert_id,
+                owner,
+            )
+            for o in outcomes
+        ]
         with self._write() as cur:
-            for o in outcomes:
-                delivered = o.status == "delivered"
-                cur.execute(
-                    "UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
-                    "delivered_at = coalesce(delivered_at, ?), lease_owner = NULL, lease_until = NULL "
-                    "WHERE id = ? AND lease_owner = ? RETURNING subscription_id",
-                    (
-                        o.status,
-                        o.attempts,
-                        self._ts(o.next_attempt_at),
-                        None if delivered else o.error,
-                        self._ts(now) if delivered else None,
-                        o.alert_id,
-                        owner,
-                    ),
-                )
-                row = cur.fetchone()
-                if row is not None:
-                    applied.append((row[0], o.receiver_ok))
+            found = self._returning_each(
+                cur,
+                "UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
+                "delivered_at = coalesce(delivered_at, ?), lease_owner = NULL, lease_until = NULL "
+                "WHERE id = ? AND lease_owner = ? RETURNING subscription_id",
+                rows,
+            )
+            applied = [(row[0], o.receiver_ok) for row, o in zip(found, outcomes, strict=True) if row]
             self._record_health(cur, applied, now)
         return len(applied)
 
@@ -267,14 +267,14 @@ class SQLOutbox(SQLCore):
         ts = self._ts(now)
         with self._read() as cur:
             cur.execute(
-                f"SELECT (SELECT count(*) FROM alerts WHERE status = 'pending' AND {DUE}), "
-                f"(SELECT min(coalesce(next_attempt_at, created_at)) FROM alerts WHERE status = 'pending' "
-                f"AND {DUE}), "
-                "(SELECT count(*) FROM alerts WHERE status = 'pending' AND lease_until > ?), "
+                "SELECT due.n, due.oldest, "
+                "(SELECT count(*) FROM alerts WHERE lease_until > ?), "  # only pending alerts are leased
                 "(SELECT count(*) FROM alerts WHERE status = 'held'), "
                 "(SELECT count(*) FROM alerts WHERE status = 'failed'), "
-                "(SELECT count(*) FROM receivers WHERE open_until > ?)",
-                (ts, ts, ts, ts, ts, ts),
+                "(SELECT count(*) FROM receivers WHERE open_until > ?) "
+                "FROM (SELECT count(*) AS n, min(coalesce(next_attempt_at, created_at)) AS oldest "
+                f"FROM alerts WHERE status = 'pending' AND {DUE}) due",
+                (ts, ts, ts, ts),
             )
             r = cur.fetchone()
         return DeliveryStats(int(r[0]), int(r[2]), self._dt(r[1]), int(r[3]), int(r[4]), int(r[5]))
