@@ -9,8 +9,8 @@ acknowledged and dropped (as the spec asks), good ones are parsed and queued exa
 poller queues a fetched document. Leases are renewed a day (or half a short lease) before
 they end; polling goes on at a slow fallback interval while the subscription is active.
 
-This module never imports RQ: the caller passes how entries are queued (`app.poller`
-binds its `queue_entries`, see `websub_routes_for`).
+The callback routes are the API's (`app/api/websub.py`); they pass in how entries are
+accepted (`ingest.services.intake.Intake.accept`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
-from ingest.errors import FetchError, NotFound, ParseError
+from ingest.errors import FetchError
 from ingest.log import get_logger
-from ingest.models import Feed, FetchResult, RawEntry, WebSubSubscription, utcnow
+from ingest.models import Feed, FetchResult, RawEntry, WebSubSubscription
 from ingest.net.guard import check_scheme
 from ingest.parse import parse_feed
 from ingest.settings import Settings
@@ -137,10 +133,11 @@ async def subscribe(
     return current
 
 
-# -- the callback endpoint -------------------------------------------------------------------
+# -- the callback endpoint's logic (routes: app/api/websub.py) -------------------------
 
 
-def _verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> Response:
+def verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> tuple[int, str]:
+    """The answer to a hub's GET: the challenge echoed only for a subscription we asked for."""
     mode, topic = params.get("hub.mode", ""), params.get("hub.topic", "")
     challenge = params.get("hub.challenge", "")
     sub = store.get_websub(feed_id)
@@ -153,7 +150,7 @@ def _verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> Re
                 )
             )
         bound.warning("websub_denied", reason=params.get("hub.reason"))
-        return PlainTextResponse("ok")
+        return 200, "ok"
     wanted = sub is not None and sub.topic == topic and sub.state in ("pending", "active")
     if mode == "subscribe" and challenge and sub is not None and wanted:
         lease = params.get("hub.lease_seconds", "")
@@ -163,67 +160,19 @@ def _verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> Re
             replace(sub, state="active", lease_until=until, lease_seconds=seconds, last_error=None)
         )
         bound.info("websub_verified", lease_seconds=lease or None)
-        return PlainTextResponse(challenge)
+        return 200, challenge
     if mode == "unsubscribe" and challenge and sub is None:
-        return PlainTextResponse(challenge)  # the feed was removed: we no longer want it
+        return 200, challenge  # the feed was removed: we no longer want it
     bound.warning("websub_verification_refused")
-    return PlainTextResponse("no such subscription", status_code=404)
+    return 404, "no such subscription"
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
-def _ingest_push(
+def ingest_push(
     store: Store, settings: Settings, queue: QueueEntries, feed_id: int, body: bytes, content_type: str
 ) -> int:
+    """Parse a verified push and accept its entries as a poll would; how many entries it had."""
     feed = store.get_feed(feed_id)
     result = FetchResult(url=feed.url, status=200, content=body, headers={"content-type": content_type})
     parsed = parse_feed(result, feed_id=feed.id, feed_url=feed.url, max_entries=settings.max_entries)
     queue(feed, parsed.entries)
     return len(parsed.entries)
-
-
-def websub_routes(store: Store, settings: Settings, queue: QueueEntries, prefix: str = PREFIX) -> list[Route]:
-    """Starlette routes of the callback: GET verifies intent, POST takes signed content."""
-
-    async def callback(request: Request) -> Response:
-        feed_id = int(request.path_params["feed_id"])
-        if request.method == "GET":
-            return await run_in_threadpool(_verify_intent, store, feed_id, request.query_params, utcnow())
-        sub = await run_in_threadpool(store.get_websub, feed_id)
-        bound = log.bind(feed_id=feed_id)
-        if sub is None:
-            return PlainTextResponse("no subscription", status_code=410)
-        body = await _read_capped(request, settings.max_body_bytes)
-        if body is None:
-            bound.warning("websub_push_too_large", limit=settings.max_body_bytes)
-            return PlainTextResponse("body too large", status_code=413)
-        if not verify_signature(sub.secret, body, request.headers.get("x-hub-signature")):
-            bound.warning("websub_push_bad_signature", signed="x-hub-signature" in request.headers)
-            return PlainTextResponse("ignored", status_code=202)  # the spec: acknowledge, then drop
-        try:
-            entries = await run_in_threadpool(
-                _ingest_push,
-                store,
-                settings,
-                queue,
-                feed_id,
-                body,
-                request.headers.get("content-type", "application/xml"),
-            )
-        except (ParseError, NotFound) as exc:
-            bound.warning("websub_push_unreadable", error=str(exc))
-            return PlainTextResponse("ignored", status_code=202)
-        bound.info("websub_push", entries=entries, bytes=len(body))
-        return PlainTextResponse("accepted", status_code=202)
-
-    return [Route(f"{prefix}/{{feed_id:int}}", callback, methods=["GET", "POST"])]
