@@ -27,6 +27,8 @@ from ingest.feeds import websub
 from ingest.fetch import fetch_feed_async, make_async_client
 from ingest.log import get_logger
 from ingest.models import Feed, FetchResult, ParsedFeed, utcnow
+from ingest.net.guard import check_scheme
+from ingest.services.websub import FormPoster, subscribe
 
 log = get_logger(__name__)
 
@@ -119,7 +121,23 @@ async def _keep_websub(rt: Runtime, client: httpx.AsyncClient, feed: Feed, parse
     hub, topic = parsed.hub or "", parsed.self_url or feed.url
     sub = await asyncio.to_thread(rt.store.get_websub, feed.id)
     if websub.needs_subscription(sub, hub, topic, utcnow()):
-        await websub.subscribe(client, rt.store, rt.settings, feed, hub, topic)
+        await subscribe(
+            _hub_poster(client, rt.settings.fetch_timeout), rt.store, rt.settings, feed, hub, topic
+        )
+
+
+def _hub_poster(client: httpx.AsyncClient, timeout: float) -> FormPoster:
+    """POST a WebSub form to a hub through the poller's guarded client."""
+
+    async def post(url: str, form: dict[str, str]) -> int:
+        check_scheme(url)
+        try:
+            response = await client.post(url, data=form, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise FetchError(url, f"{type(exc).__name__}: {exc}") from None
+        return response.status_code
+
+    return post
 
 
 def run_poller(rt: Runtime, stop: threading.Event, *, tick: float = 1.0,

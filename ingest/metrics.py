@@ -290,7 +290,7 @@ def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = (
 def render(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = ()) -> bytes:
     """The Prometheus text exposition of every metric plus the queue gauges."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(read_families(conn, prefix, stats)))  # type: ignore[arg-type]
+    registry.register(_Collector(read_families(conn, prefix, stats)))
     return generate_latest(registry)
 
 

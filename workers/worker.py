@@ -57,7 +57,7 @@ class IngestWorker(SimpleWorker):
             self.stop_flag.signal = self.stop_flag.signal or signum
             self.stop_flag.event.set()
         try:
-            super().request_stop(signum, frame)
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
         except (redis.ConnectionError, redis.TimeoutError):
             raise StopRequested() from None
 

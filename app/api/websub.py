@@ -11,9 +11,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ingest.errors import NotFound, ParseError
-from ingest.feeds.websub import PREFIX, QueueEntries, ingest_push, verify_intent, verify_signature
+from ingest.feeds.websub import PREFIX, verify_signature
 from ingest.log import get_logger
 from ingest.models import utcnow
+from ingest.services.websub import QueueEntries, ingest_push, verify_intent
 from ingest.settings import Settings
 from ingest.store.base import Store
 

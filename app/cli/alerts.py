@@ -40,7 +40,9 @@ def alerts_failed(args: argparse.Namespace) -> int:
         shown += len(page)
         if not page:
             break
-        after = (page[-1].created_at, page[-1].id)
+        last = page[-1]
+        assert last.created_at is not None  # stored alerts always have one
+        after = (last.created_at, last.id)
     return 0
 
 

@@ -14,7 +14,7 @@ from ingest.models import RawEntry, iso
 from ingest.settings import SETTINGS, Settings, settings_table
 
 if TYPE_CHECKING:
-    from ingest.services.process import Preparer
+    from ingest.services.prepare import Preparer
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -73,7 +73,7 @@ def _preparer() -> Preparer:
     """Clean and language only: no Redis, no database."""
     from ingest.clean import load_rules
     from ingest.language.detect import LanguageDetector
-    from ingest.services.process import Preparer
+    from ingest.services.prepare import Preparer
 
     settings = Settings.from_env()
     detector = LanguageDetector(

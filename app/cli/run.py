@@ -44,10 +44,15 @@ def worker(args: argparse.Namespace) -> int:
     jobs.bind(lambda: rt.batch_runner)
     rt.batch_runner  # noqa: B018 - load the models now, not inside the first job's timeout
     stop = Stop()
-    beat = Liveness()
+    liveness = Liveness()
+
+    def beat() -> None:
+        liveness()
+        rt.metrics.flush()
+
     try:
         run_worker(rt.batch_queue.queue, prefix=rt.settings.redis_prefix, burst=args.burst, stop=stop,
-                   on_beat=lambda: (beat(), rt.metrics.flush()))  # fmt: skip
+                   on_beat=beat)  # fmt: skip
     finally:
         rt.close()
     return exit_when_done(_exit_code(stop))

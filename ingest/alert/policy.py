@@ -48,6 +48,24 @@ def disable_reason(*, gone: bool, failing_since: datetime | None, now: datetime,
     return None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """How one attempt went: the receiver's status (None without an answer) and, unless 2xx, why not."""
+
+    status: int | None
+    error: str | None
+    seconds: float
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
 @dataclass
 class Circuit:
     """One receiver origin's breaker, as a sender sees it."""

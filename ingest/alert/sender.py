@@ -12,34 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from ingest.alert.policy import Attempt
 from ingest.errors import FetchError
 from ingest.net.guard import Network, check_address, check_scheme, parse_ip
 from ingest.net.retry_after import parse_retry_after
 
 MAX_RESPONSE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """How one attempt went: the receiver's status (None without an answer) and, unless 2xx, why not."""
-
-    status: int | None
-    error: str | None
-    seconds: float
-    retry_after: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
 
 
 class WebhookSender:

@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from ingest.alert.payload import build_digest_payload, build_payload
-from ingest.alert.policy import disable_reason, next_delay
-from ingest.alert.sender import Attempt
+from ingest.alert.policy import Attempt, disable_reason, next_delay
 from ingest.clean.url import origin
 from ingest.errors import NotFound
 from ingest.log import get_logger

@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from ingest.alert.policy import Circuit
-from ingest.alert.sender import WebhookSender
+from ingest.alert.policy import Attempt, Circuit
 from ingest.alert.signature import signed_headers
 from ingest.log import get_logger
 from ingest.models import utcnow
@@ -42,13 +41,21 @@ MAX_CLAIM = 100  # subscriptions per claim
 
 
 class Waiter(Protocol):
+    """The sender's bell (`ingest.alert.wakeup`): whether it rang within `timeout` seconds."""
+
     async def wait(self, timeout: float) -> bool: ...
+
+
+class Poster(Protocol):
+    """One webhook attempt (`ingest.alert.sender.WebhookSender`), bounded by its deadline."""
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt: ...
 
 
 class Dispatcher:
     """Runs groups of attempts concurrently; one per sender process."""
 
-    def __init__(self, service: DeliveryService, sender: WebhookSender, waiter: Waiter, *,
+    def __init__(self, service: DeliveryService, sender: Poster, waiter: Waiter, *,
                  max_in_flight: int, per_origin: int) -> None:  # fmt: skip
         self.service = service
         self.sender = sender

@@ -7,7 +7,7 @@ The store's own Protocols are in `ingest/store/`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from ingest.dedup.fingerprint import DedupItem
@@ -40,10 +40,8 @@ class StoryIndex(Protocol):
     def assign(self, items: Sequence[DedupItem]) -> list[DedupResult]: ...
 
 
-class PageFetcher(Protocol):
-    """GET one article page (full-text feeds): a guarded HTTP client bound to the service's limits."""
-
-    def __call__(self, url: str) -> FetchResult: ...
+# GET one article page (full-text feeds): a guarded HTTP client bound to the service's limits.
+PageFetcher = Callable[[str], FetchResult]
 
 
 class Wakeup(Protocol):
