@@ -15,6 +15,7 @@ from __future__ import annotations
 import ssl
 import time
 import zlib
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -24,8 +25,10 @@ import httpx
 from ingest.errors import FetchError
 from ingest.log import get_logger
 from ingest.models import FetchResult
-from ingest.net.guard import check_scheme, make_async_client, make_client
+from ingest.net.clients import make_async_client, make_client
+from ingest.net.guard import check_scheme
 from ingest.net.retry_after import parse_retry_after
+from ingest.settings import Settings
 
 try:
     import brotli
@@ -351,3 +354,13 @@ async def fetch_page_async(
     client: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float
 ) -> FetchResult:
     return await fetch_feed_async(client, url, max_bytes=max_bytes, timeout=timeout)
+
+
+def page_fetcher(settings: Settings, client: httpx.Client | None = None) -> Callable[[str], FetchResult]:
+    """Fetch article pages (full-text feeds) like feeds: address-checked client, body cap, time budget."""
+    http = client or make_client(settings)
+
+    def fetch(url: str) -> FetchResult:
+        return fetch_page(http, url, max_bytes=settings.max_body_bytes, timeout=settings.fetch_timeout)
+
+    return fetch
