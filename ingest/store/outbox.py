@@ -139,13 +139,7 @@ class OutboxStore(Protocol):
         """The alerts a digest carries, oldest first."""
         ...
 
-    # -- the RQ delivery job's methods, until the sender replaces it -----------------
-    def get_delivery(
-        self, alert_id: str, *, now: datetime | None = None
-    ) -> tuple[Alert, Subscription, list[str]]:
-        """What one delivery attempt needs: the alert, its subscription and its signing secrets."""
-        ...
-
+    # -- seeding and bookkeeping that tests still use ----------------------------------
     def record_attempt(
         self,
         alert_id: str,
@@ -156,16 +150,8 @@ class OutboxStore(Protocol):
         error: str | None,
     ) -> None: ...
 
-    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
-        """A successful attempt: the alert delivered and its subscription healthy, in one transaction."""
-        ...
-
     def record_subscription_delivery(
         self, sub_id: str, *, ok: bool, at: datetime | None = None
     ) -> datetime | None:
         """Note a delivery outcome; return `failing_since` afterwards (None after a success)."""
-        ...
-
-    def pending_alerts(self, due_before: datetime, *, limit: int = 1000) -> list[Alert]:
-        """Pending alerts whose next attempt is at or before `due_before` (the sweeper's input)."""
         ...

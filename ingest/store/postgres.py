@@ -18,9 +18,8 @@ from typing import Any
 
 import psycopg
 
-from ingest.errors import NotFound, StoreError
+from ingest.errors import StoreError
 from ingest.log import get_logger
-from ingest.models import utcnow
 from ingest.store.migrations import DATA_TABLES, PG_MIGRATION_LOCK
 from ingest.store.sql import migrate
 from ingest.store.sql.articles import SQLArticles
@@ -36,15 +35,6 @@ log = get_logger(__name__)
 CONNECT_TIMEOUT = 10
 IDLE_PING_SECONDS = 30.0
 _WORD = re.compile(r"\w+", re.UNICODE)
-# A delivered alert and its subscription's health in one statement (atomic on its own, so no
-# BEGIN and COMMIT): the subscription is touched only if the alert exists.
-_DELIVERED_SQL = (
-    "WITH a AS (UPDATE alerts SET status = 'delivered', attempts = ?, next_attempt_at = NULL, "
-    "last_error = NULL, delivered_at = coalesce(delivered_at, ?) WHERE id = ? RETURNING 1), "
-    "s AS (UPDATE subscriptions SET failing_since = NULL, last_success_at = ? "
-    "WHERE id = ? AND EXISTS (SELECT 1 FROM a)) "
-    "SELECT count(*) FROM a"
-)  # PostgreSQL runs every data-modifying CTE, read or not
 
 
 class _QmarkCursor:
@@ -193,11 +183,3 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
         with self._statement() as cur:
             cur.execute(POSTGRES_CLAIM, params)
             return cur.fetchall()
-
-    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
-        """The shared two-UPDATE transaction as one statement: 1 round trip instead of 4."""
-        at = self._ts(utcnow())
-        with self._statement() as cur:
-            cur.execute(_DELIVERED_SQL, (attempts, at, alert_id, at, sub_id))
-            if cur.fetchone()[0] == 0:
-                raise NotFound(f"no alert with id {alert_id!r}")

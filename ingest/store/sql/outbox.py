@@ -17,7 +17,7 @@ from ingest.errors import NotFound
 from ingest.models import Alert, Subscription, utcnow
 from ingest.store.outbox import ATTEMPT_STATUSES, AttemptOutcome, Claim, DeliveryStats, ReceiverState
 from ingest.store.sql.core import Cursor, SQLCore, chunks, marks
-from ingest.store.sql.subscriptions import SUB_COLS, SUB_WIDTH, signing_secrets, subscription_from_row
+from ingest.store.sql.subscriptions import SUB_WIDTH, signing_secrets, subscription_from_row
 
 ALERT_COLS = (
     "id, subscription_id, story_id, article_id, matched_terms, status, attempts, "
@@ -340,25 +340,7 @@ class SQLOutbox(SQLCore):
         """The alerts a digest carries, oldest first."""
         return self._alerts_where("digest_id = ?", (digest_id,), "ORDER BY created_at, id")
 
-    # -- the RQ delivery job's methods, until the sender replaces it -----------------
-    def get_delivery(
-        self, alert_id: str, *, now: datetime | None = None
-    ) -> tuple[Alert, Subscription, list[str]]:
-        """One query instead of three on the hot path (a PostgreSQL round trip each)."""
-        with self._read() as cur:
-            cur.execute(
-                f"SELECT {qualified(ALERT_COLS, 'a')}, {qualified(SUB_COLS, 's')}, s.previous_secret, "
-                "s.previous_secret_expires_at FROM alerts a JOIN subscriptions s ON s.id = a.subscription_id "
-                "WHERE a.id = ?",
-                (alert_id,),
-            )
-            row = cur.fetchone()
-        if row is None:
-            raise NotFound(f"no alert with id {alert_id!r} (or its subscription was removed)")
-        sub = subscription_from_row(row[ALERT_WIDTH:-2], self._dt)
-        secrets = signing_secrets(sub.secret, row[-2], self._dt(row[-1]), now)
-        return self._alert(row[:ALERT_WIDTH]), sub, secrets
-
+    # -- seeding and bookkeeping that tests still use ----------------------------------
     def record_attempt(
         self,
         alert_id: str,
@@ -368,32 +350,17 @@ class SQLOutbox(SQLCore):
         next_attempt_at: datetime | None,
         error: str | None,
     ) -> None:
-        """Persist one delivery attempt; `delivered_at` is set when status becomes `delivered`."""
+        """Set an alert's delivery state, lease cleared; `delivered_at` is set once it is `delivered`."""
         delivered_at = utcnow() if status == "delivered" else None
         with self._write() as cur:
             cur.execute(
                 "UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, "
-                "delivered_at = coalesce(delivered_at, ?) WHERE id = ?",
+                "delivered_at = coalesce(delivered_at, ?), lease_owner = NULL, lease_until = NULL "
+                "WHERE id = ?",
                 (status, attempts, self._ts(next_attempt_at), error, self._ts(delivered_at), alert_id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no alert with id {alert_id!r}")
-
-    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
-        """One commit instead of two on the hot path (`record_attempt` + `record_subscription_delivery`)."""
-        at = self._ts(utcnow())
-        with self._write() as cur:
-            cur.execute(
-                "UPDATE alerts SET status = 'delivered', attempts = ?, next_attempt_at = NULL, "
-                "last_error = NULL, delivered_at = coalesce(delivered_at, ?) WHERE id = ?",
-                (attempts, at, alert_id),
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"no alert with id {alert_id!r}")
-            cur.execute(
-                "UPDATE subscriptions SET failing_since = NULL, last_success_at = ? WHERE id = ?",
-                (at, sub_id),
-            )
 
     def record_subscription_delivery(
         self, sub_id: str, *, ok: bool, at: datetime | None = None
@@ -406,11 +373,3 @@ class SQLOutbox(SQLCore):
             self._record_health(cur, [(sub_id, ok)], at or utcnow())
             cur.execute("SELECT failing_since FROM subscriptions WHERE id = ?", (sub_id,))
             return self._dt(cur.fetchone()[0])
-
-    def pending_alerts(self, due_before: datetime, *, limit: int = 1000) -> list[Alert]:
-        """Pending alerts whose next attempt is at or before `due_before`, most overdue first."""
-        return self._alerts_where(
-            "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
-            (self._ts(due_before), limit),
-            "ORDER BY next_attempt_at IS NOT NULL, next_attempt_at, created_at, id LIMIT ?",
-        )
