@@ -150,6 +150,9 @@ def test_origin_follows_the_webhook(store: Store) -> None:
     assert claim(store) == []
     store.save_receiver(ReceiverState("https://b.example:8443", "closed", 0, None, None))
     assert ids(claim(store)) == ["msg_s1_2"]
+    store.add_subscription(sub("odd", "http://[::1/hook"))  # too broken for an origin: no circuit applies
+    store.add_alerts([alert(1, "odd")])
+    assert ids(claim(store, "B")) == ["msg_odd_1"]
 
 
 def test_claim_signs_with_both_secrets_during_grace(store: Store) -> None:

@@ -29,6 +29,7 @@ WEBHOOKS = {
     "sub_plain": "https://Hooks.Example/ingest",
     "sub_port": "http://user:secret@10.1.2.3:8080/hook?token=abc",
     "sub_ipv6": "https://[::1]/h",
+    "sub_broken": "http://[::1/h",  # stored before webhooks were validated: no origin, no crash
 }
 
 
@@ -203,7 +204,8 @@ def test_version_6_database_upgrades_to_latest_with_its_data(databases: Database
     assert databases.describe(old) == databases.describe(new)
     with databases.cursor(old) as cur:
         cur.execute("SELECT id, origin FROM subscriptions ORDER BY id")
-        assert dict(cur.fetchall()) == {sub_id: origin(url) for sub_id, url in WEBHOOKS.items()}
+        expected = {sub_id: origin(url) for sub_id, url in WEBHOOKS.items() if sub_id != "sub_broken"}
+        assert dict(cur.fetchall()) == {**expected, "sub_broken": None}
     assert origin(WEBHOOKS["sub_port"]) == "http://10.1.2.3:8080"
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from string import Template
 
-from ingest.clean.url import origin
 from ingest.store.sql.core import Cursor
+from ingest.store.sql.subscriptions import receiver_origin
 
 Step = str | Mapping[str, str] | Callable[[Cursor], None]
 
@@ -233,7 +233,7 @@ MIGRATIONS: list[list[Step]] = [
 def fill_origins(cur: Cursor) -> None:
     """Every subscription's receiver origin, computed as `add_subscription` does (SQL cannot: IDNA, ports)."""
     cur.execute("SELECT id, webhook FROM subscriptions")
-    rows = [(origin(webhook), sub_id) for sub_id, webhook in cur.fetchall()]
+    rows = [(receiver_origin(webhook), sub_id) for sub_id, webhook in cur.fetchall()]
     if rows:
         cur.executemany("UPDATE subscriptions SET origin = ? WHERE id = ?", rows)
 

@@ -128,7 +128,7 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
                 raise StoreError(f"postgresql: {exc}") from exc
 
     def _statement(self) -> AbstractContextManager[Cursor]:
-        """Autocommit: a statement on its own is a transaction, without BEGIN and COMMIT round trips."""
+        """Autocommit: one statement is a transaction on its own, without BEGIN and COMMIT round trips."""
         return self._read()
 
     def _returning_each(self, cur: Cursor, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:

@@ -186,6 +186,8 @@ class SQLOutbox(SQLCore):
         unknown = {o.status for o in outcomes} - ATTEMPT_STATUSES
         if unknown:
             raise ValueError(f"unknown alert status {sorted(unknown)}: use one of {sorted(ATTEMPT_STATUSES)}")
+        if not outcomes:
+            return 0
         rows = [
             (
                 o.status,

@@ -25,6 +25,14 @@ SUB_COLS = (
 SUB_WIDTH = 11
 
 
+def receiver_origin(webhook: str) -> str | None:
+    """The webhook's origin (`ingest.clean.url.origin`); None for a URL too broken to have one."""
+    try:
+        return origin(webhook)
+    except ValueError:
+        return None
+
+
 def subscription_from_row(r: Sequence[Any], dt: Callable[[Any], datetime | None]) -> Subscription:
     """A `SUB_COLS` row as a Subscription; `dt` is the backend's timestamp conversion."""
     return Subscription(
@@ -77,7 +85,7 @@ class SQLSubscriptions(SQLCore):
                     stored.name,
                     stored.query,
                     stored.webhook,
-                    origin(stored.webhook),
+                    receiver_origin(stored.webhook),
                     stored.secret,
                     stored.status,
                     stored.status_reason,
@@ -143,7 +151,7 @@ class SQLSubscriptions(SQLCore):
             "name": name,
             "query": query,
             "webhook": webhook,
-            "origin": origin(webhook) if webhook is not None else None,
+            "origin": receiver_origin(webhook) if webhook is not None else None,
             "secret": secret,
             "options": json.dumps(options.to_dict()) if options is not None else None,
         }
