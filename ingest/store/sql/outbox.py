@@ -170,11 +170,13 @@ class SQLOutbox(SQLCore):
         rows = self._claim_rows(owner, now, lease_until, subscriptions, per_subscription)
         claims: list[Claim] = []
         subs: dict[str, Subscription] = {}
+        secrets: dict[str, list[str]] = {}
         for r in rows:
-            sub_row = r[ALERT_WIDTH : ALERT_WIDTH + SUB_WIDTH]
-            sub = subs.setdefault(sub_row[0], subscription_from_row(sub_row, self._dt))
-            secrets = signing_secrets(sub.secret, r[-2], self._dt(r[-1]), now)
-            claims.append(Claim(self._alert(r[:ALERT_WIDTH]), sub, secrets))
+            sub_id = r[ALERT_WIDTH]
+            if sub_id not in subs:
+                subs[sub_id] = subscription_from_row(r[ALERT_WIDTH : ALERT_WIDTH + SUB_WIDTH], self._dt)
+                secrets[sub_id] = signing_secrets(subs[sub_id].secret, r[-2], self._dt(r[-1]), now)
+            claims.append(Claim(self._alert(r[:ALERT_WIDTH]), subs[sub_id], secrets[sub_id]))
         return claims
 
     def finish_attempts(self, owner: str, outcomes: Sequence[AttemptOutcome], *, now: datetime) -> int:
