@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingest.store.sql.core import Cursor, chunks, marks
-from ingest.store.sql.outbox import ALERT_COLS, DUE, qualified
+from ingest.store.sql.outbox import ALERT_COLS, DUE
 from ingest.store.sql.subscriptions import SUB_COLS
 
 # A subscription `s` that may be claimed at `?` (three times). Only pending alerts ever carry a lease
@@ -32,6 +32,11 @@ ELIGIBLE = (
     "AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?))"
 )
 SUB_RETURNING = f"{SUB_COLS}, previous_secret, previous_secret_expires_at"
+
+
+def qualified(columns: str, alias: str) -> str:
+    """`a.x, a.y` from `x, y`."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 def fairest_first(alias: str) -> str:

@@ -29,11 +29,6 @@ RECEIVER_COLS = "origin, state, failures, open_until, last_error, updated_at"
 DUE = "(next_attempt_at IS NULL OR next_attempt_at <= ?) AND (lease_until IS NULL OR lease_until <= ?)"
 
 
-def qualified(columns: str, alias: str) -> str:
-    """`a.x, a.y` from `x, y`."""
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
-
-
 class SQLOutbox(SQLCore):
     """The alerts and receivers tables."""
 
