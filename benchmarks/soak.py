@@ -72,6 +72,7 @@ def main() -> int:
     )
     try:
         service.start("poller", "poll")
+        service.start("sender", "send")
         service.start("worker-1", "worker")
         service.start("worker-2", "worker")
         header = ["t_s", "published", "stored", "received", "ingest_q", "alerts_q", "pending_batches"]
