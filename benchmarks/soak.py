@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.store import open_store
-from tests.harness import Farm, Receiver, Service, Valkey, counts, seed, service_env, wait_for
+from testkit.rig import Farm, Receiver, Service, Valkey, counts, seed, service_env, wait_for
 
 
 def rss_mib(pid: int) -> float:

@@ -27,8 +27,7 @@ from ingest.errors import StoreError
 from ingest.models import RawEntry, Subscription
 from ingest.settings import Settings
 from ingest.store import Store, open_store
-from tests.conftest import LoopbackServer, Response
-from tests.harness import (
+from testkit.rig import (
     Farm,
     PgCluster,
     Receiver,
@@ -40,6 +39,7 @@ from tests.harness import (
     story_text,
     wait_for,
 )
+from tests.conftest import LoopbackServer, Response
 
 pytestmark = pytest.mark.timeout(240)
 SETTLE_SECONDS = 120  # generous bound for the service to catch up after a fault

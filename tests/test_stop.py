@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ingest.settings import Settings
+from testkit.rig import Valkey, wait_for
 from tests.conftest import free_port
-from tests.harness import Valkey, wait_for
 
 STOP_WITHIN = 8.0  # seconds from SIGTERM to exit
 
