@@ -67,8 +67,9 @@ class _QmarkCursor:
 class PostgresStore(PagedSQLStore):
     """A store on a PostgreSQL database; the schema is migrated on open."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, password: str | None = None) -> None:
         self.url = url
+        self._password = password  # apart from the URL, so no character needs escaping
         self._lock = threading.RLock()
         self._conn = self._connect()
         self._last_used = time.monotonic()
@@ -77,7 +78,9 @@ class PostgresStore(PagedSQLStore):
     # -- connection and transactions -----------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            conn = psycopg.connect(
+                self.url, password=self._password, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            )
             conn.execute("SET TIME ZONE 'UTC'")
             return conn
         except psycopg.Error as exc:
