@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from email.utils import formatdate
 from importlib import resources
 from typing import Any
 
@@ -76,8 +77,9 @@ class FeedSite(_Server):
         return f"http://{self.host}:{self.port}/feed.xml"
 
     def publish(self, item: dict[str, Any]) -> None:
+        """Put the item first in the feed, published now."""
         with self.lock:
-            self.items.insert(0, item)
+            self.items.insert(0, {**item, "published": formatdate(usegmt=True)})
 
     def document(self) -> bytes:
         with self.lock:

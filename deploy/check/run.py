@@ -36,6 +36,7 @@ SEED, HARVEST, COPY, TRAM = (
 )
 QUERIES = {"armenia": "Armenia AND Russia", "harvest": "harvest", "trams": "trams"}
 STARTED = time.monotonic()
+WALL_START = time.time()
 NOT_RUN: list[str] = []
 
 
@@ -124,6 +125,15 @@ class Run:
         self.receiver: Receiver | None = None
         self.subs: dict[str, str] = {}
 
+    def timeline(self) -> str:
+        """Each subscription's attempts: seconds since the check started, and the answer."""
+        if self.receiver is None:
+            return "nothing"
+        return "; ".join(
+            f"{name}: " + ", ".join(f"{a.at - WALL_START:.0f}s->{a.status}" for a in self.attempts_for(name))
+            for name in QUERIES
+        )
+
     def articles(self) -> list[dict[str, Any]]:
         answer = self.api.get("/articles", params={"limit": 200})
         answer.raise_for_status()
@@ -199,6 +209,7 @@ class Run:
         with step("stop PostgreSQL for 20 s while a new article is published"):
             self.stack.run("stop", "postgres")
             self.feed.publish(self.items[TRAM])
+            say("  published the tram article while PostgreSQL is down")
             time.sleep(20)
             self.stack.run("start", "postgres")
             self.stack.wait_healthy(["postgres"], timeout=60)
@@ -362,7 +373,8 @@ def main() -> int:
             run.heartbeats()
         except (CheckFailed, httpx.HTTPError, subprocess.TimeoutExpired) as exc:
             say(f"FAILED: {exc}")
-            say("last log lines:\n" + _tail_logs(stack))
+            say(f"receiver saw: {run.timeline()}")
+            say(f"the services' logs: {save_logs(stack)}")
             failed = True
         else:
             failed = False
@@ -388,11 +400,13 @@ def tear_down(stack: Stack, project: str, baseline: set[str]) -> bool:
     return not left
 
 
-def _tail_logs(stack: Stack) -> str:
+def save_logs(stack: Stack) -> Path:
+    path = Path(tempfile.gettempdir()) / f"{stack.project}.log"
     try:
-        return stack.run("logs", "--no-color", "--tail", "15", timeout=60)[-6000:]
+        path.write_text(stack.run("logs", "--no-color", "--timestamps", timeout=120))
     except CheckFailed as exc:
-        return str(exc)
+        path.write_text(str(exc))
+    return path
 
 
 if __name__ == "__main__":
