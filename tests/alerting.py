@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from app.runtime import Context
-from ingest.alert.webhook import alert_id, new_secret
-from ingest.models import Alert, Article, Subscription, SubscriptionOptions, utcnow
+from ingest.alert.signature import new_secret
+from ingest.models import Alert, Article, Subscription, SubscriptionOptions, alert_id, utcnow
 from ingest.store.base import Store
 from tests.conftest import LoopbackServer, RecordedRequest
 from workers.jobs import enqueue_alerts

@@ -14,18 +14,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from ingest.alert.http_client import MAX_RESPONSE_BYTES, make_webhook_client
-from ingest.alert.webhook import (
-    alert_id,
-    build_payload,
-    deliver,
-    new_secret,
-    next_delay,
-    parse_retry_after,
-    validate_secret,
-)
+from ingest.alert.webhook import build_payload, deliver, new_secret, next_delay, validate_secret
 from ingest.errors import AlertDeliveryError, ConfigError
-from ingest.models import Article, Subscription
-from ingest.net.guard import user_agent
+from ingest.models import Article, Subscription, alert_id
+from ingest.net.clients import user_agent
+from ingest.net.retry_after import parse_retry_after
 from ingest.settings import Settings
 from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response, free_port
 

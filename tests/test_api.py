@@ -16,7 +16,7 @@ import uvicorn
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from app.api import create_app, deps_from_context
+from app.api import create_app, deps_from_runtime
 from app.runtime import Context
 from ingest.models import Alert, Article
 from ingest.settings import Settings
@@ -50,7 +50,7 @@ class Api:
 def serve(settings: Settings, token: str | None) -> Iterator[str]:
     """uvicorn in a thread on a free loopback port, over a Context built from `settings`."""
     ctx = Context(settings)
-    app = create_app(deps_from_context(ctx), token=token)
+    app = create_app(deps_from_runtime(ctx), token=token)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")

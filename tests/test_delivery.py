@@ -16,9 +16,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.runtime import Context, init_context
 from ingest.alert import ratelimit
-from ingest.alert.digest import cut_digests
-from ingest.alert.webhook import new_secret
+from ingest.alert.signature import new_secret
 from ingest.models import utcnow
+from ingest.services.digests import cut_digests
 from ingest.settings import Settings
 from tests.alerting import SECRET, drain, lower, make_article, make_sub, posts, queue_alerts, statuses
 from tests.conftest import LoopbackServer, RecordedRequest, Response

@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from app.demo import demo_feeds
 from app.poller import poll_once
 from app.runtime import Context, init_context
-from ingest.alert.webhook import new_secret
+from ingest.alert.signature import new_secret
 from ingest.models import Subscription, utcnow
 from ingest.settings import Settings
 from tests.conftest import LoopbackServer, RecordedRequest, Response

@@ -22,7 +22,7 @@ from rq.registry import StartedJobRegistry
 
 from app.poller import poll_once
 from app.runtime import Context, init_context
-from ingest.alert.webhook import new_secret
+from ingest.alert.signature import new_secret
 from ingest.errors import StoreError
 from ingest.models import RawEntry, Subscription
 from ingest.settings import Settings

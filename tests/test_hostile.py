@@ -17,9 +17,9 @@ from app.poller import poll_once
 from app.runtime import Context, init_context
 from ingest.errors import ParseError
 from ingest.language.detect import LanguageDetector
-from ingest.models import Article, FetchResult, utcnow
+from ingest.models import Article, FetchResult, article_id, utcnow
 from ingest.parse import MAX_AUTHOR_CHARS, parse_feed
-from ingest.services.process import Preparer, article_id
+from ingest.services.process import Preparer
 from ingest.settings import Settings
 from ingest.store.sqlite import SQLiteStore
 from tests.conftest import FIXTURES, LoopbackServer, Response

@@ -21,7 +21,7 @@ from ingest.alert.http_client import SafeHTTPConnection, WebhookClient, make_web
 from ingest.alert.webhook import deliver, new_secret
 from ingest.errors import AlertDeliveryError, FetchError, UnsafeURLError
 from ingest.fetch import fetch_feed, fetch_feed_async
-from ingest.net.guard import _ssl_context, make_async_client, make_client
+from ingest.net.clients import _ssl_context, make_async_client, make_client
 from ingest.settings import Settings
 from tests.conftest import LoopbackServer, Response
 

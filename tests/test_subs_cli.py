@@ -204,8 +204,7 @@ class TestDeadLetters:
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(cur().store, http_server.url("/hook"))
         article = make_article(cur().store, 1)
-        from ingest.alert.webhook import alert_id
-        from ingest.models import Alert, utcnow
+        from ingest.models import Alert, alert_id, utcnow
 
         cur().store.add_alerts(
             [

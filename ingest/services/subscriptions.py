@@ -10,11 +10,10 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from ingest.alert.webhook import alert_id
 from ingest.errors import ConfigError, NotFound
 from ingest.log import get_logger
 from ingest.match import MatchDocument, match_query, parse_query
-from ingest.models import Alert, Article, ArticleFilter, Subscription, SubscriptionOptions, utcnow
+from ingest.models import Alert, Article, ArticleFilter, Subscription, SubscriptionOptions, alert_id, utcnow
 from ingest.store.base import Store
 
 log = get_logger(__name__)
