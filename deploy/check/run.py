@@ -88,14 +88,15 @@ def pull(image: str) -> bool:
     return subprocess.run(["docker", "pull", "-q", image], capture_output=True, timeout=600).returncode == 0
 
 
-def write_env(path: Path, images: dict[str, str], workers: int, ports: dict[str, int]) -> None:
+def write_env(path: Path, images: dict[str, str], scale: int, ports: dict[str, int]) -> None:
     """The .env of the run: fresh secrets; the database password full of URL delimiters."""
     values = {
         "POSTGRES_PASSWORD": f"p@ss:w/o#r%d?{secrets.token_hex(6)}",
         "INGEST_API_TOKEN": secrets.token_hex(16),
         "RQ_DASHBOARD_PASSWORD": secrets.token_hex(8),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(8),
-        "INGEST_WORKERS": str(workers),
+        "INGEST_WORKERS": str(scale),
+        "INGEST_POLLERS": str(min(scale, 2)),
         "CHECK_SUBNET": SUBNET,
         **{name: str(port) for name, port in ports.items()},
         **images,
@@ -189,10 +190,13 @@ class Run:
             )
 
     def scale(self, env_file: Path) -> None:
-        with step("scale workers to 3 (INGEST_WORKERS in .env)"):
+        with step("scale to 3 workers and 2 pollers (INGEST_WORKERS, INGEST_POLLERS in .env)"):
             write_env(env_file, self.images, 3, self.ports)
             self.stack.run("up", "-d")
-            wait_for("3 worker containers", lambda: len(self.stack.containers("worker")) == 3, 120)
+            wait_for("3 workers and 2 pollers", self.scaled, 120)
+
+    def scaled(self) -> bool:
+        return len(self.stack.containers("worker")) == 3 and len(self.stack.containers("poller")) == 2
 
     def break_things(self) -> None:
         assert self.feed is not None and self.receiver is not None
@@ -308,17 +312,19 @@ class Run:
                     raise CheckFailed(f"Grafana has no provisioned dashboard: {board.status_code}")
 
     def down_up(self) -> None:
-        with step("down and up again: data kept, 3 workers kept"):
+        with step("down and up again: data kept, 3 workers and 2 pollers kept"):
             self.stack.run("down", profiles=["monitoring"])
             self.stack.run("up", "-d")
             self.stack.wait_healthy(["api"], timeout=240)
             if len(self.articles()) != 4:
                 raise CheckFailed(f"after down/up the API lists {len(self.articles())} articles, not 4")
-            wait_for("3 workers after down/up", lambda: len(self.stack.containers("worker")) == 3, 60)
+            wait_for("3 workers and 2 pollers after down/up", self.scaled, 60)
 
     def heartbeats(self) -> None:
         with step("poller, workers and sender report healthy through their heartbeat"):
-            self.stack.wait_healthy(["poller", "worker", "sender"], timeout=180, count={"worker": 3})
+            self.stack.wait_healthy(
+                ["poller", "worker", "sender"], timeout=180, count={"worker": 3, "poller": 2}
+            )
 
 
 def _scraped_up(prom: httpx.Client) -> bool:
