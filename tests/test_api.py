@@ -17,7 +17,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from app.api import create_app, deps_from_runtime
-from app.runtime import Context
+from app.runtime import Runtime
 from ingest.models import Alert, Article
 from ingest.settings import Settings
 from ingest.store.base import Store
@@ -48,8 +48,8 @@ class Api:
 
 @contextmanager
 def serve(settings: Settings, token: str | None) -> Iterator[str]:
-    """uvicorn in a thread on a free loopback port, over a Context built from `settings`."""
-    ctx = Context(settings)
+    """uvicorn in a thread on a free loopback port, over a Runtime built from `settings`."""
+    ctx = Runtime(settings)
     app = create_app(deps_from_runtime(ctx), token=token)
     port = free_port()
     server = uvicorn.Server(

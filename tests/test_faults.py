@@ -21,7 +21,7 @@ import redis
 from rq.registry import StartedJobRegistry
 
 from app.poller import poll_once
-from app.runtime import Context, init_context
+from app.runtime import Runtime
 from ingest.alert.signature import new_secret
 from ingest.errors import StoreError
 from ingest.models import RawEntry, Subscription
@@ -290,11 +290,11 @@ def test_poller_stops_between_passes_on_sigterm(rig: Rig) -> None:
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iterator[Context]:
+def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iterator[Runtime]:
     """A context on a private Valkey and SQLite, with one feed of three items and one subscription."""
     valkey = Valkey(tmp_path / "valkey-unit")
     valkey.start()
-    context = init_context(settings.replace(redis_url=valkey.url, batch_max_attempts=2))
+    context = Runtime(settings.replace(redis_url=valkey.url, batch_max_attempts=2))
     farm_items = "".join(
         f"<item><guid>u{n}</guid><title>Unit {n}</title><description><![CDATA["
         f"{story_text(random.Random(n), n)}]]></description></item>"
@@ -316,11 +316,11 @@ def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iter
     valkey.kill()
 
 
-def _lose_queue(ctx: Context) -> None:
+def _lose_queue(ctx: Runtime) -> None:
     ctx.redis.delete(ctx.queues[0].key)
 
 
-def test_batch_lost_from_redis_is_requeued_and_processed_once(ctx: Context) -> None:
+def test_batch_lost_from_redis_is_requeued_and_processed_once(ctx: Runtime) -> None:
     """A batch whose job vanished is queued again (next attempt) and stored once; then nothing is left."""
     poll_once(ctx, only_due=False)
     [job_id] = ctx.queues[0].job_ids
@@ -334,7 +334,7 @@ def test_batch_lost_from_redis_is_requeued_and_processed_once(ctx: Context) -> N
     assert process_batch(*job.args)["skipped"] == 1  # a duplicate of a finished batch does nothing
 
 
-def test_job_queued_by_an_older_version_still_runs(ctx: Context) -> None:
+def test_job_queued_by_an_older_version_still_runs(ctx: Runtime) -> None:
     """A `process_entries(entries, batch_id)` job left in Redis across an upgrade stores its batch once."""
     poll_once(ctx, only_due=False)
     [job] = ctx.queues[0].jobs
@@ -345,13 +345,13 @@ def test_job_queued_by_an_older_version_still_runs(ctx: Context) -> None:
     assert process_batch(*job.args)["skipped"] == 1
 
 
-def test_queued_batch_is_left_alone(ctx: Context) -> None:
+def test_queued_batch_is_left_alone(ctx: Runtime) -> None:
     """A batch whose job still waits in the queue is not queued twice."""
     poll_once(ctx, only_due=False)
     assert recover(ctx, after=0) == 0 and ctx.queues[0].count == 1
 
 
-def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Context) -> None:
+def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Runtime) -> None:
     """Articles stored but their alerts never written (worker killed in between): the retry writes them."""
     poll_once(ctx, only_due=False)
     [job] = ctx.queues[0].jobs
@@ -369,7 +369,7 @@ def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Context)
     assert len(ctx.store.list_alerts()) == 3
 
 
-def test_batch_given_up_after_max_attempts_is_kept(ctx: Context) -> None:
+def test_batch_given_up_after_max_attempts_is_kept(ctx: Runtime) -> None:
     """After INGEST_BATCH_MAX_ATTEMPTS a lost batch is marked failed, with its reason, not dropped."""
     poll_once(ctx, only_due=False)
     _lose_queue(ctx)

@@ -343,24 +343,6 @@ def test_alerts_unique_per_subscription_and_story(store: Store) -> None:
         store.get_alert("msg_9")
 
 
-def test_pending_alerts_by_due_time(store: Store) -> None:
-    """Only pending alerts due at or before the time are returned, most overdue first."""
-    store.add_subscription(sub(1))
-    store.add_alerts(
-        [
-            alert(1, story="s1", due=T0 + timedelta(minutes=5)),
-            alert(2, story="s2", due=T0 - timedelta(minutes=5)),
-            alert(3, story="s3", due=None),
-            alert(4, story="s4", due=T0),
-            alert(5, story="s5", due=T0 - timedelta(minutes=9)),
-        ]
-    )
-    store.record_attempt("msg_5", status="failed", attempts=8, next_attempt_at=None, error="HTTP 500")
-    assert [a.id for a in store.pending_alerts(T0)] == ["msg_3", "msg_2", "msg_4"]
-    assert [a.id for a in store.pending_alerts(T0, limit=2)] == ["msg_3", "msg_2"]
-    assert len(store.pending_alerts(T0 + timedelta(minutes=5))) == 4
-
-
 def test_record_attempt_updates_delivery_state(store: Store) -> None:
     """A failed attempt stores its error and retry time; delivery sets delivered_at and filters by status."""
     store.add_subscription(sub(1))

@@ -16,7 +16,7 @@ from ingest.log import get_logger
 from ingest.models import utcnow
 from ingest.services.websub import QueueEntries, ingest_push, verify_intent
 from ingest.settings import Settings
-from ingest.store.base import Store
+from ingest.store.feeds import FeedStore
 
 log = get_logger(__name__)
 
@@ -33,7 +33,9 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def websub_routes(store: Store, settings: Settings, queue: QueueEntries, prefix: str = PREFIX) -> list[Route]:
+def websub_routes(
+    store: FeedStore, settings: Settings, queue: QueueEntries, prefix: str = PREFIX
+) -> list[Route]:
     """Starlette routes of the callback: GET verifies intent, POST takes signed content."""
 
     async def callback(request: Request) -> Response:

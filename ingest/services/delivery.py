@@ -30,7 +30,7 @@ from ingest.store.outbox import AttemptOutcome, Claim
 
 log = get_logger(__name__)
 
-LEASE_MARGIN_SECONDS = 30.0  # a lease outlives its group's attempts by this much
+LEASE_MARGIN_SECONDS = 5.0  # a lease outlives its group's attempts by this much (or one deadline more)
 
 
 class RateLimiter(Protocol):
@@ -72,7 +72,8 @@ class DeliveryService:
         self.owner = owner
         self.per_subscription = per_subscription
         self.max_attempts = len(settings.webhook_retry_schedule) + 1
-        self.lease = timedelta(seconds=per_subscription * settings.webhook_timeout + LEASE_MARGIN_SECONDS)
+        margin = max(LEASE_MARGIN_SECONDS, settings.webhook_timeout)
+        self.lease = timedelta(seconds=per_subscription * settings.webhook_timeout + margin)
 
     # -- claims ------------------------------------------------------------------------------
     def claim(

@@ -7,15 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from ingest.alert.digest import digest_alert, window_end
 from ingest.alert.payload import MAX_DIGEST_ITEMS
 from ingest.errors import NotFound
 from ingest.log import get_logger
 from ingest.models import Alert, Article, iso, utcnow
-from ingest.store.base import Store
+from ingest.store.articles import ArticleStore
+from ingest.store.outbox import OutboxStore
+from ingest.store.subscriptions import SubscriptionStore
 
 log = get_logger(__name__)
+
+
+class DigestStore(OutboxStore, SubscriptionStore, Protocol):
+    """The store ports cutting digests uses: held alerts and their subscriptions."""
+
+
+class DigestItemStore(OutboxStore, ArticleStore, Protocol):
+    """The store ports reading a digest uses: its members and their articles."""
 
 
 @dataclass
@@ -26,7 +37,7 @@ class CutResult:
     released: list[Alert] = field(default_factory=list)
 
 
-def cut_digests(store: Store, now: datetime | None = None) -> CutResult:
+def cut_digests(store: DigestStore, now: datetime | None = None) -> CutResult:
     """Close every digest window that has ended and holds matches (the sender calls this)."""
     now = now or utcnow()
     result = CutResult()
@@ -49,7 +60,7 @@ def cut_digests(store: Store, now: datetime | None = None) -> CutResult:
     return result
 
 
-def digest_items(store: Store, digest: Alert) -> list[tuple[Alert, Article]]:
+def digest_items(store: DigestItemStore, digest: Alert) -> list[tuple[Alert, Article]]:
     """The digest's members with their articles (a member whose article was deleted is left out)."""
     items = []
     for member in store.digest_members(digest.id):

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ingest.log import get_logger
 from ingest.models import Feed, RawEntry
 from ingest.parse import entry_hash
 from ingest.services.ports import BatchQueue, Metrics
-from ingest.store.base import Store
+from ingest.store.batches import BatchStore
+from ingest.store.feeds import FeedStore
 
 log = get_logger(__name__)
+
+
+class IntakeStore(FeedStore, BatchStore, Protocol):
+    """The store ports intake uses: seen entries (feeds) and the batches they are queued in."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class Accepted:
 class Intake:
     """Turns a feed's current entries into queued batches of what is new or changed."""
 
-    def __init__(self, store: Store, queue: BatchQueue, metrics: Metrics, *, batch_size: int) -> None:
+    def __init__(self, store: IntakeStore, queue: BatchQueue, metrics: Metrics, *, batch_size: int) -> None:
         self.store = store
         self.queue = queue
         self.metrics = metrics

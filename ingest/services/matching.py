@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ingest.log import get_logger
 from ingest.match import MatchDocument, Matcher
 from ingest.models import Alert, Article, SubscriptionOptions, alert_id, utcnow
-from ingest.store.base import Store
+from ingest.store.subscriptions import SubscriptionStore
 
 log = get_logger(__name__)
 
@@ -23,7 +23,7 @@ class SubscriptionIndex:
     Paused ones still match: their alerts wait in the outbox and go out on resume.
     """
 
-    def __init__(self, store: Store, *, check_every: float = 2.0) -> None:
+    def __init__(self, store: SubscriptionStore, *, check_every: float = 2.0) -> None:
         self._store = store
         self._check_every = check_every
         self._checked_at = 0.0

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from ingest.log import get_logger
 from ingest.models import PendingBatch, utcnow
 from ingest.services.ports import BatchQueue
-from ingest.store.base import Store
+from ingest.store.batches import BatchStore
 
 log = get_logger(__name__)
 
@@ -25,7 +25,7 @@ log = get_logger(__name__)
 class Recovery:
     """Finds stale pending batches and queues them again (or gives up on them)."""
 
-    def __init__(self, store: Store, queue: BatchQueue, *, after: float, max_attempts: int) -> None:
+    def __init__(self, store: BatchStore, queue: BatchQueue, *, after: float, max_attempts: int) -> None:
         self.store = store
         self.queue = queue
         self.after = after

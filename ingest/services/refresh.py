@@ -21,7 +21,7 @@ from ingest.parse import parse_feed
 from ingest.services.intake import Intake
 from ingest.services.ports import Metrics
 from ingest.settings import Settings
-from ingest.store.base import Store
+from ingest.store.feeds import FeedStore
 
 log = get_logger(__name__)
 
@@ -40,7 +40,7 @@ class Refreshed:
 class Refresher:
     """Records fetch outcomes; one instance per process, safe to call from several threads."""
 
-    def __init__(self, store: Store, intake: Intake, metrics: Metrics, settings: Settings) -> None:
+    def __init__(self, store: FeedStore, intake: Intake, metrics: Metrics, settings: Settings) -> None:
         self.store = store
         self.intake = intake
         self.metrics = metrics

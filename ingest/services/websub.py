@@ -18,7 +18,7 @@ from ingest.log import get_logger
 from ingest.models import Feed, FetchResult, RawEntry, WebSubSubscription
 from ingest.parse import parse_feed
 from ingest.settings import Settings
-from ingest.store.base import Store
+from ingest.store.feeds import FeedStore
 
 log = get_logger(__name__)
 
@@ -28,7 +28,7 @@ QueueEntries = Callable[[Feed, Sequence[RawEntry]], Any]
 
 
 async def subscribe(
-    post: FormPoster, store: Store, settings: Settings, feed: Feed, hub: str, topic: str
+    post: FormPoster, store: FeedStore, settings: Settings, feed: Feed, hub: str, topic: str
 ) -> WebSubSubscription:
     """Ask `hub` for pushes of `topic`; the subscription stays pending until the hub verifies it."""
     callback = callback_url(settings, feed.id)
@@ -69,7 +69,7 @@ async def subscribe(
     return current
 
 
-def verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> tuple[int, str]:
+def verify_intent(store: FeedStore, feed_id: int, params: Any, now: datetime) -> tuple[int, str]:
     """The answer to a hub's GET: the challenge echoed only for a subscription we asked for."""
     mode, topic = params.get("hub.mode", ""), params.get("hub.topic", "")
     challenge = params.get("hub.challenge", "")
@@ -101,7 +101,7 @@ def verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> tup
 
 
 def ingest_push(
-    store: Store, settings: Settings, queue: QueueEntries, feed_id: int, body: bytes, content_type: str
+    store: FeedStore, settings: Settings, queue: QueueEntries, feed_id: int, body: bytes, content_type: str
 ) -> int:
     """Parse a verified push and accept its entries as a poll would; how many entries it had."""
     feed = store.get_feed(feed_id)
