@@ -11,14 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
-import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.thread import _worker as _pool_worker
 from pathlib import Path
 from typing import Any
 
@@ -77,40 +76,33 @@ def exit_when_done(code: int) -> int:
     os._exit(code)
 
 
-class DaemonExecutor(Executor):
+class DaemonExecutor(ThreadPoolExecutor):
     """A thread pool whose threads never hold the process: the default executor of our event loops.
 
-    `asyncio.run` waits for its default executor's threads at exit; a thread stuck in a call to
-    a database that does not answer would keep a stopped process alive. These threads are
-    daemons, and `shutdown` does not wait for them.
+    `asyncio.run` waits for its default executor's threads, and the interpreter joins pool threads
+    at exit; a thread stuck in a call to a database that does not answer would keep a stopped
+    process alive. These threads are daemons, never registered for that join, and `shutdown` (which
+    `asyncio.run` calls after every loop) leaves them to serve the next loop.
     """
 
-    def __init__(self, workers: int = 8) -> None:
-        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
-        self._work = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._run, daemon=True, name=f"io-{n}") for n in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+    def _adjust_thread_count(self) -> None:
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+        if len(self._threads) >= self._max_workers:
+            return
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._work.put((future, functools.partial(fn, **kwargs) if kwargs else fn, args))
-        return future
+        def wake_on_collect(_: object, work: Any = self._work_queue) -> None:
+            work.put(None)
 
-    def _run(self) -> None:
-        while (item := self._work.get()) is not None:
-            future, fn, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
+        thread = threading.Thread(
+            name=f"io-{len(self._threads)}", daemon=True, target=_pool_worker,
+            args=(weakref.ref(self, wake_on_collect), self._work_queue, self._initializer, self._initargs),
+        )  # fmt: skip
+        thread.start()
+        self._threads.add(thread)  # type: ignore[attr-defined]
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Nothing: `asyncio.run` calls this after every loop, and the threads serve the next one."""
+        """Nothing: the threads are daemons and serve the process's next event loop."""
 
 
 _EXECUTOR: DaemonExecutor | None = None
@@ -120,5 +112,5 @@ def use_daemon_threads() -> None:
     """Make the running event loop's `to_thread` calls use the process's daemon threads."""
     global _EXECUTOR
     if _EXECUTOR is None:
-        _EXECUTOR = DaemonExecutor()
+        _EXECUTOR = DaemonExecutor(max_workers=16, thread_name_prefix="io")
     asyncio.get_running_loop().set_default_executor(_EXECUTOR)

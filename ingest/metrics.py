@@ -114,6 +114,11 @@ METRICS: dict[str, MetricDef] = {
         ),
         MetricDef("ingest_alerts_retried_total", "Webhook attempts that failed and were scheduled again."),
         MetricDef(
+            "ingest_alert_attempts_total",
+            "Webhook attempts by outcome (delivered, retry, failed).",
+            ("outcome",),
+        ),
+        MetricDef(
             "ingest_delivery_seconds",
             "Seconds one successful webhook delivery took.",
             buckets=LATENCY_BUCKETS,

@@ -6,6 +6,7 @@ sender's next look (it also looks every few seconds on its own).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import redis
@@ -41,11 +42,13 @@ class RedisWakeup:
             self._async = aredis.Redis.from_url(self.url)
         try:
             return bool(await self._async.blpop([self.key], timeout=max(0.01, timeout)))
-        except (redis.RedisError, OSError):
+        except Exception:  # Redis down, or a connection left broken by a cancelled wait: a fresh one
+            await self.aclose()
+            await asyncio.sleep(min(timeout, 1.0))
             return False
 
     async def aclose(self) -> None:
         if self._async is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
+            with contextlib.suppress(Exception):
                 await self._async.aclose()
             self._async = None

@@ -130,6 +130,8 @@ class Dispatcher:
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self.kick.set()
+        if not task.cancelled() and task.exception() is not None:  # a bug: its leases expire, it is retried
+            log.error("alert_group_failed", error=repr(task.exception()))
 
     async def _send_group(self, group: Group) -> None:
         circuit = self.circuits.setdefault(group.origin, Circuit(group.origin))
