@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from app.poller import MOVE_AFTER, host_key, poll_once
+from app.poller import host_key, poll_once
 from app.runtime import Runtime
 from ingest.models import Feed, utcnow
+from ingest.services.refresh import MOVE_AFTER
 from ingest.settings import Settings
 from tests.conftest import FIXTURES, LoopbackServer, RecordedRequest, Response
 
@@ -192,7 +193,7 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Runtime, http_server: L
     body["doc"] = rss(("a", "Alpha", "<p>Armenia ceasefire talks collapse in Moscow tonight.</p>"))
     changed = poll_once(ctx, only_due=False)
     assert (changed.new, changed.updated, changed.jobs) == (0, 1, 1)
-    jobs = ctx.queues[0].jobs
+    jobs = ctx.batch_queue.queue.jobs
     assert [len(ctx.store.get_batch(j.args[0]).entries) for j in jobs] == [1, 1]  # type: ignore[union-attr]
     first, second = (process_batch(j.args[0]) for j in jobs)
     assert first["stored"] == 1 and second["updated"] == 1 and second["stored"] == 0
@@ -210,7 +211,7 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Runtime, http_server:
     )
     ctx.store.add_feed(http_server.url("/f"))
     poll_once(ctx, only_due=False)
-    [job] = ctx.queues[0].jobs
+    [job] = ctx.batch_queue.queue.jobs
     batch = ctx.store.get_batch(job.args[0])
     assert batch is not None
     assert process_entries(batch.entries)["stored"] == 1
@@ -230,7 +231,7 @@ def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Runtime, http_ser
     ctx.store.add_feed(http_server.url("/f"))
     first = poll_once(ctx, only_due=False)
     assert (first.entries, first.new) == (5, 5)
-    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.queues[0].jobs]
+    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.batch_queue.queue.jobs]
     keys = {e["entry_key"] for b in batches if b is not None for e in b.entries}
     assert len(keys) == 5 and "guid:unique-3" in keys
     assert poll_once(ctx, only_due=False).new == 0

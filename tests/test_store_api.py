@@ -118,7 +118,6 @@ def test_rotation_signs_with_both_secrets_during_grace(store: Store) -> None:
     assert rotated.secret == "whsec_bmV3" and store.subscriptions_version() != version
     assert store.get_signing_secrets("sub1", now=T0) == ["whsec_bmV3", "whsec_c2VjcmV0"]
     assert store.get_signing_secrets("sub1", now=until) == ["whsec_bmV3"]
-    assert store.previous_secret_expiry("sub1") == until
     with pytest.raises(NotFound):
         store.rotate_subscription_secret("nope", "whsec_x", previous_valid_until=until)
     with pytest.raises(NotFound):
@@ -126,10 +125,9 @@ def test_rotation_signs_with_both_secrets_during_grace(store: Store) -> None:
 
 
 def test_new_subscription_signs_with_one_secret(store: Store) -> None:
-    """Without a rotation there is one signing secret and no expiry."""
+    """Without a rotation there is one signing secret."""
     store.add_subscription(sub(1))
     assert store.get_signing_secrets("sub1") == ["whsec_c2VjcmV0"]
-    assert store.previous_secret_expiry("sub1") is None
 
 
 def test_alert_pages_filter_and_retry_failed(store: Store) -> None:

@@ -13,7 +13,8 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from app.poller import poll_once, websub_routes_for
+from app.api.websub import websub_routes
+from app.poller import poll_once
 from app.runtime import Runtime
 from ingest.feeds.websub import needs_subscription, sign, verify_signature
 from ingest.models import WebSubSubscription, utcnow
@@ -82,7 +83,7 @@ def served(settings: Settings, redis_client: object) -> Iterator[Callable[..., R
         ctx = Runtime(settings.replace(public_url=f"http://127.0.0.1:{port}", **changes))
         server = uvicorn.Server(
             uvicorn.Config(
-                Starlette(routes=websub_routes_for(ctx)),
+                Starlette(routes=websub_routes(ctx.store, ctx.settings, ctx.intake.accept)),
                 host="127.0.0.1",
                 port=port,
                 log_level="warning",

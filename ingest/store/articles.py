@@ -28,8 +28,6 @@ class ArticleStore(Protocol):
         """The stored articles of these (feed_id, entry_key) pairs, in few queries; absent ones left out."""
         ...
 
-    def find_article_by_url(self, url: str) -> Article | None: ...
-
     def list_articles(self, *, limit: int = 50) -> list[Article]:
         """Newest first."""
         ...
@@ -44,16 +42,8 @@ class ArticleStore(Protocol):
         """Oldest first."""
         ...
 
-    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
-        """Full-text: articles whose title or text contain every word of `query`, best first."""
-        ...
-
     def search_articles_page(
         self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
     ) -> list[Article]:
         """Full-text search within `filters`, best first, `limit` rows from `offset`."""
-        ...
-
-    def delete_articles_older_than(self, cutoff: datetime, *, batch: int = 1000) -> int:
-        """Retention: delete articles fetched before `cutoff` in batches; return how many."""
         ...

@@ -5,7 +5,7 @@ Used by the poller, the WebSub callbacks and the feed commands of the CLI and th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -48,12 +48,6 @@ class FeedStore(Protocol):
         ...
 
     # -- entries already seen (poller-side identity) -----------------------
-    def unseen_entry_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
-        """The keys of `keys` that this feed has never queued."""
-        ...
-
-    def mark_entries_seen(self, feed_id: int, keys: Iterable[str]) -> None: ...
-
     def seen_entry_hashes(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
         """For the keys of `keys` this feed has queued before: the content hash queued last (or None)."""
         ...

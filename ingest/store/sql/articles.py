@@ -181,11 +181,6 @@ class SQLArticles(SQLCore):
                     found[(article.feed_id, article.entry_key)] = article
         return found
 
-    def find_article_by_url(self, url: str) -> Article | None:
-        """The earliest stored article with this URL (the original of any later copy)."""
-        found = self._articles_where("url = ?", (url,), "ORDER BY fetched_at, id LIMIT 1")
-        return found[0] if found else None
-
     def list_articles(self, *, limit: int = 50) -> list[Article]:
         """Newest first."""
         return self.list_articles_page(ArticleFilter(), limit=limit)
@@ -205,10 +200,6 @@ class SQLArticles(SQLCore):
         """Oldest first: the story's original, then its copies."""
         return self._articles_where("story_id = ?", (story_id,), "ORDER BY fetched_at, id")
 
-    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
-        """Articles whose title or text contain every word of `query`, best match first."""
-        return self.search_articles_page(query, ArticleFilter(), limit=limit)
-
     def search_articles_page(
         self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
     ) -> list[Article]:
@@ -227,17 +218,3 @@ class SQLArticles(SQLCore):
                 (*params, *filter_params, limit, offset),
             )
             return [self._article(r) for r in cur.fetchall()]
-
-    def delete_articles_older_than(self, cutoff: datetime, *, batch: int = 1000) -> int:
-        """Delete articles fetched before `cutoff`, `batch` rows per transaction; return how many."""
-        total = 0
-        while True:
-            with self._write() as cur:
-                cur.execute(
-                    "DELETE FROM articles WHERE id IN (SELECT id FROM articles WHERE fetched_at < ? LIMIT ?)",
-                    (self._ts(cutoff), batch),
-                )
-                deleted = cur.rowcount
-            total += deleted
-            if deleted < batch:
-                return total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -182,25 +182,6 @@ class SQLFeeds(SQLCore):
         return self.get_feed(feed_id)
 
     # -- seen entries ------------------------------------------------------
-    def unseen_entry_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
-        """The keys of `keys` that this feed has never queued."""
-        wanted = list(dict.fromkeys(keys))
-        return set(wanted) - set(self.seen_entry_hashes(feed_id, wanted))
-
-    def mark_entries_seen(self, feed_id: int, keys: Iterable[str]) -> None:
-        unique = list(dict.fromkeys(keys))
-        if not unique:
-            return
-        now = self._ts(utcnow())
-        with self._write() as cur:
-            for part in chunks(unique):
-                params = [v for key in part for v in (feed_id, key, now)]
-                cur.execute(
-                    f"INSERT INTO seen_entries (feed_id, entry_key, seen_at) "
-                    f"VALUES {marks(len(part), 3)} ON CONFLICT DO NOTHING",
-                    params,
-                )
-
     def seen_entry_hashes(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
         """For the keys of `keys` this feed has queued before: the content hash queued last (or None)."""
         found: dict[str, str | None] = {}

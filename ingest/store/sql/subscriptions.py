@@ -189,7 +189,8 @@ class SQLSubscriptions(SQLCore):
             _bump_version(cur)
         return self.get_subscription(sub_id)
 
-    def _secret_row(self, sub_id: str) -> Sequence[Any]:
+    def get_signing_secrets(self, sub_id: str, *, now: datetime | None = None) -> list[str]:
+        """The secrets an alert is signed with: the current one, then a previous one still in grace."""
         with self._read() as cur:
             cur.execute(
                 "SELECT secret, previous_secret, previous_secret_expires_at FROM subscriptions WHERE id = ?",
@@ -198,13 +199,4 @@ class SQLSubscriptions(SQLCore):
             row = cur.fetchone()
         if row is None:
             raise NotFound(f"no subscription with id {sub_id!r}")
-        return tuple(row)
-
-    def get_signing_secrets(self, sub_id: str, *, now: datetime | None = None) -> list[str]:
-        """The secrets an alert is signed with: the current one, then a previous one still in grace."""
-        secret, previous, expires = self._secret_row(sub_id)
-        return signing_secrets(secret, previous, self._dt(expires), now)
-
-    def previous_secret_expiry(self, sub_id: str) -> datetime | None:
-        """When the previous secret stops signing (None: there is none)."""
-        return self._dt(self._secret_row(sub_id)[2])
+        return signing_secrets(row[0], row[1], self._dt(row[2]), now)
