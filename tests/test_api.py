@@ -421,17 +421,19 @@ def test_alert_log_failed_and_one(api: Api, http_server: LoopbackServer) -> None
     assert page2["next_cursor"] is None
 
 
-def test_replay_sets_failed_alert_pending_and_queues_it(
+def test_replay_sets_failed_alert_pending_and_wakes_the_sender(
     api: Api, http_server: LoopbackServer, redis_client: redis.Redis
 ) -> None:
-    """Replay answers 202, the alert is pending again and its delivery job is on the alerts queue."""
+    """Replay answers 202, the alert is pending again with one attempt left, and the sender is woken."""
     seed_alerts(api, http_server.url("/hook"))
+    wake_key = f"{api.settings.redis_prefix}sender:wake"
+    assert not redis_client.exists(wake_key)
     resp = api.post("/alerts/msg_2/replay")
     assert resp.status_code == 202, resp.text
-    assert resp.json()["status"] == "pending" and resp.json()["attempts"] == 8
+    assert resp.json()["status"] == "pending"
+    assert resp.json()["attempts"] == len(api.settings.webhook_retry_schedule)
     assert api.store.get_alert("msg_2").status == "pending"
-    queue = Queue("alerts", connection=redis_client, serializer=JSONSerializer)
-    assert "msg_2-8" in queue.get_job_ids()
+    assert redis_client.exists(wake_key)
     assert error(api.post("/alerts/msg_2/replay"), 409)["code"] == "conflict"  # pending now
     assert error(api.post("/alerts/msg_1/replay"), 409)["code"] == "conflict"  # delivered
     assert error(api.post("/alerts/msg_nope/replay"), 404)["code"] == "not_found"
@@ -459,4 +461,4 @@ def test_metrics_render_counts_and_queue_depths(api: Api, redis_client: redis.Re
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
     assert 'ingest_feeds_polled_total{outcome="ok"} 3.0' in resp.text
     assert 'ingest_queue_depth{queue="ingest",state="queued"} 1.0' in resp.text
-    assert 'ingest_workers{queue="alerts"} 0.0' in resp.text
+    assert 'ingest_workers{queue="ingest"} 0.0' in resp.text

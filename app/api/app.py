@@ -1,4 +1,4 @@
-"""The ASGI application: routes of every resource, JSON errors, auth, access log."""
+"""The ASGI application: the endpoints of every resource, JSON errors, auth, access log."""
 
 from __future__ import annotations
 
@@ -13,28 +13,36 @@ from starlette.routing import BaseRoute, Route
 
 from app.api import alerts, articles, feeds, health, subscriptions
 from app.api.auth import AccessLog, BearerAuth
-from app.api.common import ApiError, error_response
+from app.api.common import ApiError, Endpoint, Handler, error_response, query
 from app.api.deps import ApiDeps
-from app.api.openapi import openapi_document
 from ingest.errors import NotFound, StoreError
 from ingest.log import get_logger
+from ingest.services.usecases.paging import BadCursor
+from ingest.services.usecases.requests import Conflict, Invalid, Request as NoParameters
 
 log = get_logger("app.api")
 
-HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    422: "invalid",
-}
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+              409: "conflict", 413: "too_large", 422: "invalid"}  # fmt: skip
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, **exc.details)
+
+
+async def invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Invalid)
+    code = "invalid_query" if exc.field == "query" and "position" in exc.details else "invalid"
+    return error_response(422, code, str(exc), field=exc.field, **exc.details)
+
+
+async def conflict(request: Request, exc: Exception) -> Response:
+    return error_response(409, "conflict", str(exc))
+
+
+async def bad_cursor(request: Request, exc: Exception) -> Response:
+    return error_response(400, "bad_cursor", str(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -43,9 +51,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = "no such resource" if exc.status_code == 404 else str(exc.detail)
     if exc.status_code == 405:
         message = f"method {request.method} is not allowed here"
-    return error_response(
-        exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message, headers=exc.headers
-    )
+    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message,
+                          headers=exc.headers)  # fmt: skip
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -63,18 +70,33 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 async def openapi(request: Request) -> Response:
+    from app.api.openapi import openapi_document
+
     return JSONResponse(openapi_document())
 
 
+def all_endpoints() -> list[Endpoint]:
+    document = Endpoint("GET", "/openapi.json", openapi, "This document (OpenAPI 3.1)", response=dict,
+                        errors=(401, 422))  # fmt: skip
+    return [*feeds.endpoints, *subscriptions.endpoints, *articles.endpoints, *alerts.endpoints,
+            *health.endpoints, document]  # fmt: skip
+
+
+def _strict(ep: Endpoint) -> Handler:
+    """The handler, refusing query parameters an endpoint without a query model does not take."""
+    if ep.query is not None or ep.public:
+        return ep.handler
+
+    async def handler(request: Request) -> Response:
+        if request.query_params:
+            query(request, NoParameters)
+        return await ep.handler(request)
+
+    return handler
+
+
 def all_routes() -> list[Route]:
-    return [
-        *feeds.routes,
-        *subscriptions.routes,
-        *articles.routes,
-        *alerts.routes,
-        *health.routes,
-        Route("/openapi.json", openapi, methods=["GET"]),
-    ]
+    return [Route(ep.path, _strict(ep), methods=[ep.method]) for ep in all_endpoints()]
 
 
 def create_app(
@@ -93,15 +115,14 @@ def create_app(
         routes=[*all_routes(), *extra_routes],
         middleware=[
             Middleware(AccessLog),
-            Middleware(
-                BearerAuth,
-                token=token,
-                metrics_public=deps.settings.metrics_public,
-                public_prefixes=public_prefixes,
-            ),
+            Middleware(BearerAuth, token=token, metrics_public=deps.settings.metrics_public,
+                       public_prefixes=public_prefixes),  # fmt: skip
         ],
         exception_handlers={
             ApiError: api_error,
+            Invalid: invalid,
+            Conflict: conflict,
+            BadCursor: bad_cursor,
             HTTPException: http_error,
             NotFound: not_found,
             StoreError: store_error,
