@@ -38,15 +38,35 @@ HOOK = "https://hooks.example/ingest"
 
 
 def seed(rt: Runtime) -> str:
-    rt.store.add_articles([
-        Article(id=f"art_{n}", feed_id=1, feed_url="https://feed.example/rss", entry_key=f"k{n}",
-                url=f"https://news.example/{n}", title=f"Title {n}", text=f"Body {n} of the story.",
-                summary=None, language="en" if n % 2 else "de", language_confidence=0.9, published_at=T0,
-                story_id=f"art_{n}", content_hash=f"h{n}", fetched_at=T0 + timedelta(minutes=n))
-        for n in range(200)
-    ])  # fmt: skip
-    sub = Subscription(id="sub_bench", name="bench", query="Armenia", webhook=HOOK,
-                       secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=", created_at=T0)
+    rt.store.add_articles(
+        [
+            Article(
+                id=f"art_{n}",
+                feed_id=1,
+                feed_url="https://feed.example/rss",
+                entry_key=f"k{n}",
+                url=f"https://news.example/{n}",
+                title=f"Title {n}",
+                text=f"Body {n} of the story.",
+                summary=None,
+                language="en" if n % 2 else "de",
+                language_confidence=0.9,
+                published_at=T0,
+                story_id=f"art_{n}",
+                content_hash=f"h{n}",
+                fetched_at=T0 + timedelta(minutes=n),
+            )
+            for n in range(200)
+        ]
+    )
+    sub = Subscription(
+        id="sub_bench",
+        name="bench",
+        query="Armenia",
+        webhook=HOOK,
+        secret="whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
+        created_at=T0,
+    )
     return rt.store.add_subscription(sub).id
 
 
@@ -72,8 +92,10 @@ async def measure(app: Any, n: int) -> None:
                 resp = await client.request(method, path, json=body)
                 walls.append(time.perf_counter() - t)
             cpu = (time.process_time() - cpu0) / n
-            print(f"{label:24} {resp.status_code}  median {statistics.median(walls) * 1e6:7.0f} us"
-                  f"  cpu {cpu * 1e6:7.0f} us/request")  # fmt: skip
+            print(
+                f"{label:24} {resp.status_code}  median {statistics.median(walls) * 1e6:7.0f} us"
+                f"  cpu {cpu * 1e6:7.0f} us/request"
+            )
 
 
 def import_ms() -> float:
@@ -87,8 +109,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env({"INGEST_DATA_DIR": tmp, "REDIS_URL": "redis://127.0.0.1:1/0",
-                                      "INGEST_LOG_LEVEL": "error"})  # fmt: skip
+        settings = Settings.from_env(
+            {"INGEST_DATA_DIR": tmp, "REDIS_URL": "redis://127.0.0.1:1/0", "INGEST_LOG_LEVEL": "error"}
+        )
         configure_logging(settings)
         rt = Runtime(settings)
         seed(rt)

@@ -35,14 +35,41 @@ async def replay_alert(request: Request) -> Response:
 
 
 endpoints = [
-    Endpoint("GET", "/alerts", list_alerts, "The delivery log, newest first", response=AlertPage,
-             query=AlertQuery, errors=(400, 401, 422)),
-    Endpoint("GET", "/alerts/failed", list_failed,
-             "Failed deliveries (retries used up or subscription disabled)", response=AlertPage,
-             query=FailedQuery, errors=(400, 401, 422)),
-    Endpoint("GET", "/alerts/{alert_id}", get_alert, "One alert", response=Alert, path_params=ALERT_ID,
-             errors=(401, 404, 422)),
-    Endpoint("POST", "/alerts/{alert_id}/replay", replay_alert,
-             "Set a failed alert back to pending and deliver it again now", 202, Alert, path_params=ALERT_ID,
-             errors=(401, 404, 409, 422)),
-]  # fmt: skip
+    Endpoint(
+        "GET",
+        "/alerts",
+        list_alerts,
+        "The delivery log, newest first",
+        response=AlertPage,
+        query=AlertQuery,
+        errors=(400, 401, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/alerts/failed",
+        list_failed,
+        "Failed deliveries (retries used up or subscription disabled)",
+        response=AlertPage,
+        query=FailedQuery,
+        errors=(400, 401, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/alerts/{alert_id}",
+        get_alert,
+        "One alert",
+        response=Alert,
+        path_params=ALERT_ID,
+        errors=(401, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/alerts/{alert_id}/replay",
+        replay_alert,
+        "Set a failed alert back to pending and deliver it again now",
+        202,
+        Alert,
+        path_params=ALERT_ID,
+        errors=(401, 404, 409, 422),
+    ),
+]

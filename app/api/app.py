@@ -18,12 +18,20 @@ from app.api.deps import ApiDeps
 from ingest.errors import NotFound, StoreError
 from ingest.log import get_logger
 from ingest.services.usecases.paging import BadCursor
-from ingest.services.usecases.requests import Conflict, Invalid, Request as NoParameters
+from ingest.services.usecases.requests import Conflict, Invalid
+from ingest.services.usecases.requests import Request as NoParameters
 
 log = get_logger("app.api")
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 413: "too_large", 422: "invalid"}  # fmt: skip
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+}
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
@@ -51,8 +59,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = "no such resource" if exc.status_code == 404 else str(exc.detail)
     if exc.status_code == 405:
         message = f"method {request.method} is not allowed here"
-    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message,
-                          headers=exc.headers)  # fmt: skip
+    return error_response(
+        exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message, headers=exc.headers
+    )
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -76,10 +85,17 @@ async def openapi(request: Request) -> Response:
 
 
 def all_endpoints() -> list[Endpoint]:
-    document = Endpoint("GET", "/openapi.json", openapi, "This document (OpenAPI 3.1)", response=dict,
-                        errors=(401, 422))  # fmt: skip
-    return [*feeds.endpoints, *subscriptions.endpoints, *articles.endpoints, *alerts.endpoints,
-            *health.endpoints, document]  # fmt: skip
+    document = Endpoint(
+        "GET", "/openapi.json", openapi, "This document (OpenAPI 3.1)", response=dict, errors=(401, 422)
+    )
+    return [
+        *feeds.endpoints,
+        *subscriptions.endpoints,
+        *articles.endpoints,
+        *alerts.endpoints,
+        *health.endpoints,
+        document,
+    ]
 
 
 def _strict(ep: Endpoint) -> Handler:
@@ -115,8 +131,12 @@ def create_app(
         routes=[*all_routes(), *extra_routes],
         middleware=[
             Middleware(AccessLog),
-            Middleware(BearerAuth, token=token, metrics_public=deps.settings.metrics_public,
-                       public_prefixes=public_prefixes),  # fmt: skip
+            Middleware(
+                BearerAuth,
+                token=token,
+                metrics_public=deps.settings.metrics_public,
+                public_prefixes=public_prefixes,
+            ),
         ],
         exception_handlers={
             ApiError: api_error,

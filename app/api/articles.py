@@ -24,11 +24,31 @@ async def get_story(request: Request) -> Response:
 
 
 endpoints = [
-    Endpoint("GET", "/articles", list_articles, "List stored articles newest first, or search them (`q`)",
-             response=ArticlePage, query=ArticleQuery, errors=(400, 401, 422)),
-    Endpoint("GET", "/articles/{article_id}", get_article, "One article", response=ArticleView,
-             path_params={"article_id": (STR_PARAM, "article id")}, errors=(401, 404, 422)),
-    Endpoint("GET", "/stories/{story_id}", get_story,
-             "A story: its original article and its syndicated copies, oldest first", response=Story,
-             path_params={"story_id": (STR_PARAM, "story id")}, errors=(401, 404, 422)),
-]  # fmt: skip
+    Endpoint(
+        "GET",
+        "/articles",
+        list_articles,
+        "List stored articles newest first, or search them (`q`)",
+        response=ArticlePage,
+        query=ArticleQuery,
+        errors=(400, 401, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/articles/{article_id}",
+        get_article,
+        "One article",
+        response=ArticleView,
+        path_params={"article_id": (STR_PARAM, "article id")},
+        errors=(401, 404, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/stories/{story_id}",
+        get_story,
+        "A story: its original article and its syndicated copies, oldest first",
+        response=Story,
+        path_params={"story_id": (STR_PARAM, "story id")},
+        errors=(401, 404, 422),
+    ),
+]

@@ -62,8 +62,11 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **details: Any
 ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **details}}, status_code=status,
-                        headers=dict(headers or {}))  # fmt: skip
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **details}},
+        status_code=status,
+        headers=dict(headers or {}),
+    )
 
 
 def answer(view: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

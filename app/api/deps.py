@@ -47,5 +47,10 @@ class ApiDeps:
 
 
 def deps_from_runtime(rt: Runtime) -> ApiDeps:
-    return ApiDeps(settings=rt.settings, store=rt.store, redis=rt.redis, wake=rt.wakeup.wake,
-                   queue_stats=rt.batch_queue.stats)  # fmt: skip
+    return ApiDeps(
+        settings=rt.settings,
+        store=rt.store,
+        redis=rt.redis,
+        wake=rt.wakeup.wake,
+        queue_stats=rt.batch_queue.stats,
+    )

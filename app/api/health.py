@@ -57,9 +57,22 @@ async def metrics_endpoint(request: Request) -> Response:
 
 endpoints = [
     Endpoint("GET", "/healthz", healthz, "The process answers", response=Alive, errors=(), public=True),
-    Endpoint("GET", "/readyz", readyz, "Redis and the database answer", response=Ready, errors=(),
-             public=True, other={503: ("not ready", Ready)}),
-    Endpoint("GET", "/metrics", metrics_endpoint,
-             "Prometheus metrics (open without a token if INGEST_METRICS_PUBLIC=1)", response="text",
-             errors=(401, 422)),
-]  # fmt: skip
+    Endpoint(
+        "GET",
+        "/readyz",
+        readyz,
+        "Redis and the database answer",
+        response=Ready,
+        errors=(),
+        public=True,
+        other={503: ("not ready", Ready)},
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics_endpoint,
+        "Prometheus metrics (open without a token if INGEST_METRICS_PUBLIC=1)",
+        response="text",
+        errors=(401, 422),
+    ),
+]

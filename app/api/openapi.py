@@ -45,8 +45,10 @@ def _content(schema: dict[str, Any], media: str = JSON) -> dict[str, Any]:
 
 
 def _parameters(ep: Endpoint, schemas: dict[str, Any]) -> list[dict[str, Any]]:
-    params = [{"name": name, "in": "path", "required": True, "schema": schema, "description": doc}
-              for name, (schema, doc) in ep.path_params.items()]  # fmt: skip
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": schema, "description": doc}
+        for name, (schema, doc) in ep.path_params.items()
+    ]
     if ep.query is not None:
         model = schemas[ep.query.__name__]
         for name, schema in model["properties"].items():
@@ -54,8 +56,15 @@ def _parameters(ep: Endpoint, schemas: dict[str, Any]) -> list[dict[str, Any]]:
             if "anyOf" in schema:  # optional: the parameter is simply left out, never `null`
                 schema = next(s for s in schema["anyOf"] if s.get("type") != "null")
             doc = schema.pop("description", name)
-            params.append({"name": name, "in": "query", "required": name in model.get("required", ()),
-                           "schema": schema, "description": doc})  # fmt: skip
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in model.get("required", ()),
+                    "schema": schema,
+                    "description": doc,
+                }
+            )
     return params
 
 
@@ -73,8 +82,12 @@ def _operation(ep: Endpoint, refs: dict[Any, dict[str, Any]], schemas: dict[str,
         responses[str(status)] = _response(doc, kind, refs)
     for status in ep.errors:
         responses[str(status)] = _response(ERRORS[status], Error, refs)
-    op: dict[str, Any] = {"summary": ep.summary, "operationId": ep.handler.__name__,
-                          "parameters": _parameters(ep, schemas), "responses": responses}  # fmt: skip
+    op: dict[str, Any] = {
+        "summary": ep.summary,
+        "operationId": ep.handler.__name__,
+        "parameters": _parameters(ep, schemas),
+        "responses": responses,
+    }
     if ep.body is not None:
         op["requestBody"] = {"required": True, "content": _content(refs[ep.body])}
     if ep.public:
@@ -84,7 +97,9 @@ def _operation(ep: Endpoint, refs: dict[Any, dict[str, Any]], schemas: dict[str,
 
 def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     """OpenAPI 3.1 for `endpoints`: components from their types, one operation per endpoint."""
-    kinds = {k for ep in endpoints for k in (ep.body, ep.query, ep.response, *(t for _, t in ep.other.values()))}
+    kinds = {
+        k for ep in endpoints for k in (ep.body, ep.query, ep.response, *(t for _, t in ep.other.values()))
+    }
     types = [Error, *sorted((k for k in kinds if isinstance(k, type)), key=lambda t: t.__name__)]
     refs_list, schemas = msgspec.json.schema_components(types, ref_template=REF)
     refs = dict(zip(types, refs_list, strict=True))
@@ -97,15 +112,22 @@ def build_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             schemas.pop(ep.query.__name__, None)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "news-ingest", "version": "1",
-                 "description": "Feeds, subscriptions, articles, stories and alerts of the news ingestion "
-                 'service. Errors: {"error": {"code", "message"}}; unknown fields and parameters are 422.'},
+        "info": {
+            "title": "news-ingest",
+            "version": "1",
+            "description": "Feeds, subscriptions, articles, stories and alerts of the news ingestion "
+            'service. Errors: {"error": {"code", "message"}}; unknown fields and parameters are 422.',
+        },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "components": {"schemas": schemas, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "INGEST_API_TOKEN"}}},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "INGEST_API_TOKEN"}
+            },
+        },
         "paths": paths,
-    }  # fmt: skip
+    }
 
 
 @cache

@@ -11,7 +11,12 @@ from starlette.responses import Response
 
 from app.api.common import NO_STORE, STR_PARAM, Endpoint, answer, body, call, deps, path_id, query
 from ingest.services.usecases.requests import NewSubscription, PageQuery, SubscriptionChange
-from ingest.services.usecases.views import RotatedSecret, SubscriptionPage, SubscriptionView, SubscriptionWithSecret
+from ingest.services.usecases.views import (
+    RotatedSecret,
+    SubscriptionPage,
+    SubscriptionView,
+    SubscriptionWithSecret,
+)
 
 SUB_ID = {"subscription_id": (STR_PARAM, "subscription id (`sub_...`)")}
 
@@ -47,20 +52,60 @@ async def rotate_secret(request: Request) -> Response:
 
 
 endpoints = [
-    Endpoint("GET", "/subscriptions", list_subscriptions, "List subscriptions and their delivery state",
-             response=SubscriptionPage, query=PageQuery, errors=(400, 401, 422)),
-    Endpoint("POST", "/subscriptions", add_subscription,
-             "Add a subscription; the answer carries its secret (shown only here)", 201,
-             SubscriptionWithSecret, NewSubscription, errors=(400, 401, 409, 413, 422)),
-    Endpoint("GET", "/subscriptions/{subscription_id}", get_subscription, "A subscription",
-             response=SubscriptionView, path_params=SUB_ID, errors=(401, 404, 422)),
-    Endpoint("PATCH", "/subscriptions/{subscription_id}", update_subscription,
-             "Change name, query, webhook, options, secret (at once, no grace) or status",
-             response=SubscriptionView, body=SubscriptionChange, path_params=SUB_ID,
-             errors=(400, 401, 404, 413, 422)),
-    Endpoint("DELETE", "/subscriptions/{subscription_id}", remove_subscription,
-             "Remove a subscription and its alerts", 204, path_params=SUB_ID, errors=(401, 404, 422)),
-    Endpoint("POST", "/subscriptions/{subscription_id}/rotate-secret", rotate_secret,
-             "New secret; the old one also signs until previous_secret_expires_at", response=RotatedSecret,
-             path_params=SUB_ID, errors=(401, 404, 422)),
-]  # fmt: skip
+    Endpoint(
+        "GET",
+        "/subscriptions",
+        list_subscriptions,
+        "List subscriptions and their delivery state",
+        response=SubscriptionPage,
+        query=PageQuery,
+        errors=(400, 401, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/subscriptions",
+        add_subscription,
+        "Add a subscription; the answer carries its secret (shown only here)",
+        201,
+        SubscriptionWithSecret,
+        NewSubscription,
+        errors=(400, 401, 409, 413, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/subscriptions/{subscription_id}",
+        get_subscription,
+        "A subscription",
+        response=SubscriptionView,
+        path_params=SUB_ID,
+        errors=(401, 404, 422),
+    ),
+    Endpoint(
+        "PATCH",
+        "/subscriptions/{subscription_id}",
+        update_subscription,
+        "Change name, query, webhook, options, secret (at once, no grace) or status",
+        response=SubscriptionView,
+        body=SubscriptionChange,
+        path_params=SUB_ID,
+        errors=(400, 401, 404, 413, 422),
+    ),
+    Endpoint(
+        "DELETE",
+        "/subscriptions/{subscription_id}",
+        remove_subscription,
+        "Remove a subscription and its alerts",
+        204,
+        path_params=SUB_ID,
+        errors=(401, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/subscriptions/{subscription_id}/rotate-secret",
+        rotate_secret,
+        "New secret; the old one also signs until previous_secret_expires_at",
+        response=RotatedSecret,
+        path_params=SUB_ID,
+        errors=(401, 404, 422),
+    ),
+]

@@ -1,4 +1,4 @@
-"""What every command shares: the process's runtime, JSON output."""
+"""What every command shares: the process's runtime, the use cases over it, output to stdout."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from typing import Any
 
 from app.runtime import Runtime
 from ingest.models import iso
+from ingest.services.usecases.alerts import Alerts
+from ingest.services.usecases.feeds import Feeds
+from ingest.services.usecases.reading import Reading
+from ingest.services.usecases.subscriptions import Subscriptions
+from ingest.services.usecases.views import to_builtins
 
 
 def runtime() -> Runtime:
@@ -14,15 +19,32 @@ def runtime() -> Runtime:
     return Runtime.from_env()
 
 
-def emit(obj: dict[str, Any]) -> None:
-    """One JSON object on a line of its own (stdout)."""
-    print(json.dumps(obj, ensure_ascii=False))
+def feeds(rt: Runtime) -> Feeds:
+    return Feeds(rt.store, rt.settings, lambda: rt.refresher)
 
 
-def json_ready(value: Any) -> Any:
-    """Datetimes as ISO 8601 UTC, tuples as lists, recursively."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [json_ready(v) for v in value]
-    return iso(value) if hasattr(value, "tzinfo") else value
+def subscriptions(rt: Runtime) -> Subscriptions:
+    return Subscriptions(rt.store, rt.settings, rt.wakeup.wake)
+
+
+def alerts(rt: Runtime) -> Alerts:
+    return Alerts(rt.store, rt.settings, rt.wakeup.wake)
+
+
+def reading(rt: Runtime) -> Reading:
+    return Reading(rt.store)
+
+
+def emit(obj: Any) -> None:
+    """One JSON object (a dict or a view) on a line of its own (stdout)."""
+    print(json.dumps(to_builtins(obj), ensure_ascii=False))
+
+
+def row(*fields: Any) -> None:
+    """One tab-separated line; None as empty, datetimes as ISO 8601."""
+    print("\t".join("" if f is None else (iso(f) or "") if hasattr(f, "tzinfo") else str(f) for f in fields))
+
+
+def say(sentence: str) -> None:
+    """What a command did, in words, on stdout (scripts use `--json` instead)."""
+    print(sentence)

@@ -126,7 +126,8 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
     query = "&".join(
-        f"{p.split('=', 1)[0]}={REDACTED}" if "=" in p else (REDACTED if p else p) for p in parts.query.split("&")
+        f"{p.split('=', 1)[0]}={REDACTED}" if "=" in p else (REDACTED if p else p)
+        for p in parts.query.split("&")
     )
     fragment = REDACTED if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))

@@ -26,8 +26,9 @@ class Alerts:
     def page(self, q: AlertQuery) -> AlertPage:
         """Newest first, optionally one status and/or one subscription."""
         after = time_key(q.cursor, "alerts")
-        alerts = self.store.list_alerts_page(limit=q.limit + 1, status=q.status,
-                                             subscription_id=q.subscription, after=after)  # fmt: skip
+        alerts = self.store.list_alerts_page(
+            limit=q.limit + 1, status=q.status, subscription_id=q.subscription, after=after
+        )
         more, alerts = len(alerts) > q.limit, alerts[: q.limit]
         last = alerts[-1] if alerts else None
         cursor = encode_cursor("alerts", iso(last.created_at), last.id) if more and last else None
@@ -39,7 +40,10 @@ class Alerts:
     def _check_active(self, sub_id: str) -> None:
         sub = self.store.get_subscription(sub_id)
         if sub.status != "active":
-            raise Conflict(f"subscription {sub.id} is {sub.status} ({sub.status_reason}); resume it first")
+            raise Conflict(
+                f"subscription {sub.id} is {sub.status} ({sub.status_reason}); resume it first "
+                f"(`ingest subs resume {sub.id}`, or PATCH its status to active)"
+            )
 
     def replay(self, alert_id: str) -> Alert:
         """One failed alert back to pending, one more attempt, the same webhook-id."""

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingest.errors import FetchError, ParseError, UnsafeURLError
-from ingest.log import get_logger
 from ingest.feeds.discover import Discovered
+from ingest.log import get_logger
 from ingest.models import Feed, FetchResult
 from ingest.services.refresh import Refreshed, Refresher
 from ingest.services.usecases.paging import decode_cursor, encode_cursor
@@ -71,7 +71,9 @@ class Feeds:
     def _refuse_known(self, url: str) -> None:
         known = self.store.find_feed_by_url(url)
         if known is not None:
-            raise Conflict(f"feed {known.id} already has URL {url}; `ingest feeds edit {known.id}` changes it")
+            raise Conflict(
+                f"feed {known.id} already has URL {url}; `ingest feeds edit {known.id}` changes it"
+            )
 
     def add(self, req: NewFeed, *, discover: bool = False) -> AddedFeed:
         """Add a feed; with `discover`, a web page URL is replaced by the feed it announces."""
@@ -135,8 +137,9 @@ class Feeds:
         feed = self.store.get_feed(feed_id)
         interval = None if change.default_interval else (change.interval or feed.interval)
         fulltext = feed.fulltext if change.fulltext is None else change.fulltext
-        edited = self.store.edit_feed(feed_id, interval=interval, fulltext=fulltext,
-                                      title=change.name or feed.title)  # fmt: skip
+        edited = self.store.edit_feed(
+            feed_id, interval=interval, fulltext=fulltext, title=change.name or feed.title
+        )
         log.info("feed_edited", feed_id=feed_id, feed_url=feed.url, interval=interval, fulltext=fulltext)
         return edited
 
@@ -159,9 +162,14 @@ class Feeds:
         feed = self.store.get_feed(feed_id)
         with make_client(self.settings) as client:
             try:
-                outcome: FetchResult | FetchError = fetch_feed(client, feed.url, etag=feed.etag, last_modified=feed.last_modified,
-                                             max_bytes=self.settings.max_body_bytes,
-                                             timeout=self.settings.fetch_timeout)  # fmt: skip
+                outcome: FetchResult | FetchError = fetch_feed(
+                    client,
+                    feed.url,
+                    etag=feed.etag,
+                    last_modified=feed.last_modified,
+                    max_bytes=self.settings.max_body_bytes,
+                    timeout=self.settings.fetch_timeout,
+                )
             except FetchError as exc:
                 outcome = exc
         done: Refreshed = self.refresher().refresh(feed, outcome)
@@ -171,4 +179,6 @@ class Feeds:
         key = decode_cursor(q.cursor, "feeds", (int,))
         feeds = self.store.list_feeds_page(limit=q.limit + 1, after_id=key[0] if key else None)
         more, feeds = len(feeds) > q.limit, feeds[: q.limit]
-        return FeedPage(items=feeds, next_cursor=encode_cursor("feeds", feeds[-1].id) if more and feeds else None)
+        return FeedPage(
+            items=feeds, next_cursor=encode_cursor("feeds", feeds[-1].id) if more and feeds else None
+        )

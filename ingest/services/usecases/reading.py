@@ -29,8 +29,13 @@ def article_filter(q: ArticleQuery) -> ArticleFilter:
         language = check_language(q.language, allow_und=True) if q.language is not None else None
     except ConfigError as exc:
         raise Invalid("language", str(exc).split(": ", 1)[1]) from None
-    return ArticleFilter(language=language, feed_id=q.feed, story_id=q.story,
-                         since=_time(q.since, "since"), until=_time(q.until, "until"))  # fmt: skip
+    return ArticleFilter(
+        language=language,
+        feed_id=q.feed,
+        story_id=q.story,
+        since=_time(q.since, "since"),
+        until=_time(q.until, "until"),
+    )
 
 
 @dataclass
@@ -47,9 +52,13 @@ class Reading:
                 raise BadCursor()
             found = self.store.search_articles_page(q.q, filters, limit=q.limit + 1, offset=offset)
             more = len(found) > q.limit and offset + q.limit <= MAX_SEARCH_OFFSET
-            return ArticlePage(items=[article_view(a) for a in found[: q.limit]],
-                               next_cursor=encode_cursor("search", offset + q.limit) if more else None)  # fmt: skip
-        articles = self.store.list_articles_page(filters, limit=q.limit + 1, after=time_key(q.cursor, "articles"))
+            return ArticlePage(
+                items=[article_view(a) for a in found[: q.limit]],
+                next_cursor=encode_cursor("search", offset + q.limit) if more else None,
+            )
+        articles = self.store.list_articles_page(
+            filters, limit=q.limit + 1, after=time_key(q.cursor, "articles")
+        )
         more, articles = len(articles) > q.limit, articles[: q.limit]
         last = articles[-1] if articles else None
         cursor = encode_cursor("articles", iso(last.fetched_at), last.id) if more and last else None
@@ -76,5 +85,7 @@ class Reading:
                 seen.setdefault(article.story_id)
             if page.next_cursor is None:
                 break
-            q = ArticleQuery(**{**{f: getattr(q, f) for f in q.__struct_fields__}, "cursor": page.next_cursor})
+            q = ArticleQuery(
+                **{**{f: getattr(q, f) for f in q.__struct_fields__}, "cursor": page.next_cursor}
+            )
         return [self.story(story_id) for story_id in list(seen)[: q.limit]]

@@ -104,10 +104,13 @@ Text200 = Annotated[str, Meta(min_length=1, max_length=200)]
 Text2000 = Annotated[str, Meta(min_length=1, max_length=2000)]
 Url = Annotated[str, Meta(min_length=1, max_length=2000, description="http(s); a public address")]
 Secret = Annotated[
-    str, Meta(min_length=1, max_length=400, description="whsec_ + base64 of >= 24 bytes; generated when omitted")
+    str,
+    Meta(min_length=1, max_length=400, description="whsec_ + base64 of >= 24 bytes; generated when omitted"),
 ]
 Interval = Annotated[int, Meta(ge=60, le=30 * 86400, description="fixed seconds between polls")]
-Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT, description=f"items per page (default 50, at most {MAX_LIMIT})")]
+Limit = Annotated[
+    int, Meta(ge=1, le=MAX_LIMIT, description=f"items per page (default 50, at most {MAX_LIMIT})")
+]
 Cursor = Annotated[str, Meta(max_length=2000, description="`next_cursor` of the previous page")]
 Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 Time = Annotated[str, Meta(max_length=64, extra_json_schema={"format": "date-time"})]
@@ -152,9 +155,9 @@ class NewSubscription(Request, frozen=True):
     name: Text200 | None = None
     secret: Secret | None = None
     options: OptionsInput | None = None
-    backfill: Annotated[str, Meta(max_length=20, description="also alert stories stored within, e.g. 7d")] | None = (
-        None
-    )
+    backfill: (
+        Annotated[str, Meta(max_length=20, description="also alert stories stored within, e.g. 7d")] | None
+    ) = None
 
 
 class SubscriptionChange(Request, frozen=True):
@@ -179,9 +182,15 @@ class PageQuery(Request, frozen=True):
 class ArticleQuery(Request, frozen=True):
     """Article filters; with `q`, full-text search ranked best first."""
 
-    q: Annotated[
-        str, Meta(max_length=500, description="every word must occur in the title or text; results best first")
-    ] | None = None
+    q: (
+        Annotated[
+            str,
+            Meta(
+                max_length=500, description="every word must occur in the title or text; results best first"
+            ),
+        ]
+        | None
+    ) = None
     language: Annotated[str, Meta(max_length=16, description="ISO 639-1 code, e.g. `en`")] | None = None
     feed: Annotated[int, Meta(ge=1, le=MAX_ID, description="feed id")] | None = None
     story: Annotated[str, Meta(max_length=200, description="story id")] | None = None

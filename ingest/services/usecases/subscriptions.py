@@ -91,8 +91,13 @@ class Subscriptions:
         if given is None:
             return None
         try:
-            return make_options(self.store, languages=given.languages, feeds=given.feed_ids,
-                                digest_minutes=given.digest_minutes, rate_limit=given.rate_limit)  # fmt: skip
+            return make_options(
+                self.store,
+                languages=given.languages,
+                feeds=given.feed_ids,
+                digest_minutes=given.digest_minutes,
+                rate_limit=given.rate_limit,
+            )
         except ConfigError as exc:
             raise Invalid("options", str(exc)) from None
 
@@ -108,8 +113,15 @@ class Subscriptions:
         if any(s.query == query and s.webhook == webhook for s in self.store.list_subscriptions()):
             raise Conflict("a subscription with this query and webhook already exists")
         sub = self.store.add_subscription(
-            Subscription(id=new_subscription_id(), name=req.name or query, query=query, webhook=webhook,
-                         secret=secret, created_at=utcnow(), options=options)  # fmt: skip
+            Subscription(
+                id=new_subscription_id(),
+                name=req.name or query,
+                query=query,
+                webhook=webhook,
+                secret=secret,
+                created_at=utcnow(),
+                options=options,
+            )
         )
         log.info("subscription_created", subscription_id=sub.id)
         backfilled = None
@@ -119,8 +131,9 @@ class Subscriptions:
             backfilled = len(backfill(self.store, sub, period))
             self.wake()
         view = subscription_view(sub)
-        return SubscriptionWithSecret(**{f: getattr(view, f) for f in view.__struct_fields__},
-                                      secret=sub.secret, backfilled=backfilled)  # fmt: skip
+        return SubscriptionWithSecret(
+            **{f: getattr(view, f) for f in view.__struct_fields__}, secret=sub.secret, backfilled=backfilled
+        )
 
     def update(self, sub_id: str, change: SubscriptionChange) -> SubscriptionView:
         """Change what is given; an explicit secret replaces the old one at once (no grace)."""
@@ -129,8 +142,9 @@ class Subscriptions:
         secret = checked_secret(change.secret) if change.secret is not None else None
         webhook = checked_webhook(change.webhook, self.settings) if change.webhook is not None else None
         options = self.options(change.options)
-        sub = self.store.update_subscription(sub_id, name=change.name, query=query, webhook=webhook,
-                                             options=options)  # fmt: skip
+        sub = self.store.update_subscription(
+            sub_id, name=change.name, query=query, webhook=webhook, options=options
+        )
         if secret is not None:
             sub = self.store.rotate_subscription_secret(sub_id, secret, previous_valid_until=utcnow())
         if change.status is not None:

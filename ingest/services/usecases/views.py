@@ -136,26 +136,49 @@ def delivery_state(sub: Subscription, receivers: dict[str, ReceiverState], now: 
         return Delivery(state=status)
     opened = receiver.state == "open" and receiver.open_until is not None and receiver.open_until > now
     circuit: Any = "open" if opened else "half_open"
-    return Delivery(state=status, circuit=circuit, next_attempt_at=receiver.open_until if opened else None,
-                    receiver_error=redact_urls_in(receiver.last_error))  # fmt: skip
+    return Delivery(
+        state=status,
+        circuit=circuit,
+        next_attempt_at=receiver.open_until if opened else None,
+        receiver_error=redact_urls_in(receiver.last_error),
+    )
 
 
 def subscription_view(sub: Subscription, delivery: Delivery | None = None) -> SubscriptionView:
     status: Any = sub.status
     return SubscriptionView(
-        id=sub.id, name=sub.name, query=sub.query, webhook=redact_url(sub.webhook), status=status,
-        status_reason=sub.status_reason, created_at=sub.created_at, options=sub.options,
-        failing_since=sub.failing_since, last_success_at=sub.last_success_at, delivery=delivery,
-    )  # fmt: skip
+        id=sub.id,
+        name=sub.name,
+        query=sub.query,
+        webhook=redact_url(sub.webhook),
+        status=status,
+        status_reason=sub.status_reason,
+        created_at=sub.created_at,
+        options=sub.options,
+        failing_since=sub.failing_since,
+        last_success_at=sub.last_success_at,
+        delivery=delivery,
+    )
 
 
 def article_view(article: Article) -> ArticleView:
     a = article
     return ArticleView(
-        id=a.id, url=a.url, title=a.title, text=a.text, summary=a.summary, language=a.language,
-        language_confidence=a.language_confidence, published_at=a.published_at, feed_url=a.feed_url,
-        story_id=a.story_id, feed_id=a.feed_id, author=a.author, fetched_at=a.fetched_at, updated=a.updated,
-    )  # fmt: skip
+        id=a.id,
+        url=a.url,
+        title=a.title,
+        text=a.text,
+        summary=a.summary,
+        language=a.language,
+        language_confidence=round(a.language_confidence, 4),
+        published_at=a.published_at,
+        feed_url=a.feed_url,
+        story_id=a.story_id,
+        feed_id=a.feed_id,
+        author=a.author,
+        fetched_at=a.fetched_at,
+        updated=a.updated,
+    )
 
 
 def alert_view(alert: Alert) -> Alert:
@@ -164,15 +187,26 @@ def alert_view(alert: Alert) -> Alert:
 
 
 def receiver_view(r: ReceiverState) -> ReceiverView:
-    return ReceiverView(origin=r.origin, state=r.state, failures=r.failures, open_until=r.open_until,
-                        last_error=redact_urls_in(r.last_error))  # fmt: skip
+    return ReceiverView(
+        origin=r.origin,
+        state=r.state,
+        failures=r.failures,
+        open_until=r.open_until,
+        last_error=redact_urls_in(r.last_error),
+    )
 
 
 def delivery_status(stats: DeliveryStats, receivers: list[ReceiverState]) -> DeliveryStatus:
     s = stats
-    return DeliveryStatus(due=s.due, in_flight=s.in_flight, oldest_due_at=s.oldest_due_at, held=s.held,
-                          failed=s.failed, open_circuits=s.open_circuits,
-                          receivers=[receiver_view(r) for r in receivers])  # fmt: skip
+    return DeliveryStatus(
+        due=s.due,
+        in_flight=s.in_flight,
+        oldest_due_at=s.oldest_due_at,
+        held=s.held,
+        failed=s.failed,
+        open_circuits=s.open_circuits,
+        receivers=[receiver_view(r) for r in receivers],
+    )
 
 
 def to_json(value: Any) -> bytes:
