@@ -126,7 +126,9 @@ def feeds_import(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
-    done = feeds(runtime()).import_opml(data)
+    from ingest.feeds.discover import read_opml
+
+    done = feeds(runtime()).import_feeds([(o.url, o.title) for o in read_opml(data)])
     for url, why in done.skipped:
         print(f"ingest: skipped {url}: {why}", file=sys.stderr)
     for feed in done.added:
@@ -140,7 +142,9 @@ def feeds_import(args: argparse.Namespace) -> int:
 
 
 def feeds_export(args: argparse.Namespace) -> int:
-    sys.stdout.buffer.write(feeds(runtime()).export_opml())
+    from ingest.feeds.discover import write_opml
+
+    sys.stdout.buffer.write(write_opml(runtime().store.list_feeds()))
     sys.stdout.flush()
     return 0
 

@@ -1,4 +1,4 @@
-"""Managing feeds: add (with discovery), import and export OPML, edit, remove, enable, refresh one now.
+"""Managing feeds: add (with discovery), import an OPML file's feeds, edit, remove, enable, refresh one now.
 
 A feed is added once: adding a URL that is already polled is refused, naming the feed and
 `feeds edit`, rather than silently keeping the old settings.
@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingest.errors import FetchError, ParseError, UnsafeURLError
-from ingest.feeds.discover import Discovered
 from ingest.log import get_logger
 from ingest.models import Feed, FetchResult
 from ingest.services.refresh import Refreshed, Refresher
@@ -60,13 +59,29 @@ def checked_url(url: str, settings: Settings, name: str = "url") -> str:
     return url
 
 
+@dataclass(frozen=True)
+class Found:
+    """The feed behind a URL: its URL and title, and the page that announced it (if it was a page)."""
+
+    url: str
+    title: str | None
+    from_page: str | None = None
+
+
+Discover = Callable[[str], Found]  # raises FetchError (UnsafeURLError when refused) or ParseError
+Poll = Callable[[Feed], FetchResult | FetchError]  # one conditional GET of a feed, as the poller does
+
+
 @dataclass
 class Feeds:
-    """The feed use cases over one store; `refresher` is built only when a feed is polled now."""
+    """The feed use cases over one store; the network comes in as ports (the composition root's
+    `discover` and `poll`), and `refresher` is built only when a feed is polled now."""
 
     store: FeedStore
     settings: Settings
     refresher: Callable[[], Refresher] | None = None
+    discover: Discover | None = None
+    poll: Poll | None = None
 
     def _refuse_known(self, url: str) -> None:
         known = self.store.find_feed_by_url(url)
@@ -94,41 +109,31 @@ class Feeds:
         log.info("feed_added", feed_id=feed.id, feed_url=feed.url)
         return AddedFeed(feed, found_on, warning)
 
-    def _discover(self, url: str) -> Discovered:
-        from ingest.feeds.discover import discover
-        from ingest.fetch import make_client
+    def _discover(self, url: str) -> Found:
+        assert self.discover is not None, "Feeds.add(discover=True) needs a discover port"
+        try:
+            return self.discover(url)
+        except ParseError as exc:
+            raise Invalid("url", str(exc)) from None
 
-        with make_client(self.settings) as client:
-            try:
-                return discover(client, url, self.settings)
-            except ParseError as exc:
-                raise Invalid("url", str(exc)) from None
-
-    def import_opml(self, data: bytes) -> Imported:
-        """Add every feed of an OPML document; unsafe or malformed URLs are skipped with the reason."""
-        from ingest.feeds.discover import read_opml
-
+    def import_feeds(self, outlines: list[tuple[str, str | None]]) -> Imported:
+        """Add every (url, title) of an OPML file; unsafe or malformed URLs are skipped with the reason."""
         known = {f.url for f in self.store.list_feeds()}
         added: list[Feed] = []
         skipped: list[tuple[str, str]] = []
         present = 0
-        for outline in read_opml(data):
-            if outline.url in known:
+        for url, title in outlines:
+            if url in known:
                 present += 1
                 continue
             try:
-                checked_url(outline.url, self.settings)
+                checked_url(url, self.settings)
             except Invalid as exc:
-                skipped.append((outline.url, exc.reason))
+                skipped.append((url, exc.reason))
                 continue
-            added.append(self.store.add_feed(outline.url, title=outline.title))
-            known.add(outline.url)
+            added.append(self.store.add_feed(url, title=title))
+            known.add(url)
         return Imported(added, present, skipped)
-
-    def export_opml(self) -> bytes:
-        from ingest.feeds.discover import write_opml
-
-        return write_opml(self.store.list_feeds())
 
     def edit(self, feed_id: int, change: FeedChange) -> Feed:
         """Change interval (or back to the default), full-text fetching, name; the next poll is now."""
@@ -156,23 +161,9 @@ class Feeds:
 
     def refresh(self, feed_id: int) -> Refreshing:
         """Poll one feed now, as the poller would (conditional GET, new entries queued)."""
-        from ingest.fetch import fetch_feed, make_client
-
-        assert self.refresher is not None, "Feeds.refresh needs a refresher"
+        assert self.refresher is not None and self.poll is not None, "Feeds.refresh needs its ports"
         feed = self.store.get_feed(feed_id)
-        with make_client(self.settings) as client:
-            try:
-                outcome: FetchResult | FetchError = fetch_feed(
-                    client,
-                    feed.url,
-                    etag=feed.etag,
-                    last_modified=feed.last_modified,
-                    max_bytes=self.settings.max_body_bytes,
-                    timeout=self.settings.fetch_timeout,
-                )
-            except FetchError as exc:
-                outcome = exc
-        done: Refreshed = self.refresher().refresh(feed, outcome)
+        done: Refreshed = self.refresher().refresh(feed, self.poll(feed))
         return Refreshing(self.store.get_feed(feed_id), done.counts)
 
     def page(self, q: PageQuery) -> FeedPage:
