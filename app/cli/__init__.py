@@ -123,9 +123,9 @@ def _broken_pipe() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     debug = os.environ.get("INGEST_LOG_LEVEL", "").lower() == "debug"
     try:
+        args = build_parser().parse_args(argv)
         settings = Settings.from_env()
         configure_logging(settings)  # logs to stderr before anything can log to stdout
         names = _names(args)
