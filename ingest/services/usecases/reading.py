@@ -28,7 +28,7 @@ def article_filter(q: ArticleQuery) -> ArticleFilter:
     try:
         language = check_language(q.language, allow_und=True) if q.language is not None else None
     except ConfigError as exc:
-        raise Invalid("language", str(exc).split(": ", 1)[1]) from None
+        raise Invalid("language", str(exc).removeprefix("language ")) from None
     return ArticleFilter(
         language=language,
         feed_id=q.feed,
