@@ -1,7 +1,9 @@
 """Every setting the service reads, from environment variables, in one table.
 
 Configuration enters once, at the edge: `Settings.from_env()` parses and
-validates the environment; everything below takes plain arguments.
+validates the environment (over `settings.env` in the data directory, which
+keeps settings that belong with that data, such as the demo's loopback
+allowance); everything below takes plain arguments.
 The README's configuration table is generated from `SETTINGS` (see
 `ingest settings --markdown`), so the two cannot drift apart.
 """
@@ -467,8 +469,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Parse the environment; a bad value raises ConfigError naming the variable."""
-        env = os.environ if environ is None else environ
+        """Parse the environment over the data directory's settings file; a bad value raises
+        ConfigError naming the variable."""
+        given = os.environ if environ is None else environ
+        data_dir = Path(given.get("INGEST_DATA_DIR", "./data"))
+        env = {**read_settings_file(data_dir / SETTINGS_FILE), **given}
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = _raw_value(setting, env)
@@ -512,6 +517,42 @@ def _raw_value(setting: Setting, env: Mapping[str, str]) -> str:
             f"{setting.env} is a placeholder (from .env.example or `ingest settings`): set a real secret"
         )
     return raw
+
+
+SETTINGS_FILE = "settings.env"  # in the data directory: settings that belong with its data (the demo's)
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def read_settings_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines of a data directory's settings file (absent: none); the environment wins."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or name.strip() not in ENV_NAMES:
+            raise ConfigError(f"{path}: line {number}: expected NAME=value with a setting's name")
+        values[name.strip()] = value.strip()
+    return values
+
+
+def write_setting(data_dir: Path, name: str, value: str) -> None:
+    """Set one setting in the data directory's settings file, keeping the others."""
+    path = data_dir / SETTINGS_FILE
+    values = {**read_settings_file(path), name: value}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+
+
+def sqlite_path(database_url: str) -> Path:
+    """The file of a `sqlite:///path` URL (`sqlite:////abs` for an absolute path)."""
+    return Path(database_url[len(_SQLITE_PREFIX) :])
 
 
 def settings_table() -> str:

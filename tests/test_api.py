@@ -421,7 +421,7 @@ def test_alert_log_failed_and_one(api: Api, http_server: LoopbackServer) -> None
     assert page2["next_cursor"] is None
 
 
-def test_replay_sets_failed_alert_pending_and_queues_it(
+def test_replay_sets_failed_alert_pending_and_wakes_the_sender(
     api: Api, http_server: LoopbackServer, redis_client: redis.Redis
 ) -> None:
     """Replay answers 202, the alert is pending and due again with one attempt left, the sender is woken."""

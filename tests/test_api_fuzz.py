@@ -44,8 +44,9 @@ def test_openapi_documents_every_route(api: Api) -> None:
 def test_fuzz_every_operation_from_the_openapi_document(api: Api, http_server: LoopbackServer) -> None:
     """schemathesis: 20 valid and 20 invalid requests per operation; answers conform, never 5xx.
 
-    The accept/reject checks are off: opaque cursors and webhook URLs failing the SSRF check are
-    schema-valid strings the API rightly refuses, and unknown query parameters are ignored.
+    The accept/reject checks are off: opaque cursors, webhook URLs failing the SSRF check and unknown
+    language codes are schema-valid strings the API rightly refuses, and a negative case that drops the
+    Authorization header is still sent with it here. Unknown parameters: tests/test_api_usecases.py.
     """
     import schemathesis
     from hypothesis import HealthCheck, given, settings

@@ -31,7 +31,7 @@ def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatc
         "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
     }.items():
         monkeypatch.setenv(key, value)
-    context = Runtime(Settings.from_env())
+    context = Runtime.from_env()  # logging configured: its lines go to stderr, not into the output
     yield context
 
 

@@ -21,6 +21,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("INGEST_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
     monkeypatch.setenv("INGEST_ALLOWED_NETWORKS", "127.0.0.0/8")
+    assert main(["db", "upgrade"]) == 0
     return settings
 
 
@@ -131,8 +132,12 @@ class TestSubscriptionsAndFeeds:
         monkeypatch.setenv("INGEST_DATA_DIR", str(settings.data_dir))
         monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
         monkeypatch.delenv("INGEST_ALLOWED_NETWORKS", raising=False)
+        assert main(["db", "upgrade"]) == 0
+        capsys.readouterr()
         assert main(["subs", "add", "--query", "x", "--webhook", "http://127.0.0.1:9/hook"]) == 2
-        assert "127.0.0.1" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert err.startswith("ingest: error: webhook: refused") and "127.0.0.1" in err
+        assert "fetch" not in err and len(err.splitlines()) == 1
 
     def test_feed_with_bad_scheme_refused(self, env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
         """A file:// feed URL is refused with a clear message."""

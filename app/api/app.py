@@ -1,4 +1,4 @@
-"""The ASGI application: routes of every resource, JSON errors, auth, access log."""
+"""The ASGI application: the endpoints of every resource, JSON errors, auth, access log."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from starlette.routing import BaseRoute, Route
 
 from app.api import alerts, articles, feeds, health, subscriptions
 from app.api.auth import AccessLog, BearerAuth
-from app.api.common import ApiError, error_response
+from app.api.common import ApiError, Endpoint, Handler, error_response, query
 from app.api.deps import ApiDeps
-from app.api.openapi import openapi_document
 from ingest.errors import NotFound, StoreError
 from ingest.log import get_logger
+from ingest.services.usecases.paging import BadCursor
+from ingest.services.usecases.requests import Conflict, Invalid
+from ingest.services.usecases.requests import Request as NoParameters
 
 log = get_logger("app.api")
 
@@ -35,6 +37,20 @@ HTTP_CODES = {
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, **exc.details)
+
+
+async def invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Invalid)
+    code = "invalid_query" if exc.field == "query" and "position" in exc.details else "invalid"
+    return error_response(422, code, str(exc), field=exc.field, **exc.details)
+
+
+async def conflict(request: Request, exc: Exception) -> Response:
+    return error_response(409, "conflict", str(exc))
+
+
+async def bad_cursor(request: Request, exc: Exception) -> Response:
+    return error_response(400, "bad_cursor", str(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -63,18 +79,40 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 async def openapi(request: Request) -> Response:
+    from app.api.openapi import openapi_document
+
     return JSONResponse(openapi_document())
 
 
-def all_routes() -> list[Route]:
+def all_endpoints() -> list[Endpoint]:
+    document = Endpoint(
+        "GET", "/openapi.json", openapi, "This document (OpenAPI 3.1)", response=dict, errors=(401, 422)
+    )
     return [
-        *feeds.routes,
-        *subscriptions.routes,
-        *articles.routes,
-        *alerts.routes,
-        *health.routes,
-        Route("/openapi.json", openapi, methods=["GET"]),
+        *feeds.endpoints,
+        *subscriptions.endpoints,
+        *articles.endpoints,
+        *alerts.endpoints,
+        *health.endpoints,
+        document,
     ]
+
+
+def _strict(ep: Endpoint) -> Handler:
+    """The handler, refusing query parameters an endpoint without a query model does not take."""
+    if ep.query is not None or ep.public:
+        return ep.handler
+
+    async def handler(request: Request) -> Response:
+        if request.query_params:
+            query(request, NoParameters)
+        return await ep.handler(request)
+
+    return handler
+
+
+def all_routes() -> list[Route]:
+    return [Route(ep.path, _strict(ep), methods=[ep.method]) for ep in all_endpoints()]
 
 
 def create_app(
@@ -102,6 +140,9 @@ def create_app(
         ],
         exception_handlers={
             ApiError: api_error,
+            Invalid: invalid,
+            Conflict: conflict,
+            BadCursor: bad_cursor,
             HTTPException: http_error,
             NotFound: not_found,
             StoreError: store_error,

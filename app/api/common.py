@@ -1,33 +1,51 @@
-"""What every resource module shares: errors, body and parameter parsing, cursors, JSON shapes.
+"""What every resource module shares: endpoints described once (route and OpenAPI operation),
+errors in one shape, typed bodies and query parameters, JSON answers.
 
-Errors are one shape, `{"error": {"code", "message", ...}}`, raised as
-`ApiError` anywhere in a handler. Every input is checked before it reaches
-the database: strings that PostgreSQL or UTF-8 cannot hold (NUL, lone
-surrogates) and integers beyond BIGINT are refused here, so bad input is a
-4xx and never a 500.
+Errors are `{"error": {"code", "message", ...}}`. Bodies and query parameters become the use
+cases' typed requests (`ingest.services.usecases.requests`): an unknown field or parameter is a
+422 naming it, as is anything the database could not hold, so bad input is a 4xx and never a 500.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from app.api.deps import ApiDeps
-from ingest.models import Alert, Article, Feed, Subscription, iso, parse_iso
+from ingest.services.usecases.requests import MAX_ID, parse, parse_query
+from ingest.services.usecases.views import to_json
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-MAX_ID = 2**63 - 1
 T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+NO_STORE = {"Cache-Control": "no-store"}  # answers that carry a subscription secret
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation: the route Starlette serves and the OpenAPI operation generated from its types.
+
+    `response` is the answer's type (None: no body; "text": plain text), `body` and `query`
+    the request types; `path_params` the JSON schema of each path parameter.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    status: int = 200
+    response: Any = None
+    body: type | None = None
+    query: type | None = None
+    path_params: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    errors: tuple[int, ...] = (401,)
+    public: bool = False  # no token; probes may add any query parameter
+    other: Mapping[int, tuple[str, Any]] = field(default_factory=dict)  # more answers: status -> (doc, type)
 
 
 class ApiError(Exception):
@@ -51,8 +69,9 @@ def error_response(
     )
 
 
-def invalid(field: str, message: str, **details: Any) -> ApiError:
-    return ApiError(422, "invalid", f"{field}: {message}", field=field, **details)
+def answer(view: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A view as JSON (datetimes ISO 8601 UTC)."""
+    return Response(to_json(view), status_code=status, media_type="application/json", headers=headers)
 
 
 def deps(request: Request) -> ApiDeps:
@@ -64,10 +83,7 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
-# -- request bodies -------------------------------------------------------------
-
-
-async def read_json(request: Request) -> dict[str, Any]:
+async def read_json(request: Request) -> Any:
     """The body as a JSON object: 413 past the size cap (checked while reading), 400 if not JSON."""
     cap = deps(request).settings.api_max_body_bytes
     declared = request.headers.get("content-length")
@@ -89,75 +105,12 @@ async def read_json(request: Request) -> dict[str, Any]:
     return body
 
 
-def check_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise invalid(unknown[0], f"unknown field; allowed: {', '.join(allowed)}")
+async def body(request: Request, kind: type[T]) -> T:
+    return parse(kind, await read_json(request))
 
 
-def text(value: Any, field: str, *, max_len: int, required: bool = False) -> str | None:
-    """A non-empty string the database can store, or None when absent and optional."""
-    if value is None:
-        if required:
-            raise invalid(field, "is required")
-        return None
-    if not isinstance(value, str):
-        raise invalid(field, "must be a string")
-    if not value.strip():
-        raise invalid(field, "must not be empty")
-    if len(value) > max_len:
-        raise invalid(field, f"is longer than {max_len} characters")
-    if "\x00" in value:
-        raise invalid(field, "must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise invalid(field, "is not valid Unicode text") from None
-    return value
-
-
-def integer(value: Any, field: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(field, "must be an integer")
-    if not minimum <= value <= maximum:
-        raise invalid(field, f"must be between {minimum} and {maximum}")
-    return value
-
-
-# -- query and path parameters ----------------------------------------------------
-
-
-def query_text(request: Request, name: str, *, max_len: int = 200) -> str | None:
-    raw = request.query_params.get(name)
-    return None if raw is None or raw == "" else text(raw, name, max_len=max_len)
-
-
-def query_int(request: Request, name: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid(name, "must be an integer") from None
-    return integer(value, name, minimum=minimum, maximum=maximum)
-
-
-def query_time(request: Request, name: str) -> datetime | None:
-    raw = query_text(request, name, max_len=64)
-    if raw is None:
-        return None
-    try:
-        value = parse_iso(raw)
-        return value.astimezone(UTC) if value else None
-    except (ValueError, OverflowError):
-        raise invalid(name, "must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z") from None
-
-
-def page_limit(request: Request) -> int:
-    return query_int(request, "limit", maximum=MAX_LIMIT) or DEFAULT_LIMIT
+def query(request: Request, kind: type[T]) -> T:
+    return parse_query(kind, request.query_params.multi_items())
 
 
 def path_id(request: Request, name: str) -> str:
@@ -179,87 +132,5 @@ def path_int(request: Request, name: str) -> int:
     return value
 
 
-# -- cursors: opaque to clients, validated strictly on the way back in ------------------
-
-
-def encode_cursor(kind: str, *key: Any) -> str:
-    raw = json.dumps([kind, *key], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(request: Request, kind: str, types: tuple[type, ...]) -> list[Any] | None:
-    """The key inside `cursor` (None on the first page); 400 if it is not one we issued for `kind`."""
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError, RecursionError):
-        data = None
-    if (
-        not isinstance(data, list)
-        or len(data) != len(types) + 1
-        or data[0] != kind
-        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(data[1:], types, strict=True))
-    ):
-        raise ApiError(400, "bad_cursor", "cursor is not one this listing returned")
-    return data[1:]
-
-
-def cursor_time(value: str) -> datetime:
-    try:
-        parsed = parse_iso(value)
-        parsed = parsed.astimezone(UTC) if parsed else None
-    except (ValueError, OverflowError):
-        parsed = None
-    if parsed is None:
-        raise ApiError(400, "bad_cursor", "cursor is not one this listing returned")
-    return parsed
-
-
-def page(items: list[dict[str, Any]], next_cursor: str | None) -> JSONResponse:
-    return JSONResponse({"items": items, "next_cursor": next_cursor})
-
-
-# -- resources as JSON ------------------------------------------------------------
-
-
-def _iso_values(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
-
-
-def feed_json(feed: Feed) -> dict[str, Any]:
-    return _iso_values(asdict(feed))
-
-
-def subscription_json(sub: Subscription) -> dict[str, Any]:
-    data = _iso_values(asdict(sub))
-    data.pop("secret")
-    return data
-
-
-def article_json(article: Article) -> dict[str, Any]:
-    return {
-        **article.to_dict(),
-        "feed_id": article.feed_id,
-        "author": article.author,
-        "fetched_at": iso(article.fetched_at),
-        "updated": article.updated,
-    }
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    return _iso_values(asdict(alert))
-
-
-async def public_url(request: Request, url: str, field: str) -> None:
-    """422 unless `url` is http(s) and resolves only to public (or allowed) addresses (SSRF guard)."""
-    from ingest.errors import FetchError
-    from ingest.net.guard import check_url
-
-    try:
-        await call(check_url, url, deps(request).settings.allowed_networks)
-    except FetchError as exc:
-        raise invalid(field, exc.reason) from None
-    except ValueError as exc:
-        raise invalid(field, f"not a valid URL: {exc}") from None
+ID_PARAM = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+STR_PARAM = {"type": "string"}

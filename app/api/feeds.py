@@ -1,67 +1,89 @@
-"""/feeds: list, add, show (the feed's fetch state), remove."""
+"""/feeds: list, add, show (the feed's fetch state), edit, remove."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
-from app.api.common import (
-    ApiError,
-    call,
-    check_fields,
-    decode_cursor,
-    deps,
-    encode_cursor,
-    feed_json,
-    integer,
-    page,
-    page_limit,
-    path_int,
-    public_url,
-    read_json,
-    text,
-)
+from app.api.common import ID_PARAM, Endpoint, answer, body, call, deps, path_int, query
+from ingest.models import Feed
+from ingest.services.usecases.requests import FeedChange, NewFeed, PageQuery
+from ingest.services.usecases.views import FeedPage
 
-MIN_INTERVAL = 60
+FEED_ID = {"feed_id": (ID_PARAM, "feed id")}
 
 
 async def list_feeds(request: Request) -> Response:
-    limit = page_limit(request)
-    key = decode_cursor(request, "feeds", (int,))
-    feeds = await call(deps(request).store.list_feeds_page, limit=limit + 1, after_id=key[0] if key else None)
-    more = len(feeds) > limit
-    feeds = feeds[:limit]
-    return page([feed_json(f) for f in feeds], encode_cursor("feeds", feeds[-1].id) if more else None)
+    return answer(await call(deps(request).feeds.page, query(request, PageQuery)))
 
 
 async def add_feed(request: Request) -> Response:
-    body = await read_json(request)
-    check_fields(body, ("url", "interval"))
-    url = text(body.get("url"), "url", max_len=2000, required=True)
-    assert url is not None
-    interval = integer(body.get("interval"), "interval", minimum=MIN_INTERVAL, maximum=30 * 86400)
-    d = deps(request)
-    await public_url(request, url, "url")
-    if await call(d.store.find_feed_by_url, url) is not None:
-        raise ApiError(409, "conflict", f"a feed with URL {url} already exists")
-    feed = await call(d.store.add_feed, url, interval=interval)
-    return JSONResponse(feed_json(feed), status_code=201)
+    req = await body(request, NewFeed)
+    added = await call(deps(request).feeds.add, req)
+    return answer(added.feed, 201)
 
 
 async def get_feed(request: Request) -> Response:
-    feed = await call(deps(request).store.get_feed, path_int(request, "feed_id"))
-    return JSONResponse(feed_json(feed))
+    return answer(await call(deps(request).store.get_feed, path_int(request, "feed_id")))
+
+
+async def edit_feed(request: Request) -> Response:
+    feed_id = path_int(request, "feed_id")
+    change = await body(request, FeedChange)
+    return answer(await call(deps(request).feeds.edit, feed_id, change))
 
 
 async def remove_feed(request: Request) -> Response:
-    await call(deps(request).store.remove_feed, path_int(request, "feed_id"))
+    await call(deps(request).feeds.remove, path_int(request, "feed_id"))
     return Response(status_code=204)
 
 
-routes = [
-    Route("/feeds", list_feeds, methods=["GET"]),
-    Route("/feeds", add_feed, methods=["POST"]),
-    Route("/feeds/{feed_id:int}", get_feed, methods=["GET"]),
-    Route("/feeds/{feed_id:int}", remove_feed, methods=["DELETE"]),
+endpoints = [
+    Endpoint(
+        "GET",
+        "/feeds",
+        list_feeds,
+        "List feeds with their fetch state",
+        response=FeedPage,
+        query=PageQuery,
+        errors=(400, 401, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/feeds",
+        add_feed,
+        "Add a feed (http(s), public address only)",
+        201,
+        Feed,
+        NewFeed,
+        errors=(400, 401, 409, 413, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/feeds/{feed_id:int}",
+        get_feed,
+        "A feed and its state: last success, last error, consecutive errors, next poll",
+        response=Feed,
+        path_params=FEED_ID,
+        errors=(401, 404, 422),
+    ),
+    Endpoint(
+        "PATCH",
+        "/feeds/{feed_id:int}",
+        edit_feed,
+        "Change a feed's interval (or back to the default), full-text fetching or name; polled next",
+        response=Feed,
+        body=FeedChange,
+        path_params=FEED_ID,
+        errors=(400, 401, 404, 413, 422),
+    ),
+    Endpoint(
+        "DELETE",
+        "/feeds/{feed_id:int}",
+        remove_feed,
+        "Remove a feed (its stored articles stay)",
+        204,
+        path_params=FEED_ID,
+        errors=(401, 404, 422),
+    ),
 ]

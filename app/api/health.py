@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from msgspec import Struct
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from app.api.common import call, deps
+from app.api.common import Endpoint, call, deps
 from ingest import metrics
 from ingest.log import get_logger
 from ingest.models import utcnow
 
 log = get_logger(__name__)
+
+
+class Ready(Struct, frozen=True):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
+class Alive(Struct, frozen=True):
+    status: Literal["ok"]
 
 
 async def healthz(request: Request) -> Response:
@@ -50,8 +61,24 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(await call(collect), media_type=metrics.CONTENT_TYPE)
 
 
-routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
+endpoints = [
+    Endpoint("GET", "/healthz", healthz, "The process answers", response=Alive, errors=(), public=True),
+    Endpoint(
+        "GET",
+        "/readyz",
+        readyz,
+        "Redis and the database answer",
+        response=Ready,
+        errors=(),
+        public=True,
+        other={503: ("not ready", Ready)},
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics_endpoint,
+        "Prometheus metrics (open without a token if INGEST_METRICS_PUBLIC=1)",
+        response="text",
+        errors=(401, 422),
+    ),
 ]

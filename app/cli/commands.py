@@ -11,21 +11,14 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from app.cli.common import runtime
+from app.cli.common import emit, say
+from ingest.clean.url import redact_url
 from ingest.errors import ConfigError
-from ingest.models import RawEntry, iso
-from ingest.settings import REDACTED, SETTINGS, Settings, settings_table
+from ingest.models import RawEntry
+from ingest.settings import REDACTED, SETTINGS, Settings, settings_table, sqlite_path
 
 if TYPE_CHECKING:
     from ingest.services.prepare import Preparer
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    print(json.dumps(obj, ensure_ascii=False))
-
-
-def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in obj.items()}
 
 
 # -- documents ---------------------------------------------------------------
@@ -85,18 +78,30 @@ def _preparer() -> Preparer:
     return Preparer(detector, load_rules(settings.clean_rules))
 
 
-def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a UTF-8 file (or stdin); a missing file or other bytes are one clear error."""
+    try:
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     with stream:
-        for number, line in enumerate(stream, 1):
-            if line.strip():
-                try:
-                    doc = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"line {number}: not JSON: {exc.msg}") from None
-                if not isinstance(doc, dict):
-                    raise ConfigError(f"line {number}: expected a JSON object")
-                yield number, doc
+        for number, raw in enumerate(stream, 1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}: line {number}: not UTF-8 (byte {exc.start + 1})") from None
+
+
+def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in _lines(path):
+        if line.strip():
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"line {number}: not JSON: {exc.msg}") from None
+            if not isinstance(doc, dict):
+                raise ConfigError(f"line {number}: expected a JSON object")
+            yield number, doc
 
 
 def process(args: argparse.Namespace) -> int:
@@ -107,7 +112,7 @@ def process(args: argparse.Namespace) -> int:
             content = html if html is not None else text
             if not isinstance(content, str):
                 raise ConfigError(f'line {number}: needs an "html" or a "text" field holding a string')
-            _emit(
+            emit(
                 _processed(
                     preparer,
                     str(doc.get("title") or ""),
@@ -123,17 +128,7 @@ def process(args: argparse.Namespace) -> int:
     title = args.title
     if title is None and not args.html:
         title, _, content = content.partition("\n")
-    _emit(_processed(preparer, (title or "").strip(), content, is_html=args.html, url=args.url))
-    return 0
-
-
-def articles_list(args: argparse.Namespace) -> int:
-    ctx = runtime()
-    for article in ctx.store.list_articles(limit=args.limit):
-        if args.json:
-            _emit(article.to_dict())
-        else:
-            print(f"{iso(article.fetched_at)}\t{article.language}\t{article.story_id}\t{article.title}")
+    emit(_processed(preparer, (title or "").strip(), content, is_html=args.html, url=args.url))
     return 0
 
 
@@ -142,7 +137,7 @@ def match(args: argparse.Namespace) -> int:
 
     text = _read(args.file)
     result = match_query(args.query, MatchDocument(title=args.title, text=text))
-    _emit(
+    emit(
         {
             "query": args.query,
             "matched": result is not None,
@@ -153,16 +148,23 @@ def match(args: argparse.Namespace) -> int:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    """Migrations also run on first use; this runs them explicitly (the compose `migrate` service)."""
+    """Create the database or bring its schema up to date (the compose `migrate` service runs it)."""
     from ingest.store import open_store
 
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.effective_database_url, settings.database_password)
+    url = settings.effective_database_url
+    existed = not url.startswith("sqlite:") or sqlite_path(url).exists()
+    store = open_store(url, settings.database_password)
     try:
-        print(store.upgrade())
+        version = store.upgrade()
     finally:
         store.close()
+    where = redact_url(url) if not url.startswith("sqlite:") else str(sqlite_path(url))
+    if args.json:
+        emit({"database": where, "schema_version": version, "created": not existed})
+    else:
+        say(f"{'created' if not existed else 'database'} {where}: schema at version {version}, up to date")
     return 0
 
 
@@ -204,3 +206,26 @@ def _without_password(text: str) -> str:
 def _env_quoted(text: str) -> str:
     """Single-quoted where a shell, systemd or Compose would otherwise split or expand the value."""
     return text if re.fullmatch(r"[\w@%+=:,./-]*", text) else shlex.quote(text)
+
+
+def add_parsers(sub: Any) -> None:
+    """`process`, `match`, `db upgrade` and `settings` (called from `app.cli.build_parser`)."""
+    p = sub.add_parser("process", help="clean and language-tag one document, print it as JSON")
+    p.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    p.add_argument("--title", help="title (default: the first line of a text document)")
+    p.add_argument("--url")
+    p.add_argument("--html", action="store_true", help="the document is HTML")
+    p.add_argument("--jsonl", action="store_true", help="JSON Lines in (UTF-8), one article per line out")
+    p.set_defaults(func=process)
+    p = sub.add_parser("match", help="match one document against a query, print the result as JSON")
+    p.add_argument("query")
+    p.add_argument("file", nargs="?", default="-", metavar="FILE|-")
+    p.add_argument("--title", default="")
+    p.set_defaults(func=match)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    p = db.add_parser("upgrade", help="create the database or apply pending migrations; say which")
+    p.add_argument("--json", action="store_true", help="database, schema version and whether it was created")
+    p.set_defaults(func=db_upgrade)
+    p = sub.add_parser("settings", help="print the environment variables the service reads")
+    p.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    p.set_defaults(func=settings_cmd)

@@ -1,139 +1,142 @@
-"""`ingest subs ...`: add (with options and backfill), list, pause, resume, rotate-secret, remove."""
+"""`ingest subs ...`: add (with options and backfill), list, edit, pause, resume, rotate-secret, remove.
+
+Each action is a use case of `ingest.services.usecases.subscriptions`, the same the API calls.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import uuid
-from dataclasses import asdict
-from datetime import timedelta
 from typing import Any
 
-from app.cli.common import runtime
-from ingest.models import Subscription, iso, utcnow
+from app.cli.common import emit, row, runtime, say, subscriptions
+from ingest.models import iso
+from ingest.services.usecases.requests import NewSubscription, OptionsInput, SubscriptionChange, parse
+from ingest.services.usecases.views import SubscriptionView
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_json_ready(v) for v in value]
-    return iso(value) if hasattr(value, "tzinfo") else value
-
-
-def sub_dict(sub: Subscription) -> dict[str, Any]:
-    """A subscription as `subs list --json` prints it: everything but the secret."""
-    data: dict[str, Any] = _json_ready(asdict(sub))
-    data.pop("secret")
-    return data
+def _options(args: argparse.Namespace, current: dict[str, Any] | None = None) -> OptionsInput | None:
+    """The option flags given, over `current` (edit); None when none is given."""
+    given = {
+        "languages": args.lang,
+        "feed_ids": args.feed,
+        "digest_minutes": args.digest,
+        "rate_limit": args.rate_limit,
+    }
+    if all(v is None for v in given.values()):
+        return None
+    merged = {**(current or {}), **{k: v for k, v in given.items() if v is not None}}
+    return parse(OptionsInput, merged)
 
 
 def subs_add(args: argparse.Namespace) -> int:
-    from ingest.alert.signature import new_secret, validate_secret
-    from ingest.match import parse_query
-    from ingest.net.guard import check_url
-    from ingest.services.subscriptions import backfill, make_options, parse_period
-
-    ctx = runtime()
-    parse_query(args.query)  # refuses a bad query with its position before anything is stored
-    check_url(args.webhook, ctx.settings.allowed_networks)
-    secret = validate_secret(args.secret) if args.secret else new_secret()
-    options = make_options(
-        ctx.store,
-        languages=args.lang or (),
-        feeds=args.feed or (),
-        digest_minutes=args.digest,
-        rate_limit=args.rate_limit,
+    rt = runtime()
+    req = parse(
+        NewSubscription,
+        {
+            "query": args.query,
+            "webhook": args.webhook,
+            "name": args.name,
+            "secret": args.secret,
+            "backfill": args.backfill,
+        },
     )
-    period = parse_period(args.backfill) if args.backfill else None
-    sub = ctx.store.add_subscription(
-        Subscription(
-            id="sub_" + uuid.uuid4().hex[:16],
-            name=args.name or args.query,
-            query=args.query,
-            webhook=args.webhook,
-            secret=secret,
-            created_at=utcnow(),
-            options=options,
+    created = subscriptions(rt).create(
+        NewSubscription(
+            query=req.query,
+            webhook=req.webhook,
+            name=req.name,
+            secret=req.secret,
+            options=_options(args),
+            backfill=req.backfill,
         )
     )
-    print(f"{sub.id}\t{sub.secret}")
-    sys.stdout.flush()
-    if period is not None:
-        alerts = backfill(ctx.store, sub, period)
-        ctx.wakeup.wake()
+    print(f"{created.id}\t{created.secret}")
+    if created.backfilled is not None:
         print(
-            f"backfill: {len(alerts)} stories of the last {args.backfill} queued for {sub.id}",
+            f"backfill: {created.backfilled} stories of the last {args.backfill} queued for {created.id}",
             file=sys.stderr,
         )
     return 0
 
 
+def _delivery(view: SubscriptionView) -> str:
+    d = view.delivery
+    if d is None or d.circuit == "closed":
+        return ""
+    return f"receiver circuit {d.circuit}" + (f" until {iso(d.next_attempt_at)}" if d.next_attempt_at else "")
+
+
 def subs_list(args: argparse.Namespace) -> int:
-    ctx = runtime()
-    for sub in ctx.store.list_subscriptions():
+    for view in subscriptions(runtime()).all():
         if args.json:
-            print(json.dumps(sub_dict(sub), ensure_ascii=False))
+            emit(view)
         else:
-            print(
-                f"{sub.id}\t{sub.status}\t{sub.name}\t{sub.query}\t{sub.webhook}\t{sub.status_reason or ''}"
+            row(
+                view.id, view.status, view.name, view.query, view.webhook, view.status_reason, _delivery(view)
             )
     return 0
 
 
+def subs_edit(args: argparse.Namespace) -> int:
+    """What PATCH /subscriptions/ID does: change the fields given, keep the others."""
+    uc = subscriptions(runtime())
+    current = uc.store.get_subscription(args.subscription_id).options
+    now = {
+        "languages": list(current.languages),
+        "feed_ids": list(current.feed_ids),
+        "digest_minutes": current.digest_minutes,
+        "rate_limit": current.rate_limit,
+    }
+    change = parse(SubscriptionChange, {"name": args.name, "query": args.query, "webhook": args.webhook})
+    view = uc.update(
+        args.subscription_id,
+        SubscriptionChange(
+            name=change.name, query=change.query, webhook=change.webhook, options=_options(args, now)
+        ),
+    )
+    if args.json:
+        emit(view)
+    else:
+        say(f"subscription {view.id} updated: {view.name!r}, query {view.query!r}, webhook {view.webhook}")
+    return 0
+
+
 def subs_pause(args: argparse.Namespace) -> int:
-    """Stop delivering; pending alerts stay pending and new articles are not matched until resume."""
-    ctx = runtime()
-    ctx.store.get_subscription(args.subscription_id)  # NotFound: exit 2 with the reason
-    reason = f"paused with `ingest subs pause` on {iso(utcnow())}"
-    ctx.store.set_subscription_status(args.subscription_id, "paused", reason)
-    print(f"{args.subscription_id}\tpaused")
+    """Stop delivering; pending alerts stay pending and new matches wait until resume."""
+    sub = subscriptions(runtime()).pause(args.subscription_id, by="`ingest subs pause`")
+    row(sub.id, sub.status)
     return 0
 
 
 def subs_resume(args: argparse.Namespace) -> int:
-    """Back to active (paused or disabled), and queue the alerts that waited."""
-    ctx = runtime()
-    ctx.store.get_subscription(args.subscription_id)
-    ctx.store.set_subscription_status(args.subscription_id, "active", None)
-    pending = ctx.store.subscription_alerts(args.subscription_id, "pending")
-    ctx.wakeup.wake()
-    print(f"{args.subscription_id}\tactive\t{len(pending)} pending alerts queued")
+    """Back to active (paused or disabled); the sender delivers the alerts that waited."""
+    sub, pending = subscriptions(runtime()).resume(args.subscription_id)
+    row(sub.id, sub.status, f"{pending} pending alerts queued")
     return 0
 
 
 def subs_rotate_secret(args: argparse.Namespace) -> int:
     """A new secret, printed; the old one keeps signing for INGEST_SECRET_GRACE_SECONDS."""
-    from ingest.alert.signature import new_secret
-
-    ctx = runtime()
-    until = utcnow() + timedelta(seconds=ctx.settings.secret_grace_seconds)
-    sub = ctx.store.rotate_subscription_secret(args.subscription_id, new_secret(), previous_valid_until=until)
-    print(sub.secret)
-    print(f"the previous secret also signs until {iso(until)}", file=sys.stderr)
+    rotated = subscriptions(runtime()).rotate_secret(args.subscription_id)
+    print(rotated.secret)
+    print(f"the previous secret also signs until {iso(rotated.previous_secret_expires_at)}", file=sys.stderr)
     return 0
 
 
 def subs_remove(args: argparse.Namespace) -> int:
-    """Remove the subscription and its alerts (queued attempts find nothing and stop)."""
-    runtime().store.remove_subscription(args.subscription_id)
+    """Remove the subscription and its alerts."""
+    sub = subscriptions(runtime()).remove(args.subscription_id)
+    say(f"removed subscription {sub.id} ({sub.name!r}) and its alerts")
     return 0
 
 
-def add_parsers(sub: Any) -> None:
-    """The `subs` command and its actions (called from `app.cli.build_parser`)."""
-    subs = sub.add_parser("subs", help="manage subscriptions").add_subparsers(dest="action", required=True)
-    p = subs.add_parser("add", help="add a topic subscription; prints its id and secret")
-    p.add_argument("--query", required=True)
-    p.add_argument("--webhook", required=True, metavar="URL")
-    p.add_argument("--secret", help="whsec_... (generated when omitted)")
-    p.add_argument("--name")
+def _option_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lang",
         action="append",
         metavar="CODE",
-        help="only articles in this language (repeatable, or en,de)",
+        help="only articles in this language, an ISO 639-1 code (repeatable, or en,de)",
     )
     p.add_argument(
         "--feed", action="append", metavar="ID|URL", help="only articles of this feed (repeatable)"
@@ -145,15 +148,34 @@ def add_parsers(sub: Any) -> None:
         help="one webhook every MINUTES with all matches, instead of one per match",
     )
     p.add_argument("--rate-limit", metavar="N/min", help="at most N webhooks per minute (more wait)")
+
+
+def add_parsers(sub: Any) -> None:
+    """The `subs` command and its actions (called from `app.cli.build_parser`)."""
+    subs = sub.add_parser("subs", help="manage subscriptions").add_subparsers(dest="action", required=True)
+    p = subs.add_parser("add", help="add a topic subscription; prints its id and secret")
+    p.add_argument("--query", required=True)
+    p.add_argument("--webhook", required=True, metavar="URL")
+    p.add_argument("--secret", help="whsec_... (generated when omitted)")
+    p.add_argument("--name")
+    _option_flags(p)
     p.add_argument(
         "--backfill",
         metavar="PERIOD",
         help="also alert stories stored within PERIOD (e.g. 7d, 12h), once per story",
     )
     p.set_defaults(func=subs_add)
-    p = subs.add_parser("list", help="list subscriptions, their status and why")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p = subs.add_parser("list", help="list subscriptions, their status, why, and their receiver's circuit")
+    p.add_argument("--json", action="store_true", help="one JSON object per line (webhooks redacted)")
     p.set_defaults(func=subs_list)
+    p = subs.add_parser("edit", help="change a subscription's name, query, webhook or options")
+    p.add_argument("subscription_id", metavar="ID")
+    p.add_argument("--name")
+    p.add_argument("--query")
+    p.add_argument("--webhook", metavar="URL")
+    _option_flags(p)
+    p.add_argument("--json", action="store_true", help="print the subscription as JSON")
+    p.set_defaults(func=subs_edit)
     for name, func, text in (
         ("pause", subs_pause, "stop delivering (alerts wait) until resumed"),
         ("resume", subs_resume, "deliver again (also a disabled one); queue the waiting alerts"),

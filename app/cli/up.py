@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from ingest.errors import ConfigError
 from ingest.log import get_logger
 from ingest.models import Subscription, utcnow
 from ingest.settings import Settings
@@ -44,17 +45,48 @@ def _print_alert(payload: dict[str, Any]) -> None:
     )
 
 
-def _setup_demo(ctx: Any) -> list[Any]:
+DEMO_NETWORK = "127.0.0.0/8"
+
+
+def keep_demo_allowance(settings: Settings) -> None:
+    """Let every later command on this data directory reach the demo's loopback feeds and receiver."""
+    from ingest.settings import write_setting
+
+    networks = [str(n) for n in settings.allowed_networks]
+    if DEMO_NETWORK not in networks:
+        write_setting(settings.data_dir, "INGEST_ALLOWED_NETWORKS", ",".join([*networks, DEMO_NETWORK]))
+
+
+def _is_demo_feed(url: str) -> bool:
+    return url.startswith("http://127.0.0.1:") and "/demo/" in url
+
+
+def forget_demo(ctx: Any) -> None:
+    """`--fresh`: remove the demo's feeds (and what they remember) and its subscriptions with their alerts."""
+    for feed in ctx.store.list_feeds():
+        if _is_demo_feed(feed.url):
+            ctx.store.remove_feed(feed.id)
+    for sub in ctx.store.list_subscriptions():
+        if sub.id.startswith("sub_demo_"):
+            ctx.store.remove_subscription(sub.id)
+
+
+def _setup_demo(ctx: Any, *, fresh: bool = False) -> list[Any]:
     """Serve demo feeds and a receiver, register them; returns the servers to close."""
     from app.demo import FeedServer, Receiver
 
+    if fresh:
+        forget_demo(ctx)
     feeds = FeedServer()
     receiver = Receiver(DEMO_SECRET, _print_alert)
     wanted = {feeds.url(path) for path in feeds.paths}
+    polled = 0
     for feed in ctx.store.list_feeds():
-        if "/demo/" in feed.url and feed.url not in wanted:
+        if _is_demo_feed(feed.url) and feed.url not in wanted:
             ctx.store.remove_feed(feed.id)  # a demo feed from an earlier run on another port
-    for url in sorted(wanted):
+        elif feed.url in wanted and feed.last_success_at is not None:
+            polled += 1
+    for url in sorted(wanted - {f.url for f in ctx.store.list_feeds()}):
         ctx.store.add_feed(url)
     existing = {s.query: s for s in ctx.store.list_subscriptions()}
     for name, query in DEMO_QUERIES:
@@ -74,6 +106,13 @@ def _setup_demo(ctx: Any) -> list[Any]:
                 )
             )
     print(f"demo feeds: {', '.join(sorted(wanted))}\ndemo receiver: {receiver.url('/hook')}", flush=True)
+    if polled == len(wanted):
+        print(
+            f"demo: {ctx.settings.data_dir} has run the demo before: its articles are stored and alerted, "
+            "so nothing new will be alerted; rerun with `ingest up --demo --fresh`, or use another "
+            "INGEST_DATA_DIR",
+            flush=True,
+        )
     return [feeds, receiver]
 
 
@@ -81,11 +120,15 @@ def up(args: argparse.Namespace) -> int:
     """Start the process tree; stop it all on Ctrl-C/SIGTERM, or when a child dies (exit 1, naming it)."""
     from app.runtime import Runtime
 
+    if args.fresh and not args.demo:
+        raise ConfigError("--fresh only applies to the demo: `ingest up --demo --fresh`")
     if args.demo:
-        allowed = os.environ.get("INGEST_ALLOWED_NETWORKS", "")
-        os.environ["INGEST_ALLOWED_NETWORKS"] = ",".join(filter(None, [allowed, "127.0.0.0/8"]))
+        keep_demo_allowance(Settings.from_env())
+        allowed = os.environ.get("INGEST_ALLOWED_NETWORKS")
+        if allowed is not None:  # set in the environment, which wins over the data directory's file
+            os.environ["INGEST_ALLOWED_NETWORKS"] = ",".join(filter(None, [allowed, DEMO_NETWORK]))
     rt = Runtime.from_env()
-    servers = _setup_demo(rt) if args.demo else []
+    servers = _setup_demo(rt, fresh=args.fresh) if args.demo else []
     env = _child_env(rt.settings, rt.redis_url, args.demo)
     children = {name: subprocess.Popen(cmd, env=env) for name, cmd in _commands(args, rt.redis_url)}
     print(f"rq-dashboard: http://127.0.0.1:{args.dashboard_port}/  (Ctrl-C stops everything)", flush=True)

@@ -3,6 +3,7 @@ or a feed must compare equal, so tracking parameters and fragments go."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 
 TRACKING_PREFIXES = ("utm_", "__twitter", "oly_", "ga_", "at_", "pk_", "mtm_", "guce_")
@@ -106,3 +107,32 @@ def origin(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+REDACTED = "***"
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]*[^\s\"'<>.,;:)\]]", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its userinfo and every query value replaced by `***` (names kept), for display.
+
+    Webhook receivers often carry a token there; the stored URL keeps it.
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+    except ValueError:
+        return REDACTED
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = "&".join(
+        f"{p.split('=', 1)[0]}={REDACTED}" if "=" in p else (REDACTED if p else p)
+        for p in parts.query.split("&")
+    )
+    fragment = REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def redact_urls_in(text: str | None) -> str | None:
+    """Every http(s) URL inside a message (an error quoting a webhook) redacted like `redact_url`."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text) if text else text

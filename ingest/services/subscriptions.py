@@ -29,7 +29,16 @@ class BackfillStore(ArticleStore, OutboxStore, Protocol):
 _PERIOD = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/\s*(min|m|minute))?\s*$", re.IGNORECASE)
-_LANG = re.compile(r"^[a-z]{2,3}$")
+# ISO 639-1: the codes a language filter may name (the detector answers one of these, or `und`)
+_ISO_CODES = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv "
+    "dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig "
+    "ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh "
+    "mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru "
+    "rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug "
+    "uk ur uz ve vi vo wa wo xh yi yo za zh zu"
+)
+ISO_639_1 = frozenset(_ISO_CODES.split())
 MAX_BACKFILL = timedelta(days=365)
 PAGE = 500
 
@@ -53,16 +62,22 @@ def parse_rate_limit(value: str | int) -> int:
     return int(found.group(1))
 
 
+def check_language(value: str, *, allow_und: bool = False) -> str:
+    """A known ISO 639-1 code, lower-cased (`und`, undetermined, where articles are filtered)."""
+    code = value.strip().lower()
+    if code in ISO_639_1 or (allow_und and code == "und"):
+        return code
+    raise ConfigError(f"language {value.strip()!r}: not an ISO 639-1 code; give one such as en or de")
+
+
 def parse_languages(values: Iterable[str]) -> tuple[str, ...]:
-    """ISO 639 codes, repeated or comma-separated (`en,de`), lower-cased, each once."""
+    """ISO 639-1 codes, repeated or comma-separated (`en,de`), lower-cased, each once."""
     codes: list[str] = []
     for value in values:
         for part in str(value).split(","):
-            code = part.strip().lower()
-            if not code:
+            if not part.strip():
                 continue
-            if not _LANG.match(code):
-                raise ConfigError(f"language {part.strip()!r}: give an ISO 639-1 code such as en or de")
+            code = check_language(part)
             if code not in codes:
                 codes.append(code)
     return tuple(codes)

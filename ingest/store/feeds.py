@@ -39,6 +39,10 @@ class FeedStore(Protocol):
         """Persist the fetch-state fields of `feed` (etag, times, errors, next poll, title)."""
         ...
 
+    def edit_feed(self, feed_id: int, *, interval: int | None, fulltext: bool, title: str | None) -> Feed:
+        """Set what the operator chose (interval, full-text fetching, title); the next poll is now."""
+        ...
+
     def set_feed_status(self, feed_id: int, status: str, reason: str | None = None) -> Feed:
         """Mute (`gone`, `disabled`) or re-enable (`active`: errors reset, due now) a feed."""
         ...

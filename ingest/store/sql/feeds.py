@@ -149,6 +149,17 @@ class SQLFeeds(SQLCore):
             if cur.rowcount == 0:
                 raise NotFound(f"no feed with id {feed.id}")
 
+    def edit_feed(self, feed_id: int, *, interval: int | None, fulltext: bool, title: str | None) -> Feed:
+        """Set what the operator chose (interval, full-text fetching, title); the next poll is now."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE feeds SET interval = ?, fulltext = ?, title = ?, next_poll_at = NULL WHERE id = ?",
+                (interval, fulltext, title, feed_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no feed with id {feed_id}")
+        return self.get_feed(feed_id)
+
     def set_feed_status(self, feed_id: int, status: str, reason: str | None = None) -> Feed:
         """Mute (`gone`, `disabled`) or re-enable (`active`: errors reset, due now) a feed."""
         with self._write() as cur:

@@ -1,0 +1,1 @@
+"""The use cases the CLI and the API share: typed requests in, views out, one behaviour."""
