@@ -1,29 +1,52 @@
-"""Titles without the site name: "Story | Site", "Site - Story", "Story_Site".
+"""Titles as a reader sees them: markup and entities gone, without the site's name.
 
-A segment is cut only when it equals a known name (feed title, its parts or
-first word, configured site names, the URL's site label), so a title that
-merely contains a dash keeps it.
+A segment after a separator is cut only when it names the site: og:site_name, the feed title,
+configured names, the registrable domain's label, or the suffix most titles of the feed share
+(learnt by the parse stage from the whole document). When the feed's titles show they carry no
+common suffix, nothing is cut: "Kaartverkoop FC Twente - FC Utrecht" keeps its end even in FC
+Utrecht's own feed. A title that merely contains a dash keeps it.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from ingest.clean.html import normalize_space
+from ingest.clean.html import looks_like_html, markup_text, normalize_space
 
 # Separators between title and site name; a hyphen counts only with spaces around it.
 # A colon counts only spaced (" : ") or full-width ("："), and only ever cuts a known name.
-_SEPARATOR = re.compile(r"\s*(?:\||｜|–|—|»|›|::|_|·|•|：)\s*|\s+[-:]\s+")
-_SECTION_SEPARATORS = ("|", "｜", "»", "›", "::", "·", "•")
+_SEPARATOR = re.compile(r"\s*(?:\||｜|ㅣ|–|—|»|›|::|_|·|•|：)\s*|\s+[-:]\s+")
+_SECTION_SEPARATORS = ("|", "｜", "ㅣ", "»", "›", "::", "·", "•")
 _FEED_PARTS = re.compile(r"\s*(?:[|｜–—»›:：_·•]|\s-\s)\s*")
 _PUNCT = re.compile(r"[\W_]+")
 _PARENS = re.compile(r"[(（]([^()（）]{2,40})[)）]")
 _DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
 _TLD = re.compile(r"\.(?:[a-z]{2,3}|co\.uk|com\.au|co\.jp|online|info|news)$", re.I)
+_CUT_END = re.compile(r"\s*(?:\.\.\.|…)$")
 _ARTICLES = ("www", "the", "der", "die", "das", "le", "la", "el", "il")
 _SUFFIXES = ("com", "net", "org", "news", "online", "digital", "web", "オンライン", "デジタル")
+MIN_CONTAINED_KEY = 5  # a name this long also matches inside a short segment ("BBC中文网", "Ultima Hora Mallorca")
+MAX_NAME_WORDS = 5  # ... of at most this many words
+MIN_TITLES_TO_LEARN = 4  # fewer titles say nothing about a feed's convention
+LEARN_SHARE = 0.5  # a suffix on at least half the titles (and 3) is the feed's own
+MAX_UNESCAPES = 3
+
+
+def title_text(raw: str) -> str:
+    """Entities decoded (twice-escaped ones too) and tags removed: `Principal&amp;#8217;s` -> `Principal’s`."""
+    value = raw
+    for _ in range(MAX_UNESCAPES):
+        unescaped = html.unescape(value)
+        if unescaped == value:
+            break
+        value = unescaped
+    if looks_like_html(value):
+        value = markup_text(value)
+    return normalize_space(value)
 
 
 def _fold(text: str) -> str:
@@ -52,7 +75,14 @@ def _keys_of(segment: str) -> set[str]:
 
 
 def _is_name(segment: str, keys: set[str]) -> bool:
-    return bool(_keys_of(segment) & keys)
+    """Equal to a known name, or a short segment that starts or ends with a long one."""
+    own = _keys_of(segment)
+    if own & keys:
+        return True
+    if len(segment.split()) > MAX_NAME_WORDS:
+        return False
+    key = _key(segment)
+    return any(len(k) >= MIN_CONTAINED_KEY and (key.startswith(k) or key.endswith(k)) for k in keys)
 
 
 def name_keys(feed_title: str | None, site_names: Iterable[str]) -> set[str]:
@@ -87,9 +117,24 @@ def _segments(title: str) -> tuple[list[str], list[str]]:
     return parts, seps
 
 
-def _is_section(segment: str, rest: list[str]) -> bool:
-    """A short segment beside the site name, shorter than the headline left over."""
-    return len(segment.split()) <= 2 and len(segment) < max(len(p) for p in rest)
+def _rebuild(parts: list[str], seps: list[str]) -> str:
+    rebuilt = parts[0]
+    for sep, part in zip(seps, parts[1:], strict=True):
+        rebuilt += f" {sep} {part}" if sep != "_" else f"_{part}"
+    return rebuilt.strip()
+
+
+def _is_section(segment: str, rest: list[str], sep: str) -> bool:
+    """A short segment beside the site name, shorter than the headline left over.
+
+    Behind a bar or guillemet one or two words; behind a dash only one ("- Panorama", "- Sport"),
+    so "Kaartverkoop FC Twente - FC Utrecht - Site" keeps its "FC Utrecht".
+    """
+    words = segment.split()
+    longest = max(len(p) for p in rest)
+    if sep in _SECTION_SEPARATORS:
+        return len(words) <= 2 and len(segment) < longest
+    return len(words) == 1 and segment.isalpha() and len(segment) < longest
 
 
 def _site_at_end(parts: list[str], keys: set[str]) -> int | None:
@@ -108,43 +153,82 @@ def _site_at_end(parts: list[str], keys: set[str]) -> int | None:
     return None
 
 
-def strip_site_name(title: str, keys: set[str]) -> str:
-    """Cut a site-name segment (and a section trail beside it) off either end of the title."""
+def _drop_sections(parts: list[str], seps: list[str]) -> tuple[list[str], list[str]]:
+    """The section trail left before a site name that was cut: "Story | World | Site"."""
+    while len(parts) > 1 and _is_section(parts[-1], parts[:-1], seps[-1]):
+        parts, seps = parts[:-1], seps[:-1]
+    return parts, seps
+
+
+def strip_site_name(title: str, keys: set[str], *, prefix: bool = True) -> str:
+    """Cut a site-name segment (and a section trail beside it) off the end, or the start."""
     parts, seps = _segments(title)
     if len(parts) < 2 or not keys:
         return title
     end = _site_at_end(parts, keys)
     if end is not None:
-        parts, seps = parts[:end], seps[: end - 1] if end > 0 else []
+        parts, seps = parts[:end], seps[: end - 1]
         while len(parts) > 1 and _is_name(parts[-1], keys):
             parts, seps = parts[:-1], seps[:-1]  # "Story – Israel Nachrichten – Chadashoth Israel"
-        while len(parts) > 1 and seps[-1] in _SECTION_SEPARATORS and _is_section(parts[-1], parts[:-1]):
-            parts, seps = parts[:-1], seps[:-1]  # "Story | World | Site": the section goes too
-    elif _is_name(parts[0], keys):
+        parts, seps = _drop_sections(parts, seps)
+    elif prefix and _is_name(parts[0], keys):
         parts, seps = parts[1:], seps[1:]
-        while len(parts) > 1 and seps[0] in _SECTION_SEPARATORS and _is_section(parts[0], parts[1:]):
+        while len(parts) > 1 and seps[0] in _SECTION_SEPARATORS and _is_section(parts[0], parts[1:], seps[0]):
             parts, seps = parts[1:], seps[1:]
     else:
         return title
-    rebuilt = parts[0]
-    for sep, part in zip(seps, parts[1:], strict=True):
-        rebuilt += f" {sep} {part}" if sep != "_" else f"_{part}"
-    return rebuilt.strip() or title
+    return _rebuild(parts, seps) or title
+
+
+def _fold_space(text: str) -> str:
+    return " ".join(_fold(text).split())
+
+
+def learn_suffix(titles: Sequence[str]) -> str | None:
+    """The last segment most of a feed's titles share: "" when they share none, None when too few to tell."""
+    texts = [t for t in (title_text(raw) for raw in titles) if t]
+    if len(texts) < MIN_TITLES_TO_LEARN:
+        return None
+    counts: Counter[str] = Counter()
+    shown: dict[str, str] = {}
+    for text in texts:
+        parts, _ = _segments(text)
+        if len(parts) >= 2 and parts[-1].strip():
+            folded = _fold_space(parts[-1])
+            counts[folded] += 1
+            shown.setdefault(folded, parts[-1].strip())
+    if not counts:
+        return ""
+    folded, count = counts.most_common(1)[0]
+    return shown[folded] if count >= max(3, LEARN_SHARE * len(texts)) else ""
+
+
+def strip_learnt_suffix(title: str, suffix: str) -> str:
+    """Cut the feed's own suffix (and a section trail before it) when this title carries it."""
+    parts, seps = _segments(title)
+    if len(parts) < 2 or _fold_space(parts[-1]) != _fold_space(suffix):
+        return title
+    parts, seps = _drop_sections(parts[:-1], seps[:-1])
+    return _rebuild(parts, seps) or title
+
+
+def _cut_form_of(title: str, original: str) -> bool:
+    """The title is the original, cut short (a trailing "..." allowed) and/or with a suffix after a separator."""
+    target = _fold_space(original)
+    parts, seps = _segments(title)
+    for n in range(len(parts), 0, -1):
+        head = _fold_space(_CUT_END.sub("", _rebuild(parts[:n], seps[: n - 1])))
+        if head == target or (head and target.startswith(head) and len(head) >= 0.5 * len(target)):
+            return True
+    return False
 
 
 def fix_with_original(title: str, original_title: str | None) -> str:
-    """An "Original title:" line wins when the raw title is it plus a suffix after a separator."""
+    """An "Original title: X" line wins when the page title is X cut short or X plus a suffix."""
     if not original_title:
         return title
     original = normalize_space(original_title)
-    if title.casefold() == original.casefold():
-        return original
-    if title.casefold().startswith(original.casefold()):
-        rest = title[len(original) :]
-        match = _SEPARATOR.match(rest)
-        if match and match.start() == 0 and match.end() > 0:
-            return original
-    return title
+    return original if _cut_form_of(title, original) else title
 
 
 def clean_title(
@@ -153,10 +237,14 @@ def clean_title(
     feed_title: str | None = None,
     original_title: str | None = None,
     site_names: Sequence[str] = (),
+    learnt_suffix: str | None = None,
 ) -> str:
     """The headline without site name or section trail; never empty if the input was not."""
-    raw = normalize_space(title)
-    fixed = fix_with_original(raw, original_title)
-    if fixed != raw:
-        return fixed
+    raw = title_text(title)
+    if original_title:
+        fixed = fix_with_original(raw, title_text(original_title))
+        if fixed != raw:
+            return fixed
+    if learnt_suffix is not None:  # the feed's own titles decide: its suffix, or none at all
+        return strip_learnt_suffix(raw, learnt_suffix) if learnt_suffix else raw
     return strip_site_name(raw, name_keys(feed_title, site_names))

@@ -157,6 +157,7 @@ class Preparer:
             feed_title=entry.feed_title,
             summary=entry.summary,
             rules=self.rules,
+            learnt_suffix=entry.title_suffix,
         )
         return ProcessedDocument(clean, UNSURE, entry.author, entry.published_at)
 
@@ -272,6 +273,7 @@ class Pipeline:
             fetched_at=utcnow(),
             author=entry.author or doc.author,
             updated=updated,
+            original_text_bytes=clean.original_bytes,
         )
 
     def _match(self, articles: Sequence[Article]) -> list[Alert]:

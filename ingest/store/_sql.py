@@ -41,6 +41,7 @@ ARTICLE_FIELDS = (
     "fetched_at",
     "author",
     "updated",
+    "original_text_bytes",
 )
 ARTICLE_COLS = ", ".join(ARTICLE_FIELDS)
 ALERT_COLS = (
@@ -139,6 +140,7 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
             fetched_at=self._dt(r[13]) or utcnow(),
             author=r[14],
             updated=bool(r[15]),
+            original_text_bytes=r[16],
         )
 
     def _alert(self, r: Sequence[Any]) -> Alert:
@@ -175,6 +177,7 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
             self._ts(a.fetched_at),
             a.author,
             bool(a.updated),
+            a.original_text_bytes,
         ]
 
     # -- feeds -------------------------------------------------------------
@@ -282,7 +285,7 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
             cur.execute(
                 "UPDATE articles SET url = ?, title = ?, text = ?, summary = ?, language = ?, "
                 "language_confidence = ?, published_at = ?, content_hash = ?, fetched_at = ?, author = ?, "
-                "updated = ? WHERE feed_id = ? AND entry_key = ?",
+                "updated = ?, original_text_bytes = ? WHERE feed_id = ? AND entry_key = ?",
                 (
                     article.url,
                     article.title,
@@ -295,6 +298,7 @@ class SQLStore(FeedStateMixin, SubscriptionMixin, BatchMixin, ABC):
                     self._ts(article.fetched_at),
                     article.author,
                     True,
+                    article.original_text_bytes,
                     article.feed_id,
                     article.entry_key,
                 ),

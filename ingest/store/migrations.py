@@ -308,6 +308,10 @@ POSTGRES.append(
 SQLITE.append(["ALTER TABLE feeds ADD COLUMN fulltext INTEGER NOT NULL DEFAULT 0"])
 POSTGRES.append(["ALTER TABLE feeds ADD COLUMN fulltext BOOLEAN NOT NULL DEFAULT FALSE"])
 
+# 7: stored text is capped (ingest.clean.text.MAX_TEXT_BYTES); a cut article records its size before the cut.
+SQLITE.append(["ALTER TABLE articles ADD COLUMN original_text_bytes INTEGER"])
+POSTGRES.append(["ALTER TABLE articles ADD COLUMN original_text_bytes BIGINT"])
+
 assert len(SQLITE) == len(POSTGRES), "both backends must have the same migrations"
 
 LATEST = len(SQLITE)
