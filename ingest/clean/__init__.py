@@ -111,8 +111,8 @@ def clean_document(
         site_names=[*names, *([label] if label else [])],
         learnt_suffix=learnt_suffix,
     )
-    if kept and normalize_space(kept[0]).casefold() == clean.casefold():
-        removed.append(kept.pop(0))  # the headline repeated as the first paragraph
+    if len(kept) > 1 and normalize_space(kept[0]).casefold() == clean.casefold():
+        removed.append(kept.pop(0))  # the headline repeated as the first paragraph (not the only one)
     text, original_bytes = cap_text("\n\n".join(kept))
     summary_text = own_summary or lead_sentences(kept)
     return CleanDocument(

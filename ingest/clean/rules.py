@@ -23,6 +23,7 @@ MAX_DROP_CHARS = 1000  # no drop rule may look at longer paragraphs than this
 MAX_STRIP_CHARS = 300  # no strip rule may remove a longer fragment
 MAX_LIST_LINES = 15  # a link list after a heading: at most this many lines
 MAX_LINK_WORDS = 20  # a line of such a list: short, and not a sentence
+REST_CONFIRM_WINDOW = 10  # a trailing section goes only if residue shows this close after its heading
 _SENTENCE_END = (".", "。", "!", "！", ":", ";")
 BLOCKS = ("", "list", "rest")
 DEFAULT_FILE = "default.toml"
@@ -121,26 +122,32 @@ class Rules:
                 continue
             removed.append(para)
             if rule is not None and rule.block:
-                end = _block_end(rule.block, paragraphs, index, kept)
+                end = self._block_end(rule.block, paragraphs, index, kept, host)
                 removed.extend(paragraphs[index:end])
                 index = end
         return kept, removed
 
+    def _block_end(self, block: str, paragraphs: list[str], start: int, kept: list[str], host: str | None) -> int:
+        """Where the block a heading at `start - 1` opened ends (exclusive); `start` when none.
+
+        A list runs over the link lines that follow. The rest of the text goes only when it is
+        no longer than the article before it and a line near its start is residue too (a
+        "Reply" or "2 hours ago"): a "Comment" column header in a table stays.
+        """
+        if block == "list":
+            end = start
+            while end < len(paragraphs) and end - start < MAX_LIST_LINES and _is_link_line(paragraphs[end]):
+                end += 1
+            return end
+        before = sum(len(p.split()) for p in kept)
+        after = sum(len(p.split()) for p in paragraphs[start:])
+        window = paragraphs[start : start + REST_CONFIRM_WINDOW]
+        confirmed = any(self._dropping(self.strip_fragments(p, host), host) for p in window)
+        return len(paragraphs) if kept and after <= before and confirmed else start
+
 
 def _is_link_line(paragraph: str) -> bool:
     return len(paragraph.split()) <= MAX_LINK_WORDS and not paragraph.rstrip().endswith(_SENTENCE_END)
-
-
-def _block_end(block: str, paragraphs: list[str], start: int, kept: list[str]) -> int:
-    """Where a block that a heading at `start - 1` opened ends (exclusive)."""
-    if block == "list":
-        end = start
-        while end < len(paragraphs) and end - start < MAX_LIST_LINES and _is_link_line(paragraphs[end]):
-            end += 1
-        return end
-    before = sum(len(p.split()) for p in kept)
-    after = sum(len(p.split()) for p in paragraphs[start:])
-    return len(paragraphs) if kept and after <= before else start
 
 
 def _union(rules: list[Rule]) -> re.Pattern[str] | None:

@@ -19,8 +19,9 @@ from ingest.clean.html import looks_like_html, markup_text, normalize_space
 
 # Separators between title and site name; a hyphen counts only with spaces around it.
 # A colon counts only spaced (" : ") or full-width ("："), and only ever cuts a known name.
-_SEPARATOR = re.compile(r"\s*(?:\||｜|ㅣ|–|—|»|›|::|_|·|•|：)\s*|\s+[-:]\s+")
-_SECTION_SEPARATORS = ("|", "｜", "ㅣ", "»", "›", "::", "·", "•")
+_SEPARATOR = re.compile(r"\s*(?:\||｜|ㅣ|–|—|»|›|::|_|·|•|：)\s*|\s+[-:*]\s+")
+_SECTION_SEPARATORS = ("|", "｜", "ㅣ", "»", "›", "::", "·", "•", "*")
+_BYLINE = re.compile(r"^(?:by|von|par|por|di|door|av|af)\s+\S+(?:\s+\S+){0,3}$", re.IGNORECASE)
 _FEED_PARTS = re.compile(r"\s*(?:[|｜–—»›:：_·•]|\s-\s)\s*")
 _PUNCT = re.compile(r"[\W_]+")
 _PARENS = re.compile(r"[(（]([^()（）]{2,40})[)）]")
@@ -75,14 +76,26 @@ def _keys_of(segment: str) -> set[str]:
 
 
 def _is_name(segment: str, keys: set[str]) -> bool:
-    """Equal to a known name, or a short segment that starts or ends with a long one."""
-    own = _keys_of(segment)
-    if own & keys:
+    """A known name, or a short segment that starts or ends with one ("NTV Haber", "BBC中文网").
+
+    Inside a segment a name must cover whole words, or be followed by non-Latin script, or be
+    long (at least MIN_CONTAINED_KEY characters), so a short name never matches inside a word.
+    """
+    if _keys_of(segment) & keys:
         return True
-    if len(segment.split()) > MAX_NAME_WORDS:
+    words = segment.split()
+    if len(words) > MAX_NAME_WORDS:
         return False
+    for n in range(1, len(words)):
+        if _keys_of(" ".join(words[:n])) & keys or _keys_of(" ".join(words[n:])) & keys:
+            return True
     key = _key(segment)
-    return any(len(k) >= MIN_CONTAINED_KEY and (key.startswith(k) or key.endswith(k)) for k in keys)
+    for name in keys:
+        if len(name) >= MIN_CONTAINED_KEY and (key.startswith(name) or key.endswith(name)):
+            return True
+        if len(name) >= 2 and key.startswith(name) and not key[len(name)].isascii():
+            return True
+    return False
 
 
 def name_keys(feed_title: str | None, site_names: Iterable[str]) -> set[str]:
@@ -146,7 +159,8 @@ def _site_at_end(parts: list[str], keys: set[str]) -> int | None:
     for index in range(len(parts) - 1, 0, -1):
         if _is_name(parts[index], keys):
             return index
-        if not (_DATE.match(parts[index].strip()) or len(parts[index].split()) <= 2):
+        trail = parts[index].strip()
+        if not (_DATE.match(trail) or _BYLINE.match(trail) or len(trail.split()) <= 2):
             return None
         if len(parts) - index > 3:
             return None
