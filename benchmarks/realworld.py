@@ -68,7 +68,7 @@ class FeedTally:
     stored: int = 0
     titles: int = 0
     titles_equal: int = 0
-    titles_shared_suffix: int = 0  # equal once the suffix most of the feed's titles end with is cut
+    titles_shared_suffix: int = 0  # equal once an ending naming the site (shared suffix, feed title) is cut
     title_misses: list[str] = field(default_factory=list)
     with_body: int = 0
     empty_text: list[str] = field(default_factory=list)
@@ -184,6 +184,7 @@ def tally_feed(tally: FeedTally, path: Path) -> None:
     tally.stored += len(feed.entries)
     references = reference_entries(raw)
     shared = shared_suffix([title for title, _ in references])
+    own = [f" {sep} {part}" for part in re.split(r"\s[|–—-]\s", feed.title or "") for sep in "|-–—" if part]
     for index, entry in enumerate(feed.entries):
         doc = clean_document(
             entry.title,
@@ -202,8 +203,8 @@ def tally_feed(tally: FeedTally, path: Path) -> None:
         tally.titles += 1
         if doc.title == title:
             tally.titles_equal += 1
-        elif shared and title.endswith(shared) and doc.title == title[: -len(shared)].rstrip():
-            tally.titles_shared_suffix += 1
+        elif any(title.endswith(end) and doc.title == title[: -len(end)].rstrip() for end in [*own, shared or "\0"]):
+            tally.titles_shared_suffix += 1  # the ending cut is the feed's shared suffix or its own name
         else:
             tally.title_misses.append(f"{path.name}: {doc.title!r} != {title!r}")
         if has_body:
@@ -344,13 +345,14 @@ def report_feeds(tally: FeedTally, show: int) -> None:
     print(f"\n## Feeds ({tally.feeds} documents)\n")
     ok = tally.titles_equal + tally.titles_shared_suffix
     print(
-        "| entries present | stored | titles equal to source (+ the feed's shared suffix cut) "
+        "| entries present | stored | titles equal to source (+ with a site ending cut: the feed's shared "
+        "suffix or its own title) "
         "| entries with a body stored empty | documents not parsed (of them no feed) |"
     )
     print("|---|---|---|---|---|")
     print(
         f"| {tally.present} | {tally.stored} | {ok}/{tally.titles} ({_pct(ok, tally.titles)}; "
-        f"{tally.titles_shared_suffix} by the shared suffix) | {len(tally.empty_text)} of {tally.with_body} "
+        f"{tally.titles_shared_suffix} with a site ending cut) | {len(tally.empty_text)} of {tally.with_body} "
         f"| {len(tally.failed)} ({tally.not_feeds}) |"
     )
     print(

@@ -130,13 +130,18 @@ class Rules:
     def _block_end(self, block: str, paragraphs: list[str], start: int, kept: list[str], host: str | None) -> int:
         """Where the block a heading at `start - 1` opened ends (exclusive); `start` when none.
 
-        A list runs over the link lines that follow. The rest of the text goes only when it is
+        A list runs over the link lines that follow, short of one that introduces running text
+        (a subheading after the list). The rest of the text goes only when it is
         no longer than the article before it and a line near its start is residue too (a
         "Reply" or "2 hours ago"): a "Comment" column header in a table stays.
         """
         if block == "list":
             end = start
             while end < len(paragraphs) and end - start < MAX_LIST_LINES and _is_link_line(paragraphs[end]):
+                if end + 1 < len(paragraphs) and not _is_link_line(paragraphs[end + 1]):
+                    break  # a short line before running text is the article's next subheading
+                if self._dropping(paragraphs[end], host):
+                    break  # another rule's line (a "Comments" heading) is handled by that rule
                 end += 1
             return end
         before = sum(len(p.split()) for p in kept)

@@ -32,6 +32,8 @@ _ARTICLES = ("www", "the", "der", "die", "das", "le", "la", "el", "il")
 _SUFFIXES = ("com", "net", "org", "news", "online", "digital", "web", "オンライン", "デジタル")
 MIN_CONTAINED_KEY = 5  # a name this long also matches inside a short segment ("BBC中文网", "Ultima Hora Mallorca")
 MAX_NAME_WORDS = 5  # ... of at most this many words
+MAX_SECTION_WORDS = 3  # "| Latest News | Breaking News UK | Daily Star": sections before a site name
+MAX_CHANNEL_CHARS = 12  # "标题_搜狐", "Story_Nakka": a short last segment after "_" is the site or channel
 MIN_TITLES_TO_LEARN = 4  # fewer titles say nothing about a feed's convention
 LEARN_SHARE = 0.5  # a suffix on at least half the titles (and 3) is the feed's own
 MAX_UNESCAPES = 3
@@ -140,13 +142,13 @@ def _rebuild(parts: list[str], seps: list[str]) -> str:
 def _is_section(segment: str, rest: list[str], sep: str) -> bool:
     """A short segment beside the site name, shorter than the headline left over.
 
-    Behind a bar or guillemet one or two words; behind a dash only one ("- Panorama", "- Sport"),
-    so "Kaartverkoop FC Twente - FC Utrecht - Site" keeps its "FC Utrecht".
+    Behind a bar or guillemet up to three words ("| Breaking News UK"); behind a dash only one
+    ("- Panorama", "- Sport"), so "Kaartverkoop FC Twente - FC Utrecht - Site" keeps "FC Utrecht".
     """
     words = segment.split()
     longest = max(len(p) for p in rest)
     if sep in _SECTION_SEPARATORS:
-        return len(words) <= 2 and len(segment) < longest
+        return len(words) <= MAX_SECTION_WORDS and len(segment) < longest
     return len(words) == 1 and segment.isalpha() and len(segment) < longest
 
 
@@ -174,7 +176,7 @@ def _drop_sections(parts: list[str], seps: list[str]) -> tuple[list[str], list[s
     return parts, seps
 
 
-def strip_site_name(title: str, keys: set[str], *, prefix: bool = True) -> str:
+def strip_site_name(title: str, keys: set[str]) -> str:
     """Cut a site-name segment (and a section trail beside it) off the end, or the start."""
     parts, seps = _segments(title)
     if len(parts) < 2 or not keys:
@@ -185,12 +187,22 @@ def strip_site_name(title: str, keys: set[str], *, prefix: bool = True) -> str:
         while len(parts) > 1 and _is_name(parts[-1], keys):
             parts, seps = parts[:-1], seps[:-1]  # "Story – Israel Nachrichten – Chadashoth Israel"
         parts, seps = _drop_sections(parts, seps)
-    elif prefix and _is_name(parts[0], keys):
+    elif _is_name(parts[0], keys):
         parts, seps = parts[1:], seps[1:]
         while len(parts) > 1 and seps[0] in _SECTION_SEPARATORS and _is_section(parts[0], parts[1:], seps[0]):
             parts, seps = parts[1:], seps[1:]
     else:
         return title
+    return _rebuild(parts, seps) or title
+
+
+def strip_channel(title: str) -> str:
+    """"标题_频道_搜狐": short segments after underscores are channel and site names, a CMS template."""
+    parts, seps = _segments(title)
+    if len(parts) < 2 or seps[-1] != "_":
+        return title
+    while len(parts) > 1 and seps[-1] == "_" and len(parts[-1].strip()) <= MAX_CHANNEL_CHARS:
+        parts, seps = parts[:-1], seps[:-1]
     return _rebuild(parts, seps) or title
 
 
@@ -226,13 +238,17 @@ def strip_learnt_suffix(title: str, suffix: str) -> str:
     return _rebuild(parts, seps) or title
 
 
+def _compact(text: str) -> str:
+    return "".join(_fold(text).split())
+
+
 def _cut_form_of(title: str, original: str) -> bool:
     """The title is the original, cut short (a trailing "..." allowed) and/or with a suffix after a separator."""
-    target = _fold_space(original)
-    parts, seps = _segments(title)
-    for n in range(len(parts), 0, -1):
-        head = _fold_space(_CUT_END.sub("", _rebuild(parts[:n], seps[: n - 1])))
-        if head == target or (head and target.startswith(head) and len(head) >= 0.5 * len(target)):
+    target = _compact(original)
+    heads = [title] + [title[: m.start()] for m in _SEPARATOR.finditer(title) if m.start() > 0]
+    for head in heads:
+        key = _compact(_CUT_END.sub("", head))
+        if key == target or (key and target.startswith(key) and len(key) >= 0.5 * len(target)):
             return True
     return False
 
@@ -261,4 +277,4 @@ def clean_title(
             return fixed
     if learnt_suffix is not None:  # the feed's own titles decide: its suffix, or none at all
         return strip_learnt_suffix(raw, learnt_suffix) if learnt_suffix else raw
-    return strip_site_name(raw, name_keys(feed_title, site_names))
+    return strip_channel(strip_site_name(raw, name_keys(feed_title, site_names)))
