@@ -107,9 +107,9 @@ def markup_text(fragment: str) -> str:
     return " ".join(html_paragraphs(fragment))
 
 
-def html_paragraphs(html: str) -> list[str]:
+def html_paragraphs(html: str, *, max_depth: int = MAX_DEPTH) -> list[str]:
     """Block elements and <br><br> end paragraphs; script, navigation, captions and forms are dropped."""
-    html, _ = bound_depth(html)
+    html, _ = bound_depth(html, max_depth)
     tree = LexborHTMLParser(html.replace(PARA, " ").replace(LINE, " "))
     tree.strip_tags(DROP_TAGS)
     root = tree.body or tree.root
