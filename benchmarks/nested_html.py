@@ -41,7 +41,9 @@ def unbounded_paragraphs(html: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,20000,40000,80000", help="comma-separated tag counts")
     parser.add_argument("--unbounded", action="store_true", help="also time the unbounded parser (slow)")
     args = parser.parse_args(argv)

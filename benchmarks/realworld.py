@@ -157,7 +157,7 @@ def _shows_text(body: str) -> bool:
 
 
 def shared_suffix(titles: list[str]) -> str | None:
-    """" | Site": an ending after " | ", " - ", " – " or " — " that at least half the titles (and 3) share."""
+    """An ending like " | Site" (after a bar or a spaced dash) that at least half the titles (and 3) share."""
     endings: Counter[str] = Counter()
     for title in titles:
         match = re.search(r"\s(?:\||-|–|—)\s[^|–—]+$", title)
@@ -203,7 +203,9 @@ def tally_feed(tally: FeedTally, path: Path) -> None:
         tally.titles += 1
         if doc.title == title:
             tally.titles_equal += 1
-        elif any(title.endswith(end) and doc.title == title[: -len(end)].rstrip() for end in [*own, shared or "\0"]):
+        elif any(
+            title.endswith(end) and doc.title == title[: -len(end)].rstrip() for end in [*own, shared or "\0"]
+        ):
             tally.titles_shared_suffix += 1  # the ending cut is the feed's shared suffix or its own name
         else:
             tally.title_misses.append(f"{path.name}: {doc.title!r} != {title!r}")
@@ -287,7 +289,9 @@ def readability_pages(data: Path) -> Iterator[Page]:
         source = (folder / "source.html").read_text(encoding="utf-8", errors="replace")
         url = f"http://fakehost/{folder.name}/"
         whole = " ".join(expected.text_content().split())
-        yield Page(f"readability/{folder.name}", url, source, meta.get("title"), [b for b in blocks if b], whole)
+        yield Page(
+            f"readability/{folder.name}", url, source, meta.get("title"), [b for b in blocks if b], whole
+        )
 
 
 def extraction_pages(data: Path) -> Iterator[Page]:
@@ -295,7 +299,13 @@ def extraction_pages(data: Path) -> Iterator[Page]:
     truth = json.loads((root / "ground-truth.json").read_text(encoding="utf-8"))
     for key in sorted(truth):
         body = (truth[key].get("articleBody") or "").split("\n")
-        yield Page(f"extraction/{key[:12]}", truth[key].get("url") or "", _gz(root / "html" / f"{key}.html.gz"), None, body)
+        yield Page(
+            f"extraction/{key[:12]}",
+            truth[key].get("url") or "",
+            _gz(root / "html" / f"{key}.html.gz"),
+            None,
+            body,
+        )
 
 
 def _tokens(text: str) -> str:
@@ -352,14 +362,19 @@ def report_feeds(tally: FeedTally, show: int) -> None:
     print("|---|---|---|---|---|")
     print(
         f"| {tally.present} | {tally.stored} | {ok}/{tally.titles} ({_pct(ok, tally.titles)}; "
-        f"{tally.titles_shared_suffix} with a site ending cut) | {len(tally.empty_text)} of {tally.with_body} "
-        f"| {len(tally.failed)} ({tally.not_feeds}) |"
+        f"{tally.titles_shared_suffix} with a site ending cut) | {len(tally.empty_text)} of "
+        f"{tally.with_body} | {len(tally.failed)} ({tally.not_feeds}) |"
     )
     print(
         f"\nresidue paragraphs in stored feed text: {sum(tally.residue.values())} of {tally.paragraphs} "
         f"{dict(tally.residue.most_common())}"
     )
-    for line in [*tally.failed, *tally.title_misses[:show], *tally.empty_text[:show], *tally.residue_examples[:show]]:
+    for line in [
+        *tally.failed,
+        *tally.title_misses[:show],
+        *tally.empty_text[:show],
+        *tally.residue_examples[:show],
+    ]:
         print(f"  {line}")
 
 
@@ -373,7 +388,9 @@ def report_pages(results: dict[str, PageTally], show: int) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for name, t in results.items():
         titles = f"{_pct(t.titles_exact, t.titles)}" if t.titles else "-"
-        extra = f"{len(t.titles_with_extra)} ({_pct(len(t.titles_with_extra), t.titles)})" if t.titles else "-"
+        extra = (
+            f"{len(t.titles_with_extra)} ({_pct(len(t.titles_with_extra), t.titles)})" if t.titles else "-"
+        )
         print(
             f"| {name} | {t.pages} | {t.with_text} | {titles} | {extra} | {t.truth_lost_words} "
             f"({t.truth_lost_words / max(1, t.truth_words):.3%}) | {t.removed_truth_words} "
@@ -387,7 +404,9 @@ def report_pages(results: dict[str, PageTally], show: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("data", type=Path, help="directory holding the public evaluation sets")
     parser.add_argument("--show", type=int, default=0, help="list N misses of each kind")
     args = parser.parse_args(argv)

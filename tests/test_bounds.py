@@ -66,7 +66,9 @@ def test_capped_article_is_stored_and_sent_with_its_original_size(
     assert stored["huge"].original_text_bytes > MAX_TEXT_BYTES >= len(stored["huge"].text.encode())
     assert stored["small"].original_text_bytes is None
     again = store.get_article(stored["huge"].id)
-    assert again.original_text_bytes == stored["huge"].original_text_bytes and again.text == stored["huge"].text
+    assert (
+        again.original_text_bytes == stored["huge"].original_text_bytes and again.text == stored["huge"].text
+    )
     payload = again.to_dict()
     assert payload["original_text_bytes"] == again.original_text_bytes
     assert {"id", "url", "title", "text", "summary", "language", "story_id", "published_at"} <= payload.keys()

@@ -17,7 +17,9 @@ FEEDS = FIXTURES / "feeds"
 
 
 def _parse(content: bytes, headers: dict[str, str] | None = None) -> ParsedFeed:
-    result = FetchResult(url="https://feeds.example.com/feed", status=200, content=content, headers=headers or {})
+    result = FetchResult(
+        url="https://feeds.example.com/feed", status=200, content=content, headers=headers or {}
+    )
     return parse_feed(result, feed_id=3, feed_url="https://feeds.example.com/feed")
 
 
@@ -32,7 +34,11 @@ def _rss(title: str, description: str, declaration: str = "") -> str:
 
 def _clean(entry: RawEntry) -> str:
     return clean_document(
-        entry.title, entry.content, is_html=entry.is_html, summary=entry.summary, learnt_suffix=entry.title_suffix
+        entry.title,
+        entry.content,
+        is_html=entry.is_html,
+        summary=entry.summary,
+        learnt_suffix=entry.title_suffix,
     ).text
 
 
@@ -50,7 +56,10 @@ def test_undeclared_windows_1252_portuguese_reads_as_feedparser_reads_it() -> No
 @pytest.mark.parametrize(
     ("codec", "text"),
     [
-        ("cp1250", "Zażółć gęślą jaźń: prezydent Łodzi zapowiedział budowę nowej linii tramwajowej na północ."),
+        (
+            "cp1250",
+            "Zażółć gęślą jaźń: prezydent Łodzi zapowiedział budowę nowej linii tramwajowej na północ.",
+        ),
         ("cp1251", "Правительство утвердило новый бюджет, расходы на образование вырастут."),
         ("cp1254", "Belediye başkanı yeni tramvay hattını açtı, öğrenciler için ulaşım ücretsiz olacak."),
         ("cp1252", "Der Bürgermeister hat die Straßenbahn eröffnet: „Ein großer Tag“, sagte er."),
@@ -86,7 +95,7 @@ def test_byte_order_mark_wins_over_every_declaration() -> None:
 
 
 def test_a_false_utf16_declaration_is_ignored() -> None:
-    """"UTF-16" declared on ASCII-compatible bytes cannot be true: the bytes are read as UTF-8."""
+    """ "UTF-16" declared on ASCII-compatible bytes cannot be true: the bytes are read as UTF-8."""
     text, codec, source = decode_feed(_rss("Ação", "Ação", declaration="UTF-16").encode(), {})
     assert "Ação" in text and (codec, source) == ("utf-8", "utf-8")
 
@@ -120,12 +129,16 @@ def test_residue_only_body_falls_back_to_the_description() -> None:
 
 def test_missing_summary_is_the_first_sentences_of_the_body() -> None:
     """No summary in the feed (or only residue): the body's leading sentences, not None."""
-    body = "<p>The ferry returned on Monday. It had been away four months. Crews worked nights.</p><p>More.</p>"
+    body = (
+        "<p>The ferry returned on Monday. It had been away four months. Crews worked nights.</p><p>More.</p>"
+    )
     assert clean_document("Ferry", body).summary == (
         "The ferry returned on Monday. It had been away four months. Crews worked nights."
     )
     residue = clean_document("Ferry", body, summary="<p>Original title: Ferry back</p><p>[ad_1]</p>")
-    assert residue.summary == "The ferry returned on Monday. It had been away four months. Crews worked nights."
+    assert (
+        residue.summary == "The ferry returned on Monday. It had been away four months. Crews worked nights."
+    )
     long_first = "<p>" + "A long sentence about the harbour and its ferry " * 12 + ".</p>"
     summary = clean_document("Ferry", long_first).summary or ""
     assert 100 < len(summary) <= 301 and summary.endswith("…")

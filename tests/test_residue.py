@@ -19,8 +19,25 @@ ARTICLE = [
     "The operator warned that the crossing may be cancelled",
     "Councillor Anne Mackay said a second vessel would be needed",
 ]
-CHROME = ("Skip to", "Log in", "Weather", "Tweet", "Share", "#ferry", "Getty", "Trending", "Lifeboat", "Comments",
-          "ago", "Reply", "About time", "alerts", "newsletter", "subscribers", "©")
+CHROME = (
+    "Skip to",
+    "Log in",
+    "Weather",
+    "Tweet",
+    "Share",
+    "#ferry",
+    "Getty",
+    "Trending",
+    "Lifeboat",
+    "Comments",
+    "ago",
+    "Reply",
+    "About time",
+    "alerts",
+    "newsletter",
+    "subscribers",
+    "©",
+)
 
 
 def _starts(text: str) -> list[str]:
@@ -41,7 +58,9 @@ def test_fragment_stays_a_fragment_and_the_rules_clean_it() -> None:
     """The same article as a body fragment is not re-extracted; the rules drop its residue and blocks."""
     fragment = PAGE[PAGE.index("<main") : PAGE.index("</footer>") + len("</footer>")]
     assert not is_whole_page(fragment) and is_whole_page(PAGE)
-    doc = clean_document("Harbour ferry returns after winter refit", fragment, feed_title="The Coastal Herald")
+    doc = clean_document(
+        "Harbour ferry returns after winter refit", fragment, feed_title="The Coastal Herald"
+    )
     paragraphs = doc.text.split("\n\n")
     assert paragraphs[0] == "By Tom Abernethy, Local reporter"  # a byline with a role stays
     assert [p[: len(a)] for p, a in zip(paragraphs[1:], ARTICLE, strict=True)] == ARTICLE
@@ -141,7 +160,13 @@ def test_comment_section_goes_only_when_residue_confirms_it() -> None:
     comments = ["2 Comments", "Jane", "3 hours ago", "Good news for the schools.", "Reply"]
     kept, _ = load_rules().apply([*article, *comments], None)
     assert kept == article
-    table = [*article, "Comment", "new", "scheduled_timestamp of the task", "Pick up new tasks that are ready."]
+    table = [
+        *article,
+        "Comment",
+        "new",
+        "scheduled_timestamp of the task",
+        "Pick up new tasks that are ready.",
+    ]
     kept, _ = load_rules().apply(table, None)
     assert kept == [*article, *table[4:]]
 
@@ -161,6 +186,12 @@ def test_seed_article_summary_is_derived_when_the_description_is_residue() -> No
     raw = demo_feeds()["/demo/nakka.xml"]
     result = FetchResult(url="https://nakka.example/rss", status=200, content=raw, headers={})
     entry = parse_feed(result, feed_id=1, feed_url=result.url).entries[0]
-    doc = clean_document(entry.title, entry.content, url=entry.url, feed_title=entry.feed_title,
-                         summary=entry.summary, learnt_suffix=entry.title_suffix)
+    doc = clean_document(
+        entry.title,
+        entry.content,
+        url=entry.url,
+        feed_title=entry.feed_title,
+        summary=entry.summary,
+        learnt_suffix=entry.title_suffix,
+    )
     assert doc.summary is not None and doc.summary.startswith("China News Agency, Moscow, October 31")

@@ -53,8 +53,12 @@ _INVISIBLE = re.compile("[\u200b\u200c\u200d\ufeff\u00ad]")
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^<>]*>")
 # elements that never nest (void) or close themselves when a sibling opens: they add no depth
 _FLAT = frozenset(
-    "area base br col embed hr img input link meta param source track wbr keygen basefont frame isindex "
-    "p li dt dd option optgroup tr td th tbody thead tfoot colgroup caption rb rt rtc rp html head body".split()
+    (
+        *("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source"),
+        *("track", "wbr", "keygen", "basefont", "frame", "isindex", "p", "li", "dt", "dd", "option"),
+        *("optgroup", "tr", "td", "th", "tbody", "thead", "tfoot", "colgroup", "caption", "rb", "rt"),
+        *("rtc", "rp", "html", "head", "body"),
+    )
 )
 MAX_DEPTH = 256  # real pages nest 20-60 deep
 _WHOLE_PAGE = re.compile(

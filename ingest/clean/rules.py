@@ -127,7 +127,9 @@ class Rules:
                 index = end
         return kept, removed
 
-    def _block_end(self, block: str, paragraphs: list[str], start: int, kept: list[str], host: str | None) -> int:
+    def _block_end(
+        self, block: str, paragraphs: list[str], start: int, kept: list[str], host: str | None
+    ) -> int:
         """Where the block a heading at `start - 1` opened ends (exclusive); `start` when none.
 
         A list runs over the link lines that follow, short of one that introduces running text
@@ -259,7 +261,7 @@ def _rule(entry: dict[str, Any], kind: str, source: str, index: int) -> Rule:
     pattern = _compile(raw, where, case_sensitive=bool(entry.get("case_sensitive", False)))
     block = str(entry.get("block", ""))
     if block not in BLOCKS or (block and kind != "drop"):
-        raise ConfigError(f"clean rules: {where}: block must be \"list\" or \"rest\", on drop rules only")
+        raise ConfigError(f'clean rules: {where}: block must be "list" or "rest", on drop rules only')
     return Rule(name, kind, pattern, max_chars, domains, at_end, block)
 
 

@@ -41,7 +41,9 @@ def site_label(host: str | None) -> str | None:
     host = host.lower().rstrip(".")
     if host.replace(".", "").isdigit() or ":" in host:
         return None
-    result = tld.get_tld(host, fix_protocol=True, as_object=True, fail_silently=True, parser_class=_BundledList)
+    result = tld.get_tld(
+        host, fix_protocol=True, as_object=True, fail_silently=True, parser_class=_BundledList
+    )
     label = _naive_label(host) if result is None or isinstance(result, str) else str(result.domain)
     return _unicode(label) if label else None
 

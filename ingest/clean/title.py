@@ -30,7 +30,9 @@ _TLD = re.compile(r"\.(?:[a-z]{2,3}|co\.uk|com\.au|co\.jp|online|info|news)$", r
 _CUT_END = re.compile(r"\s*(?:\.\.\.|…)$")
 _ARTICLES = ("www", "the", "der", "die", "das", "le", "la", "el", "il")
 _SUFFIXES = ("com", "net", "org", "news", "online", "digital", "web", "オンライン", "デジタル")
-MIN_CONTAINED_KEY = 5  # a name this long also matches inside a short segment ("BBC中文网", "Ultima Hora Mallorca")
+MIN_CONTAINED_KEY = (
+    5  # a name this long also matches inside a short segment ("BBC中文网", "Ultima Hora Mallorca")
+)
 MAX_NAME_WORDS = 5  # ... of at most this many words
 MAX_SECTION_WORDS = 3  # "| Latest News | Breaking News UK | Daily Star": sections before a site name
 MAX_CHANNEL_CHARS = 12  # "标题_搜狐", "Story_Nakka": a short last segment after "_" is the site or channel
@@ -40,7 +42,7 @@ MAX_UNESCAPES = 3
 
 
 def title_text(raw: str) -> str:
-    """Entities decoded (twice-escaped ones too) and tags removed: `Principal&amp;#8217;s` -> `Principal’s`."""
+    """Entities decoded (twice-escaped too), tags removed: `Principal&amp;#8217;s` -> `Principal’s`."""
     value = raw
     for _ in range(MAX_UNESCAPES):
         unescaped = html.unescape(value)
@@ -197,7 +199,7 @@ def strip_site_name(title: str, keys: set[str]) -> str:
 
 
 def strip_channel(title: str) -> str:
-    """"标题_频道_搜狐": short segments after underscores are channel and site names, a CMS template."""
+    """ "标题_频道_搜狐": short segments after underscores are channel and site names, a CMS template."""
     parts, seps = _segments(title)
     if len(parts) < 2 or seps[-1] != "_":
         return title
@@ -243,7 +245,7 @@ def _compact(text: str) -> str:
 
 
 def _cut_form_of(title: str, original: str) -> bool:
-    """The title is the original, cut short (a trailing "..." allowed) and/or with a suffix after a separator."""
+    """The original, cut short (a trailing "..." allowed) and/or with a suffix behind a separator."""
     target = _compact(original)
     heads = [title] + [title[: m.start()] for m in _SEPARATOR.finditer(title) if m.start() > 0]
     for head in heads:

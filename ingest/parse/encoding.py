@@ -43,8 +43,7 @@ _ALIASES = {
 # Western European letters and the punctuation windows-1252 text carries; others in 0x80-0xFF
 # (ð þ ¹ ³ ¤ ...) are what Baltic, Central European or Cyrillic bytes look like read as 1252.
 _WESTERN = frozenset(
-    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜàáâãäåæçèéêëìíîïñòóôõöøùúûüÿßŒœŸŠšŽž"
-    "‘’‚“”„–—…•€£°«»©®™·¡¿§ªº×½¼¾¢¥\u00a0"
+    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜàáâãäåæçèéêëìíîïñòóôõöøùúûüÿßŒœŸŠšŽž‘’‚“”„–—…•€£°«»©®™·¡¿§ªº×½¼¾¢¥\u00a0"
 )
 MAX_FOREIGN_SHARE = 0.05  # non-Western characters allowed among the non-ASCII ones
 MAX_ACCENTED_SHARE = 0.3  # Western text is mostly ASCII letters; Cyrillic read as 1252 is not
@@ -150,14 +149,14 @@ def decode_feed(content: bytes, headers: Mapping[str, str]) -> tuple[str, str, s
         if content.startswith(bom):
             return content.decode(codec, errors="replace"), codec, "bom"
     for label, where in declared(content, headers):
-        codec = _codec(label)
-        if codec is None:
+        named = _codec(label)
+        if named is None:
             continue
-        if _is_single_byte(codec) and _multibyte_utf8(content):
+        if _is_single_byte(named) and _multibyte_utf8(content):
             return content.decode("utf-8"), "utf-8", "utf-8"
-        text = _decode(content, codec)
+        text = _decode(content, named)
         if text is not None:
-            return text, codec, where
+            return text, named, where
     codec, source = _detected(content)
     text = _decode(content, codec)
     return (text if text is not None else content.decode(codec, errors="replace")), codec, source
