@@ -194,7 +194,8 @@ class Article:
     original_text_bytes: int | None = None  # set when `text` was cut to the storage cap: the size before
 
     def to_dict(self) -> dict[str, Any]:
-        """The webhook's `article` object (and the CLI's JSON line)."""
+        """The webhook's `article` object (and the CLI's JSON line); `original_text_bytes` only when cut."""
+        cut = {} if self.original_text_bytes is None else {"original_text_bytes": self.original_text_bytes}
         return {
             "id": self.id,
             "url": self.url,
@@ -206,7 +207,7 @@ class Article:
             "published_at": iso(self.published_at),
             "feed_url": self.feed_url,
             "story_id": self.story_id,
-            "original_text_bytes": self.original_text_bytes,
+            **cut,
         }
 
 

@@ -53,7 +53,7 @@ def test_clean_document_records_the_cut() -> None:
 def test_capped_article_is_stored_and_sent_with_its_original_size(
     store: Store, redis_client: redis.Redis
 ) -> None:
-    """Both backends keep `original_text_bytes`; the webhook's article object carries it, old keys intact."""
+    """Both backends keep `original_text_bytes`; the webhook's article object carries it when cut."""
     feed = store.add_feed("https://big.example/rss")
     big = "<p>" + "A very long article body that keeps going. " * 30 + "</p>"
     entries = [
@@ -72,3 +72,4 @@ def test_capped_article_is_stored_and_sent_with_its_original_size(
     payload = again.to_dict()
     assert payload["original_text_bytes"] == again.original_text_bytes
     assert {"id", "url", "title", "text", "summary", "language", "story_id", "published_at"} <= payload.keys()
+    assert "original_text_bytes" not in stored["small"].to_dict()  # uncut articles: the object as before
