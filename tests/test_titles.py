@@ -172,3 +172,16 @@ def test_original_title_line_in_the_body() -> None:
     doc = clean_document("俄外交部：若冲突蔓延至亚美尼亚境内…_搜狐", body, url="https://www.sohu.com/a/1")
     assert doc.title == "俄外交部：若冲突蔓延至亚美尼亚境内，俄将提供一切必要援助"
     assert doc.text == "中新社莫斯科电。"
+
+
+def test_feed_titles_lose_no_prefix() -> None:
+    """A feed entry's leading show or site name stays (one entry: nothing learnt); a page's goes."""
+    title = "Taverncast - Murloc Contest Winners - 8/26/06"
+    assert clean_document(title, "<p>The winners are in.</p>", feed_title="Taverncast").title == title
+    page = (
+        "<!DOCTYPE html><html><head><title>Coastal Herald - Ferry back in service</title>"
+        "<meta property='og:site_name' content='Coastal Herald'></head><body><article>"
+        + "<p>The ferry returned to service on Monday after a four-month refit at the yard.</p>" * 4
+        + "</article></body></html>"
+    )
+    assert clean_document("", page).title == "Ferry back in service"

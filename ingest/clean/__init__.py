@@ -92,7 +92,8 @@ def clean_document(
     rules = rules or load_rules()
     host = _host(url)
     names = list(rules.site_names)
-    if is_html and is_whole_page(content):
+    page = is_html and is_whole_page(content)
+    if page:
         paragraphs, page_title, site_name = _page_paragraphs(content, url)
         title = title or page_title or ""
         names += [site_name] if site_name else []
@@ -110,6 +111,7 @@ def clean_document(
         original_title=original,
         site_names=[*names, *([label] if label else [])],
         learnt_suffix=learnt_suffix,
+        prefix=page,  # a page's own title may start with the site name; a feed's titles are kept
     )
     if len(kept) > 1 and normalize_space(kept[0]).casefold() == clean.casefold():
         removed.append(kept.pop(0))  # the headline repeated as the first paragraph (not the only one)

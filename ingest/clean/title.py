@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from ingest.clean.html import looks_like_html, markup_text, normalize_space
 
@@ -60,6 +61,7 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=8192)
 def _key(text: str) -> str:
     """Comparison form: casefolded, punctuation and spaces removed, leading `www`/`the` ignored."""
     key = _PUNCT.sub("", _fold(_TLD.sub("", text.strip())))
@@ -178,8 +180,8 @@ def _drop_sections(parts: list[str], seps: list[str]) -> tuple[list[str], list[s
     return parts, seps
 
 
-def strip_site_name(title: str, keys: set[str]) -> str:
-    """Cut a site-name segment (and a section trail beside it) off the end, or the start."""
+def strip_site_name(title: str, keys: set[str], *, prefix: bool = True) -> str:
+    """Cut a site-name segment (and a section trail beside it) off the end, or (`prefix`) the start."""
     parts, seps = _segments(title)
     if len(parts) < 2 or not keys:
         return title
@@ -189,7 +191,7 @@ def strip_site_name(title: str, keys: set[str]) -> str:
         while len(parts) > 1 and _is_name(parts[-1], keys):
             parts, seps = parts[:-1], seps[:-1]  # "Story – Israel Nachrichten – Chadashoth Israel"
         parts, seps = _drop_sections(parts, seps)
-    elif _is_name(parts[0], keys):
+    elif prefix and _is_name(parts[0], keys):
         parts, seps = parts[1:], seps[1:]
         while len(parts) > 1 and seps[0] in _SECTION_SEPARATORS and _is_section(parts[0], parts[1:], seps[0]):
             parts, seps = parts[1:], seps[1:]
@@ -270,8 +272,13 @@ def clean_title(
     original_title: str | None = None,
     site_names: Sequence[str] = (),
     learnt_suffix: str | None = None,
+    prefix: bool = True,
 ) -> str:
-    """The headline without site name or section trail; never empty if the input was not."""
+    """The headline without site name or section trail; never empty if the input was not.
+
+    `prefix=False` (feed entries) cuts names at the end only: "Taverncast - Murloc Contest
+    Winners - 8/26/06" in the Taverncast feed is a title, not a site name and its story.
+    """
     raw = title_text(title)
     if original_title:
         fixed = fix_with_original(raw, title_text(original_title))
@@ -279,4 +286,4 @@ def clean_title(
             return fixed
     if learnt_suffix is not None:  # the feed's own titles decide: its suffix, or none at all
         return strip_learnt_suffix(raw, learnt_suffix) if learnt_suffix else raw
-    return strip_channel(strip_site_name(raw, name_keys(feed_title, site_names)))
+    return strip_channel(strip_site_name(raw, name_keys(feed_title, site_names), prefix=prefix))
