@@ -262,7 +262,10 @@ def _gz(path: Path) -> str:
 
 
 def _og_url(page: str) -> str:
-    match = re.search(r'<meta[^>]+property="og:url"[^>]+content="([^"]+)"', page)
+    """The page's own address (og:url, else rel=canonical), as a feed entry would link it."""
+    match = re.search(r'<meta[^>]+property="og:url"[^>]+content="(https?://[^"]+)"', page) or re.search(
+        r'<link[^>]+rel="canonical"[^>]+href="(https?://[^"]+)"', page
+    )
     return match.group(1) if match else ""
 
 
@@ -287,7 +290,7 @@ def readability_pages(data: Path) -> Iterator[Page]:
         expected = lxml.html.fromstring((folder / "expected.html").read_bytes())
         blocks = [" ".join(el.text_content().split()) for el in expected.iter("p", "li", "h2", "h3", "pre")]
         source = (folder / "source.html").read_text(encoding="utf-8", errors="replace")
-        url = f"http://fakehost/{folder.name}/"
+        url = _og_url(source) or f"http://fakehost/{folder.name}/"
         whole = " ".join(expected.text_content().split())
         yield Page(
             f"readability/{folder.name}", url, source, meta.get("title"), [b for b in blocks if b], whole

@@ -63,14 +63,16 @@ def _clean_summary(summary: str | None, rules: Rules, host: str | None) -> str |
     return "\n\n".join(kept) or None
 
 
-def _page_paragraphs(content: str, url: str | None) -> tuple[list[str], str | None, str | None]:
-    """(paragraphs, title, site name) of a whole page, extracted as the full-text path does."""
+def _source(content: str, is_html: bool, url: str | None) -> tuple[list[str], str | None, list[str]]:
+    """(paragraphs, the page's title, the page's site names): a whole page is extracted as the
+    full-text path does; a fragment (a feed body) is only split into paragraphs."""
+    if not (is_html and is_whole_page(content)):
+        return to_paragraphs(content, is_html=is_html), None, []
     from ingest.clean.extract import extract_page
 
     page = extract_page(content, url)
-    if not page.paragraphs:
-        return to_paragraphs(content), page.title, page.site_name
-    return page.paragraphs, page.title, page.site_name
+    names = [page.site_name] if page.site_name else []
+    return page.paragraphs or to_paragraphs(content), page.title or "", names
 
 
 def clean_document(
@@ -91,14 +93,7 @@ def clean_document(
     """
     rules = rules or load_rules()
     host = _host(url)
-    names = list(rules.site_names)
-    page = is_html and is_whole_page(content)
-    if page:
-        paragraphs, page_title, site_name = _page_paragraphs(content, url)
-        title = title or page_title or ""
-        names += [site_name] if site_name else []
-    else:
-        paragraphs = to_paragraphs(content, is_html=is_html)
+    paragraphs, page_title, page_names = _source(content, is_html, url)
     original = _original_title(paragraphs, rules)
     kept, removed = clean_paragraphs(paragraphs, rules, host)
     own_summary = _clean_summary(summary, rules, host)
@@ -106,12 +101,12 @@ def clean_document(
         kept, own_summary = own_summary.split("\n\n"), None
     label = site_label(host)
     clean = clean_title(
-        normalize_space(title),
+        normalize_space(title or page_title or ""),
         feed_title=feed_title,
         original_title=original,
-        site_names=[*names, *([label] if label else [])],
+        site_names=[*rules.site_names, *page_names, *([label] if label else [])],
         learnt_suffix=learnt_suffix,
-        prefix=page,  # a page's own title may start with the site name; a feed's titles are kept
+        prefix=page_title is not None,  # a page title may start with the site name; feed titles keep theirs
     )
     if len(kept) > 1 and normalize_space(kept[0]).casefold() == clean.casefold():
         removed.append(kept.pop(0))  # the headline repeated as the first paragraph (not the only one)
