@@ -195,3 +195,15 @@ def test_seed_article_summary_is_derived_when_the_description_is_residue() -> No
         learnt_suffix=entry.title_suffix,
     )
     assert doc.summary is not None and doc.summary.startswith("China News Agency, Moscow, October 31")
+
+
+def test_a_heading_that_leads_into_a_passage_is_kept() -> None:
+    """A "More from X:" heading before quoted running text belongs to the article: no list follows."""
+    paragraphs = [
+        "The roommate agreed to be interviewed by the defence, her lawyers said on Friday.",
+        "More from NBC's TODAY:",
+        "The preliminary hearing is scheduled for June 26 at 9 am, the court said in a filing.",
+    ]
+    assert load_rules().apply(paragraphs, None)[0] == paragraphs
+    trailing = [*paragraphs, "More from The Nation", "Lifeboat crew rescue kayakers", "School roof repairs"]
+    assert load_rules().apply(trailing, None)[0] == paragraphs

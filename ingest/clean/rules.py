@@ -4,8 +4,9 @@ Rules are anchored (^ or $) and length-bounded by construction: a drop rule
 only looks at paragraphs up to `max_chars` long and a strip rule only removes a
 fragment that short, so no rule can eat a long real paragraph. A drop rule may
 also end a block: `block = "list"` drops the link lines that follow a bare
-"Related"/"Trending" heading, `block = "rest"` drops a trailing section (reader
-comments) when what follows is no longer than the article before it.
+"Related"/"Trending" heading (a heading before running text stays), and
+`block = "rest"` drops a trailing section (reader comments) when what follows is
+no longer than the article before it and residue shows near its start.
 """
 
 from __future__ import annotations
@@ -120,12 +121,31 @@ class Rules:
             if stripped and rule is None:
                 kept.append(stripped)
                 continue
+            end = self._block_span(rule, stripped, paragraphs, index, kept, host)
+            if end is None:
+                kept.append(stripped)  # "More from NBC's TODAY:" before a quoted passage: no list follows
+                continue
             removed.append(para)
-            if rule is not None and rule.block:
-                end = self._block_end(rule.block, paragraphs, index, kept, host)
-                removed.extend(paragraphs[index:end])
-                index = end
+            removed.extend(paragraphs[index:end])
+            index = end
         return kept, removed
+
+    def _block_span(
+        self,
+        rule: Rule | None,
+        heading: str,
+        paragraphs: list[str],
+        start: int,
+        kept: list[str],
+        host: str | None,
+    ) -> int | None:
+        """End of what the dropped paragraph takes with it; None when a list heading is really a lead-in."""
+        if rule is None or not rule.block:
+            return start
+        end = self._block_end(rule.block, paragraphs, start, kept, host)
+        if rule.block == "list" and end == start and _leads_in(heading, paragraphs, start):
+            return None
+        return end
 
     def _block_end(
         self, block: str, paragraphs: list[str], start: int, kept: list[str], host: str | None
@@ -151,6 +171,15 @@ class Rules:
         window = paragraphs[start : start + REST_CONFIRM_WINDOW]
         confirmed = any(self._dropping(self.strip_fragments(p, host), host) for p in window)
         return len(paragraphs) if kept and after <= before and confirmed else start
+
+
+def _leads_in(heading: str, paragraphs: list[str], start: int) -> bool:
+    """A heading ending in a colon with running text after it introduces a passage, not a list."""
+    return (
+        heading.rstrip().endswith((":", "："))
+        and start < len(paragraphs)
+        and not _is_link_line(paragraphs[start])
+    )
 
 
 def _is_link_line(paragraph: str) -> bool:
