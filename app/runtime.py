@@ -1,22 +1,32 @@
-"""Per-process dependencies, built once: models load before the first job, not per job."""
+"""The composition root: settings in, adapters built once per process, services wired to them.
+
+Entry points (the CLI's commands, the API, RQ jobs through `workers.jobs.bind`, the poller and
+sender loops) ask a `Runtime` for what they need; nothing below this module reads the
+environment or builds an adapter itself. Expensive parts (language models, the matcher) are
+built on first use and kept for the process's life.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import httpx
 import redis
 
+from ingest.alert.wakeup import RedisWakeup
 from ingest.log import configure_logging
-from ingest.metrics import Buffer
+from ingest.metrics import RedisMetrics
+from ingest.services.intake import Intake
+from ingest.services.prepare import Preparer
+from ingest.services.process import BatchRunner, Pipeline
+from ingest.services.recovery import Recovery
+from ingest.services.refresh import Refresher
 from ingest.settings import Settings
 from ingest.store import open_store
 from ingest.store.base import Store
-
-if TYPE_CHECKING:
-    from ingest.alert.http_client import WebhookClient
+from workers.queues import RQBatchQueue
 
 
 def redis_url(settings: Settings) -> str:
@@ -29,22 +39,26 @@ def redis_url(settings: Settings) -> str:
 
 
 @dataclass
-class Context:
-    """What jobs, the poller and the CLI share within one process."""
+class Runtime:
+    """What one process's entry points share; `close()` releases it."""
 
     settings: Settings
-    _closers: list = field(default_factory=list)
+    _closers: list[Callable[[], object]] = field(default_factory=list)
+
+    @classmethod
+    def from_env(cls) -> Runtime:
+        settings = Settings.from_env()
+        configure_logging(settings)
+        return cls(settings)
+
+    # -- adapters ----------------------------------------------------------------------------
+    @cached_property
+    def redis_url(self) -> str:
+        return redis_url(self.settings)
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(redis_url(self.settings), health_check_interval=30)
-
-    @cached_property
-    def metrics(self) -> Buffer:
-        """This process's counts, sent to Redis about once a second (ingest.metrics.Buffer)."""
-        buffer = Buffer(self.redis)
-        self._closers.append(buffer.flush)
-        return buffer
+        return redis.Redis.from_url(self.redis_url, health_check_interval=30)
 
     @cached_property
     def store(self) -> Store:
@@ -54,75 +68,74 @@ class Context:
         return store
 
     @cached_property
-    def pipeline(self):  # type: ignore[no-untyped-def]
-        """The loaded pipeline (language models included): the expensive part, built once."""
-        from ingest.clean import load_rules
-        from ingest.clean.extract import page_fetcher
-        from ingest.dedup.index import Deduplicator
-        from ingest.language.detect import LanguageDetector
-        from ingest.services.process import Pipeline, Preparer
+    def metrics(self) -> RedisMetrics:
+        """This process's counts, sent to Redis about once a second."""
+        metrics = RedisMetrics(self.redis, self.settings.redis_prefix)
+        self._closers.append(metrics.flush)
+        return metrics
 
-        dedup = Deduplicator(
-            self.redis,
-            prefix=self.settings.redis_prefix,
-            window_days=self.settings.dedup_window_days,
-            threshold=self.settings.dedup_threshold,
-        )
-        preparer = Preparer(
-            LanguageDetector(
-                short_text_models=self.settings.short_text_models,
-                loads_per_minute=self.settings.short_text_loads_per_minute,
-            ),
-            load_rules(self.settings.clean_rules),
-            fetcher=page_fetcher(self.settings, self.http),
-            fulltext_min_words=self.settings.fulltext_min_words,
-        )
-        return Pipeline(self.store, dedup, preparer)
+    @cached_property
+    def batch_queue(self) -> RQBatchQueue:
+        s = self.settings
+        return RQBatchQueue(self.redis, prefix=s.redis_prefix, queue_prefix=s.queue_prefix,
+                            job_timeout=s.job_timeout)  # fmt: skip
+
+    @cached_property
+    def wakeup(self) -> RedisWakeup:
+        return RedisWakeup(self.redis, self.redis_url, self.settings.redis_prefix)
 
     @cached_property
     def http(self) -> httpx.Client:
-        """Client for the page fetcher (full-text feeds): refuses non-public addresses at connect time."""
+        """Client for article pages (full-text feeds): refuses non-public addresses at connect time."""
         from ingest.fetch import make_client
 
         client = make_client(self.settings)
         self._closers.append(client.close)
         return client
 
+    # -- services ----------------------------------------------------------------------------
     @cached_property
-    def webhooks(self) -> WebhookClient:
-        """Client for webhook deliveries: urllib3 pools that refuse non-public addresses at connect time."""
-        from ingest.alert.http_client import make_webhook_client
-
-        client = make_webhook_client(self.settings)
-        self._closers.append(client.close)
-        return client
+    def intake(self) -> Intake:
+        return Intake(self.store, self.batch_queue, self.metrics, batch_size=self.settings.batch_size)
 
     @cached_property
-    def queues(self):  # type: ignore[no-untyped-def]
-        from workers.queues import get_queues
+    def refresher(self) -> Refresher:
+        return Refresher(self.store, self.intake, self.metrics, self.settings)
 
-        return get_queues(self.redis, self.settings.queue_prefix)
+    @cached_property
+    def recovery(self) -> Recovery:
+        s = self.settings
+        return Recovery(
+            self.store, self.batch_queue, after=s.recovery_after, max_attempts=s.batch_max_attempts
+        )
+
+    @cached_property
+    def preparer(self) -> Preparer:
+        """Clean and language (the models load here): the expensive part, built once."""
+        from ingest.clean import load_rules
+        from ingest.fetch import page_fetcher
+        from ingest.language.detect import LanguageDetector
+
+        s = self.settings
+        detector = LanguageDetector(short_text_models=s.short_text_models,
+                                    loads_per_minute=s.short_text_loads_per_minute)  # fmt: skip
+        return Preparer(detector, load_rules(s.clean_rules), fetcher=page_fetcher(s, self.http),
+                        fulltext_min_words=s.fulltext_min_words)  # fmt: skip
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        from ingest.dedup.index import Deduplicator
+
+        s = self.settings
+        dedup = Deduplicator(self.redis, prefix=s.redis_prefix, window_days=s.dedup_window_days,
+                             threshold=s.dedup_threshold)  # fmt: skip
+        return Pipeline(self.store, dedup, self.preparer)
+
+    @cached_property
+    def batch_runner(self) -> BatchRunner:
+        return BatchRunner(self.store, self.pipeline, self.metrics, self.wakeup)
 
     def close(self) -> None:
         for close in reversed(self._closers):
             close()
         self._closers.clear()
-
-
-_current: Context | None = None
-
-
-def init_context(settings: Settings | None = None) -> Context:
-    """Make (or replace) the process's context; the CLI calls it with parsed settings."""
-    global _current
-    settings = settings or Settings.from_env()
-    configure_logging(settings)
-    if _current is not None:
-        _current.close()
-    _current = Context(settings)
-    return _current
-
-
-def get_context() -> Context:
-    """The process's context; a job started by a plain `rq worker` builds it from the environment."""
-    return _current or init_context()

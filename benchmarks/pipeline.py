@@ -275,7 +275,7 @@ def _child_worker() -> None:
     import ingest.language.detect
     import ingest.services.process
     import workers.jobs
-    from app.runtime import init_context
+    from app.runtime import Runtime
     from ingest.settings import Settings
     from workers.worker import run_worker
 
@@ -288,7 +288,7 @@ def _child_worker() -> None:
     meter.patch(workers.jobs, "process_batch", "job_process")
     meter.patch(workers.jobs, "enqueue_alerts", "enqueue_alerts")
     meter.patch(workers.jobs, "deliver_alert", "deliver")
-    ctx = init_context(settings)
+    ctx = Runtime(settings)
     ctx.pipeline.subscriptions.current()  # a long-running worker has its matcher warm
     ctx.redis.sadd(READY_KEY, os.getpid())
     with _maybe_profiled("worker"):
@@ -298,7 +298,7 @@ def _child_worker() -> None:
 def _child_poller() -> None:
     """The service's poller loop (run_poller) with meters around parse, queue and state recording."""
     import app.poller as poller
-    from app.runtime import init_context
+    from app.runtime import Runtime
     from ingest.settings import Settings
 
     settings = Settings.from_env()
@@ -306,7 +306,7 @@ def _child_poller() -> None:
     meter.patch(poller, "parse_feed", "parse")
     meter.patch(poller, "queue_entries", "queue")
     meter.patch(poller, "_record_success", "record")
-    ctx = init_context(settings)
+    ctx = Runtime(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

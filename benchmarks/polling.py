@@ -125,7 +125,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from app.poller import poll_once
-    from app.runtime import Context
+    from app.runtime import Runtime
     from ingest.log import configure_logging
 
     port = 18000 + os.getpid() % 1000
@@ -147,7 +147,7 @@ def main() -> int:
         }
     )
     configure_logging(settings)
-    ctx = Context(settings)
+    ctx = Runtime(settings)
     try:
         for i in range(args.feeds):
             ctx.store.add_feed(f"http://127.0.0.{i % args.hosts + 1}:{port}/feed/{i}")

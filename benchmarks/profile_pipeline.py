@@ -56,7 +56,7 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true", help="time only, without pyinstrument")
     args = parser.parse_args()
 
-    from app.runtime import Context
+    from app.runtime import Runtime
     from ingest.log import configure_logging
     from ingest.settings import Settings
 
@@ -74,7 +74,7 @@ def main() -> int:
     docs = load_corpus(args.corpus)
     farm = Farm(docs, feeds=args.feeds, items=args.items, port=8000)
     entries = farm_entries(farm)
-    ctx = Context(settings)
+    ctx = Runtime(settings)
     try:
         for n, query in enumerate(make_queries(docs, args.subs)):
             ctx.store.add_subscription(

@@ -15,8 +15,7 @@ from __future__ import annotations
 import ssl
 import time
 import zlib
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -26,7 +25,10 @@ import httpx
 from ingest.errors import FetchError
 from ingest.log import get_logger
 from ingest.models import FetchResult
-from ingest.net.guard import check_scheme, make_async_client, make_client
+from ingest.net.clients import make_async_client, make_client
+from ingest.net.guard import check_scheme
+from ingest.net.retry_after import parse_retry_after
+from ingest.settings import Settings
 
 try:
     import brotli
@@ -55,22 +57,6 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
     "text/xml;q=0.9, application/json;q=0.8, text/html;q=0.5, */*;q=0.1"
 )
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class _Decoder:
@@ -368,3 +354,13 @@ async def fetch_page_async(
     client: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float
 ) -> FetchResult:
     return await fetch_feed_async(client, url, max_bytes=max_bytes, timeout=timeout)
+
+
+def page_fetcher(settings: Settings, client: httpx.Client | None = None) -> Callable[[str], FetchResult]:
+    """Fetch article pages (full-text feeds) like feeds: address-checked client, body cap, time budget."""
+    http = client or make_client(settings)
+
+    def fetch(url: str) -> FetchResult:
+        return fetch_page(http, url, max_bytes=settings.max_body_bytes, timeout=settings.fetch_timeout)
+
+    return fetch

@@ -28,19 +28,34 @@ def configure_logging(settings: Settings) -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *shared, structlog.processors.format_exc_info,
+                    renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[settings.log_level]),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
-    )
-    logging.basicConfig(stream=sys.stderr, level=max(_LEVELS[settings.log_level], logging.WARNING))
+    )  # fmt: skip
+    _route_stdlib(renderer, shared, max(_LEVELS[settings.log_level], logging.WARNING))
+
+
+def _route_stdlib(renderer: structlog.typing.Processor, shared: list[structlog.typing.Processor],
+                  level: int) -> None:  # fmt: skip
+    """Libraries' stdlib log records (RQ, uvicorn) rendered like ours: one JSON line each in production,
+    tracebacks included as a field, on stderr."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+    )  # fmt: skip
+    handler = logging.StreamHandler(_Stderr())
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -114,6 +114,11 @@ METRICS: dict[str, MetricDef] = {
         ),
         MetricDef("ingest_alerts_retried_total", "Webhook attempts that failed and were scheduled again."),
         MetricDef(
+            "ingest_alert_attempts_total",
+            "Webhook attempts by outcome (delivered, retry, failed).",
+            ("outcome",),
+        ),
+        MetricDef(
             "ingest_delivery_seconds",
             "Seconds one successful webhook delivery took.",
             buckets=LATENCY_BUCKETS,
@@ -202,6 +207,23 @@ def observe(
     )
 
 
+class RedisMetrics:
+    """The `Metrics` port over a process's Buffer: services count without knowing about Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.buffer = Buffer(client)
+        self.prefix = prefix
+
+    def count(self, name: str, labels: Mapping[str, str] | None = None, value: float = 1) -> None:
+        record(self.buffer, self.prefix, name, labels, value)
+
+    def observe(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        observe(self.buffer, self.prefix, name, value, labels)
+
+    def flush(self) -> None:
+        self.buffer.flush()
+
+
 def _counter(metric: MetricDef, fields: Mapping[bytes, bytes]) -> Metric:
     family = CounterMetricFamily(metric.name.removesuffix("_total"), metric.help, labels=metric.labels)
     if not metric.labels and not fields:
@@ -273,7 +295,7 @@ def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = (
 def render(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = ()) -> bytes:
     """The Prometheus text exposition of every metric plus the queue gauges."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(read_families(conn, prefix, stats)))  # type: ignore[arg-type]
+    registry.register(_Collector(read_families(conn, prefix, stats)))
     return generate_latest(registry)
 
 

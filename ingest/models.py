@@ -7,6 +7,8 @@ crosses a process boundary (RQ job arguments, CLI JSON, webhook payloads).
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +20,21 @@ def utcnow() -> datetime:
 
 def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+
+
+def article_id(feed_id: int, entry_key: str) -> str:
+    """Deterministic, so re-processing an entry finds the same article."""
+    return "art_" + hashlib.sha256(f"{feed_id}\x00{entry_key}".encode()).hexdigest()[:24]
+
+
+def alert_id(subscription_id: str, story_id: str) -> str:
+    """The webhook-id: derived from (subscription, story), so every attempt and replay shares it."""
+    digest = hashlib.sha256(f"{subscription_id}\x00{story_id}".encode()).hexdigest()[:26]
+    return f"msg_{digest}"
+
+
+def new_subscription_id() -> str:
+    return "sub_" + uuid.uuid4().hex[:16]
 
 
 def parse_iso(value: str | None) -> datetime | None:

@@ -200,22 +200,29 @@ SETTINGS: tuple[Setting, ...] = (
         "webhook_timeout",
         "15",
         _non_negative_float,
-        "Seconds a webhook receiver has to answer.",
+        "Seconds one webhook attempt may take in all: connect, request, headers and body together, "
+        "whatever the receiver does (at most 64 KiB of its answer are read).",
+    ),
+    Setting(
+        "INGEST_SENDER_CONCURRENCY",
+        "sender_concurrency",
+        "256",
+        _positive_int,
+        "Webhook attempts one sender (`ingest send`) keeps in flight at once, in all.",
+    ),
+    Setting(
+        "INGEST_SENDER_PER_RECEIVER",
+        "sender_per_receiver",
+        "8",
+        _positive_int,
+        "Webhook attempts one sender keeps in flight at once to one receiver origin (scheme, host, port).",
     ),
     Setting(
         "INGEST_SWEEP_INTERVAL",
         "sweep_interval",
         "30",
         _positive_int,
-        "Seconds between two sweeps that re-queue alerts whose job was lost.",
-    ),
-    Setting(
-        "INGEST_SWEEP_GRACE",
-        "sweep_grace",
-        "30",
-        _non_negative_float,
-        "Seconds past its due time before the sweeper re-queues a pending alert whose job is gone "
-        "(a delivery in progress keeps its lock for `INGEST_WEBHOOK_TIMEOUT` + 10 s).",
+        "Seconds between two sweeps of the poller that queue again the batches whose job was lost.",
     ),
     Setting(
         "INGEST_RECOVERY_AFTER",
@@ -427,7 +434,6 @@ class Settings:
     api_max_body_bytes: int = 65536
     metrics_public: bool = False
     secret_grace_seconds: int = 86400
-    sweep_grace: float = 30.0
     disable_after_days: float = 3.0
     recovery_after: float = 60.0
     batch_max_attempts: int = 5
@@ -435,6 +441,8 @@ class Settings:
     fulltext_min_words: int = 120
     short_text_models: bool = True
     short_text_loads_per_minute: float = 12.0
+    sender_concurrency: int = 256
+    sender_per_receiver: int = 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

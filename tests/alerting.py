@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from app.runtime import Context
-from ingest.alert.webhook import alert_id, new_secret
-from ingest.models import Alert, Article, Subscription, SubscriptionOptions, utcnow
+from app.runtime import Runtime
+from app.sender import run_sender
+from ingest.alert.signature import new_secret
+from ingest.models import Alert, Article, Subscription, SubscriptionOptions, alert_id, utcnow
 from ingest.store.base import Store
 from tests.conftest import LoopbackServer, RecordedRequest
-from workers.jobs import enqueue_alerts
+from workers import jobs
 from workers.worker import run_worker
 
 SECRET = new_secret()
@@ -66,8 +68,8 @@ def make_sub(
     )  # type: ignore[arg-type]
 
 
-def queue_alerts(ctx: Context, sub: Subscription, articles: list[Article]) -> list[Alert]:
-    """Record one outbox alert per article's story and queue the first attempts, as the pipeline does."""
+def queue_alerts(ctx: Runtime, sub: Subscription, articles: list[Article]) -> list[Alert]:
+    """Record one outbox alert per article's story, as the pipeline does (the sender finds them due)."""
     alerts = ctx.store.add_alerts(
         [
             Alert(
@@ -81,20 +83,20 @@ def queue_alerts(ctx: Context, sub: Subscription, articles: list[Article]) -> li
             for a in articles
         ]
     )
-    enqueue_alerts(ctx, alerts)
+    ctx.wakeup.wake()
     return alerts
 
 
-def drain(ctx: Context, until: Callable[[], bool], *, limit: float = 40.0) -> None:
-    """Run burst workers (scheduled retries included) until `until()` holds; fail if it never does."""
+def drain(ctx: Runtime, until: Callable[[], bool], *, limit: float = 40.0) -> None:
+    """Run the sender in bursts (retries as they come due) until `until()` holds; fail if it never does."""
     deadline = time.monotonic() + limit
     while not until():
         assert time.monotonic() < deadline, "the condition never became true"
-        run_worker(ctx, burst=True)
+        run_sender(ctx, threading.Event(), burst=True)
         time.sleep(0.2)
 
 
-def statuses(ctx: Context, sub_id: str | None = None) -> list[str]:
+def statuses(ctx: Runtime, sub_id: str | None = None) -> list[str]:
     """Every outbox status, sorted (optionally one subscription's)."""
     return sorted(
         a.status for a in ctx.store.list_alerts(limit=1000) if sub_id is None or a.subscription_id == sub_id
@@ -107,3 +109,14 @@ def posts(server: LoopbackServer, path: str = "/hook") -> list[RecordedRequest]:
 
 def lower(request: RecordedRequest) -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items()}
+
+
+def work(ctx: Runtime) -> bool:
+    """Run a burst worker on the ingest queue (batches through the pipeline); whether a job ran."""
+    jobs.bind(lambda: ctx.batch_runner)
+    return run_worker(ctx.batch_queue.queue, prefix=ctx.settings.redis_prefix, burst=True)
+
+
+def deliver(ctx: Runtime) -> int:
+    """Run the sender once over what is due now; the attempts it made."""
+    return run_sender(ctx, threading.Event(), burst=True)

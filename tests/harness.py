@@ -378,7 +378,7 @@ def service_env(data_dir: Path, redis_url: str, database_url: str, **extra: str)
 
 def seed(database_url: str, farm: Farm, receiver: Receiver, subscriptions: int = 1) -> list[str]:
     """Add the farm's feeds (polled every second) and subscriptions to 'ceasefire'; their ids."""
-    from ingest.alert.webhook import new_secret
+    from ingest.alert.signature import new_secret
     from ingest.models import Subscription, utcnow
     from ingest.store import open_store
 

@@ -1,33 +1,28 @@
-"""The alert stage: payload, Standard Webhooks signature, one delivery attempt, retry timing."""
+"""The alert stage: payload, Standard Webhooks signature, retry timing, circuits, the sender's client."""
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import json
 import random
 import socket
-import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from ingest.alert.http_client import MAX_RESPONSE_BYTES, make_webhook_client
-from ingest.alert.webhook import (
-    alert_id,
-    build_payload,
-    deliver,
-    new_secret,
-    next_delay,
-    parse_retry_after,
-    validate_secret,
-)
-from ingest.errors import AlertDeliveryError, ConfigError
-from ingest.models import Article, Subscription
-from ingest.net.guard import user_agent
+from ingest.alert.payload import MAX_DIGEST_BYTES, build_digest_payload, build_payload
+from ingest.alert.policy import CIRCUIT_THRESHOLD, Circuit, next_delay
+from ingest.alert.sender import WebhookSender
+from ingest.alert.signature import new_secret, signed_headers, validate_secret
+from ingest.errors import ConfigError
+from ingest.models import Alert, Article, Subscription, alert_id
+from ingest.net.clients import make_webhook_session
+from ingest.net.retry_after import parse_retry_after
 from ingest.settings import Settings
-from tests.conftest import LoopbackServer, RawServer, RecordedRequest, Response, free_port
+from tests.conftest import LoopbackServer, Response
 
 ARTICLE = Article(
     id="art_1",
@@ -104,169 +99,44 @@ class TestSecrets:
             validate_secret(bad)
 
 
-class TestDeliver:
-    def test_signature_verifies_with_reference_library(
-        self, settings: Settings, http_server: LoopbackServer
-    ) -> None:
-        """A receiver using the standardwebhooks package accepts what we send."""
-        http_server.routes["/hook"] = Response(204)
-        sub = _sub(http_server.url("/hook"))
+class TestSignature:
+    def test_signature_verifies_with_reference_library(self) -> None:
+        """A receiver using the standardwebhooks package accepts what we sign."""
+        sub = _sub("https://hooks.example/x")
         body = build_payload(sub, ARTICLE, ["Armenia"])
-        with make_webhook_client(settings) as client:
-            result = deliver(client, sub.webhook, "msg_abc", body, [sub.secret], timeout=5)
-        assert result.status == 204
-        request = http_server.requests[-1]
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        payload = Webhook(sub.secret).verify(request.body, headers)
-        assert payload["data"]["article"]["id"] == "art_1"
-        assert headers["webhook-id"] == "msg_abc"
-        assert headers["user-agent"] == user_agent(settings)
+        headers = signed_headers([sub.secret], "msg_abc", int(time.time()), body)
+        payload = Webhook(sub.secret).verify(body, headers)
+        assert payload["data"]["article"]["id"] == "art_1" and headers["webhook-id"] == "msg_abc"
 
-    def test_rotation_sends_both_signatures(self, settings: Settings, http_server: LoopbackServer) -> None:
+    def test_rotation_sends_both_signatures(self) -> None:
         """With two secrets, receivers holding either one verify the message."""
-        http_server.routes["/hook"] = Response(200)
         old, new = new_secret(), new_secret()
         body = build_payload(_sub("x", new), ARTICLE, [])
-        with make_webhook_client(settings) as client:
-            deliver(client, http_server.url("/hook"), "msg_r", body, [new, old], timeout=5)
-        request = http_server.requests[-1]
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = signed_headers([new, old], "msg_r", int(time.time()), body)
         assert len(headers["webhook-signature"].split()) == 2
-        Webhook(old).verify(request.body, headers)
-        Webhook(new).verify(request.body, headers)
+        Webhook(old).verify(body, headers)
+        Webhook(new).verify(body, headers)
 
-    @pytest.mark.parametrize("status", [301, 404, 500])
-    def test_non_2xx_is_a_failure(self, settings: Settings, http_server: LoopbackServer, status: int) -> None:
-        """3xx is never followed and, like 4xx/5xx, fails the attempt."""
-        http_server.routes["/hook"] = Response(status, headers={"Location": http_server.url("/else")})
-        with (
-            make_webhook_client(settings) as client,
-            pytest.raises(AlertDeliveryError, match=f"HTTP {status}"),
-        ):
-            deliver(client, http_server.url("/hook"), "msg_x", b"{}", [new_secret()], timeout=5)
-        assert [r.path for r in http_server.requests] == ["/hook"]
-
-    def test_410_marks_gone_and_429_carries_retry_after(
-        self, settings: Settings, http_server: LoopbackServer
-    ) -> None:
-        """410 tells the caller to disable; Retry-After reaches the caller."""
-        http_server.routes["/gone"] = Response(410)
-        http_server.routes["/busy"] = Response(429, headers={"Retry-After": "120"})
-        with make_webhook_client(settings) as client:
-            with pytest.raises(AlertDeliveryError) as gone:
-                deliver(client, http_server.url("/gone"), "m", b"{}", [new_secret()], timeout=5)
-            with pytest.raises(AlertDeliveryError) as busy:
-                deliver(client, http_server.url("/busy"), "m", b"{}", [new_secret()], timeout=5)
-        assert gone.value.gone and not busy.value.gone
-        assert busy.value.retry_after == 120
+    def test_a_stale_timestamp_is_refused_by_receivers(self) -> None:
+        """The timestamp is signed: a replayed old message fails verification."""
+        sub = _sub("x")
+        body = build_payload(sub, ARTICLE, [])
+        headers = signed_headers([sub.secret], "msg_old", int(time.time()) - 3600, body)
+        with pytest.raises(Exception, match="timestamp"):
+            Webhook(sub.secret).verify(body, headers)
 
 
-def _accepted_connections(server: LoopbackServer) -> list[object]:
-    """The client addresses of every TCP connection `server` accepts from now on."""
-    accepted: list[object] = []
-    real = server.httpd.get_request
-
-    def get_request() -> tuple[socket.socket, object]:
-        pair = real()
-        accepted.append(pair[1])
-        return pair
-
-    server.httpd.get_request = get_request  # type: ignore[method-assign]
-    return accepted
-
-
-class _HugeAnswer:
-    """Answers each request with 200 and a 50 MB body, sent as fast as the client takes it."""
-
-    SIZE = 50_000_000
-
-    def __init__(self) -> None:
-        self.sent: list[int] = []
-        self.cut_off = threading.Event()
-        self.server = RawServer(self._answer)
-
-    def _answer(self, conn: socket.socket) -> None:
-        sent = 0
-        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.SIZE}\r\n\r\n".encode())
-        try:
-            while sent < self.SIZE:
-                conn.sendall(b"x" * 65536)
-                sent += 65536
-        except OSError:
-            self.cut_off.set()  # the client closed the connection: it stopped reading
-        self.sent.append(sent)
-
-
-class TestWebhookClient:
-    def test_keep_alive_reuses_one_connection(self, settings: Settings, http_server: LoopbackServer) -> None:
-        """Two deliveries to one receiver go over one TCP connection."""
-        http_server.routes["/hook"] = Response(204)
-        accepted = _accepted_connections(http_server)
-        with make_webhook_client(settings) as client:
-            for _ in range(2):
-                deliver(client, http_server.url("/hook"), "msg_k", b"{}", [new_secret()], timeout=5)
-        assert len(http_server.requests) == 2 and len(accepted) == 1
-
-    def test_idle_connection_is_not_reused_after_keepalive_expiry(
-        self, settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A kept connection idle longer than KEEPALIVE_SECONDS is replaced (the receiver may close it)."""
-        monkeypatch.setattr("ingest.alert.http_client.KEEPALIVE_SECONDS", 0.0)
-        http_server.routes["/hook"] = Response(204)
-        accepted = _accepted_connections(http_server)
-        with make_webhook_client(settings) as client:
-            for _ in range(2):
-                time.sleep(0.01)
-                deliver(client, http_server.url("/hook"), "msg_k", b"{}", [new_secret()], timeout=5)
-        assert len(http_server.requests) == 2 and len(accepted) == 2
-
-    def test_huge_answer_is_cut_off_and_its_connection_dropped(self, settings: Settings) -> None:
-        """Of a 50 MB answer at most 64 KiB are read: the connection is closed, not kept for reuse."""
-        server = _HugeAnswer()
-        url = server.server.url("/hook")
-        with make_webhook_client(settings) as client:
-            started = time.monotonic()
-            assert deliver(client, url, "msg_h", b"{}", [new_secret()], timeout=10).status == 200
-            assert time.monotonic() - started < 5
-            assert server.cut_off.wait(10)
-            deliver(client, url, "msg_h", b"{}", [new_secret()], timeout=10)
-        assert server.server.accepted == 2
-        assert server.sent[0] < _HugeAnswer.SIZE // 2  # socket buffers absorb a few MB, never the rest
-        assert MAX_RESPONSE_BYTES == 64 * 1024
-        server.server.close()
-
-    def test_slow_receiver_times_out(self, settings: Settings, http_server: LoopbackServer) -> None:
-        """A receiver that does not answer within `timeout` fails the attempt, said plainly."""
-        http_server.routes["/hook"] = lambda req: (time.sleep(2), Response(204))[1]
-        started = time.monotonic()
-        with (
-            make_webhook_client(settings) as client,
-            pytest.raises(AlertDeliveryError, match=r"timed out after 0\.5s$"),
-        ):
-            deliver(client, http_server.url("/hook"), "msg_t", b"{}", [new_secret()], timeout=0.5)
-        assert time.monotonic() - started < 1.5
-
-    def test_connection_refused_names_the_error(self, settings: Settings) -> None:
-        """Nothing listening: the error type and the socket's words reach the alert's last_error."""
-        url = f"http://127.0.0.1:{free_port()}/hook"
-        with (
-            make_webhook_client(settings) as client,
-            pytest.raises(AlertDeliveryError, match=r"ConnectionRefusedError: .*refused"),
-        ):
-            deliver(client, url, "msg_c", b"{}", [new_secret()], timeout=5)
-
-    def test_credentials_in_the_url_are_sent_as_basic_auth(
-        self, settings: Settings, http_server: LoopbackServer
-    ) -> None:
-        """https://user:pass@host/ receivers keep working: Basic auth, as the httpx client sent it."""
-        seen: list[RecordedRequest] = []
-        http_server.routes["/hook"] = lambda req: (seen.append(req), Response(204))[1]
-        url = http_server.url("/hook?x=1").replace("http://", "http://hook%40user:p%3Ass@")
-        with make_webhook_client(settings) as client:
-            deliver(client, url, "msg_a", b"{}", [new_secret()], timeout=5)
-        headers = {k.lower(): v for k, v in seen[0].headers.items()}
-        assert seen[0].path == "/hook?x=1"
-        assert headers["authorization"] == "Basic " + base64.b64encode(b"hook@user:p:ss").decode()
+class TestBounds:
+    def test_a_digest_stays_under_its_byte_cap(self) -> None:
+        """200 members of 300 KB each make a digest of at most about MAX_DIGEST_BYTES."""
+        big = replace(ARTICLE, text="word " * 60_000)
+        digest = Alert(id="msg_d", subscription_id="sub_1", story_id="digest:2020-10-31T19:00:00Z",
+                       article_id="", matched_terms=[])  # fmt: skip
+        items = [(replace(digest, id=f"msg_{n}"), replace(big, id=f"art_{n}")) for n in range(200)]
+        body = build_digest_payload(_sub("x"), digest, items)
+        data = json.loads(body)["data"]
+        assert data["count"] == 200 and all(a["truncated"] for a in data["articles"])
+        assert len(body) < MAX_DIGEST_BYTES * 1.3
 
 
 class TestRetryTiming:
@@ -290,9 +160,66 @@ class TestRetryTiming:
         assert parse_retry_after("soon") is None
 
 
-class TestInvalidURL:
+class TestCircuit:
+    def test_opens_after_the_threshold_and_doubles_its_cool_down(self) -> None:
+        """THRESHOLD failures open it; after the cool-down it lets one probe through; a failed probe
+        opens it again for twice as long; a success closes it."""
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        circuit = Circuit("http://r:80")
+        opened = [circuit.failure(now, "HTTP 500") for _ in range(CIRCUIT_THRESHOLD)]
+        assert opened == [False] * (CIRCUIT_THRESHOLD - 1) + [True]
+        assert not circuit.allows(now) and circuit.open_until is not None
+        first = circuit.open_until - now
+        assert circuit.allows(circuit.open_until) and circuit.state == "half_open"
+        assert circuit.failure(circuit.open_until, "HTTP 500")
+        assert circuit.open_until is not None and circuit.open_until - (now + first) == 2 * first
+        assert circuit.success() and circuit.state == "closed" and circuit.allows(now)
+
+    def test_retry_after_lengthens_the_cool_down(self) -> None:
+        """A receiver asking for an hour gets its hour (within the cap)."""
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        circuit = Circuit("http://r:80")
+        for _ in range(CIRCUIT_THRESHOLD):
+            circuit.failure(now, "HTTP 503", retry_after=600)
+        assert circuit.open_until is not None and (circuit.open_until - now).total_seconds() >= 600
+
+
+def _accepted_connections(server: LoopbackServer) -> list[object]:
+    """The client addresses of every TCP connection `server` accepts from now on."""
+    accepted: list[object] = []
+    real = server.httpd.get_request
+
+    def get_request() -> tuple[socket.socket, object]:
+        pair = real()
+        accepted.append(pair[1])
+        return pair
+
+    server.httpd.get_request = get_request  # type: ignore[method-assign]
+    return accepted
+
+
+class TestSenderClient:
+    def test_keep_alive_reuses_one_connection(self, settings: Settings, http_server: LoopbackServer) -> None:
+        """Ten attempts to one receiver in a row share one TCP connection."""
+        http_server.routes["/hook"] = Response(204)
+        accepted = _accepted_connections(http_server)
+
+        async def run() -> list[bool]:
+            async with make_webhook_session(settings, total=8, per_origin=2) as session:
+                sender = WebhookSender(session, settings.allowed_networks, 5.0)
+                return [(await sender.post(http_server.url("/hook"), b"{}", {})).ok for _ in range(10)]
+
+        assert asyncio.run(run()) == [True] * 10
+        assert len(accepted) == 1
+
     @pytest.mark.parametrize("url", ["http://0177.0.0.1:99999/", "http://[::1/hook", "http:///hook"])
-    def test_invalid_webhook_url_is_a_delivery_error(self, settings: Settings, url: str) -> None:
+    def test_invalid_webhook_url_is_a_failed_attempt(self, settings: Settings, url: str) -> None:
         """A URL that cannot even be parsed fails the attempt with a clear error, not a crash."""
-        with make_webhook_client(settings) as client, pytest.raises(AlertDeliveryError, match="invalid URL"):
-            deliver(client, url, "msg_x", b"{}", [new_secret()], timeout=5)
+
+        async def run() -> str | None:
+            async with make_webhook_session(settings, total=8, per_origin=2) as session:
+                sender = WebhookSender(session, settings.allowed_networks, 5.0)
+                return (await sender.post(url, b"{}", {})).error
+
+        error = asyncio.run(run())
+        assert error and "Traceback" not in error

@@ -16,8 +16,8 @@ import uvicorn
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from app.api import create_app, deps_from_context
-from app.runtime import Context
+from app.api import create_app, deps_from_runtime
+from app.runtime import Runtime
 from ingest.models import Alert, Article
 from ingest.settings import Settings
 from ingest.store.base import Store
@@ -48,9 +48,9 @@ class Api:
 
 @contextmanager
 def serve(settings: Settings, token: str | None) -> Iterator[str]:
-    """uvicorn in a thread on a free loopback port, over a Context built from `settings`."""
-    ctx = Context(settings)
-    app = create_app(deps_from_context(ctx), token=token)
+    """uvicorn in a thread on a free loopback port, over a Runtime built from `settings`."""
+    ctx = Runtime(settings)
+    app = create_app(deps_from_runtime(ctx), token=token)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")

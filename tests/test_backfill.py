@@ -11,7 +11,7 @@ import redis
 from standardwebhooks.webhooks import Webhook
 
 from app.cli import main
-from app.runtime import Context, get_context, init_context
+from app.runtime import Runtime
 from ingest.errors import ConfigError
 from ingest.models import RawEntry, utcnow
 from ingest.services.subscriptions import backfill, parse_languages, parse_period, parse_rate_limit
@@ -23,7 +23,7 @@ from tests.test_api import running_api
 
 
 @pytest.fixture()
-def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The CLI and the test share the data dir and Redis db."""
     for key, value in {
         "INGEST_DATA_DIR": str(settings.data_dir),
@@ -31,9 +31,8 @@ def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatc
         "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
     }.items():
         monkeypatch.setenv(key, value)
-    context = init_context(Settings.from_env())
+    context = Runtime(Settings.from_env())
     yield context
-    get_context().close()
 
 
 class TestParsing:
@@ -61,7 +60,7 @@ class TestParsing:
 
 class TestBackfill:
     def test_cli_backfill_alerts_once_per_story(
-        self, ctx: Context, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+        self, ctx: Runtime, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Stories stored in the period alert once (their earliest matching article); older, other-language
         and non-matching articles do not; a second backfill adds nothing."""
@@ -94,7 +93,7 @@ class TestBackfill:
         assert code == 0, out.err
         sub_id, secret = out.out.split()
         assert "backfill: 2 stories" in out.err
-        worker = get_context()
+        worker = Runtime(Settings.from_env())
         drain(worker, lambda: statuses(worker) == ["delivered", "delivered"])
         payloads = [Webhook(secret).verify(r.body, lower(r)) for r in posts(http_server)]
         assert sorted(p["data"]["article"]["id"] for p in payloads) == ["art_2", "art_6"]
@@ -131,7 +130,7 @@ class TestBackfill:
 
 class TestLiveFilters:
     def test_language_and_feed_filters_in_the_pipeline(
-        self, ctx: Context, http_server: LoopbackServer
+        self, ctx: Runtime, http_server: LoopbackServer
     ) -> None:
         """Live matches honour each subscription's language and feed filters."""
         hook = http_server.url("/hook")

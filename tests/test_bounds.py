@@ -10,7 +10,8 @@ from ingest.clean.text import cap_text
 from ingest.dedup.index import Deduplicator
 from ingest.language.detect import LanguageDetector
 from ingest.models import RawEntry
-from ingest.services.process import Pipeline, Preparer
+from ingest.services.prepare import Preparer
+from ingest.services.process import Pipeline
 from ingest.store.base import Store
 
 

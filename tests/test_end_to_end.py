@@ -11,20 +11,20 @@ from standardwebhooks.webhooks import Webhook
 
 from app.demo import demo_feeds
 from app.poller import poll_once
-from app.runtime import Context, init_context
-from ingest.alert.webhook import new_secret
+from app.runtime import Runtime
+from ingest.alert.signature import new_secret
 from ingest.models import Subscription, utcnow
 from ingest.settings import Settings
+from tests.alerting import deliver, work
 from tests.conftest import LoopbackServer, RecordedRequest, Response
-from workers.worker import run_worker
 
 SECRET = new_secret()
 
 
 @pytest.fixture()
-def ctx(settings: Settings, redis_client: object) -> Iterator[Context]:
+def ctx(settings: Settings, redis_client: object) -> Iterator[Runtime]:
     """A worker/poller context on the test's Redis db and SQLite file."""
-    context = init_context(settings)
+    context = Runtime(settings)
     yield context
     context.close()
 
@@ -43,7 +43,7 @@ def _serve_demo(server: LoopbackServer) -> list[str]:
     return [server.url(path) for path in sorted(demo_feeds(), key=lambda p: "nakka" not in p)]
 
 
-def _subscribe(ctx: Context, sub_id: str, query: str, webhook: str) -> None:
+def _subscribe(ctx: Runtime, sub_id: str, query: str, webhook: str) -> None:
     ctx.store.add_subscription(
         Subscription(id=sub_id, name=sub_id, query=query, webhook=webhook, secret=SECRET, created_at=utcnow())
     )
@@ -53,11 +53,12 @@ def _hooks(server: LoopbackServer, path: str) -> list[RecordedRequest]:
     return [r for r in server.requests if r.path == path and r.method == "POST"]
 
 
-def _drain(ctx: Context, until: float = 0.0) -> None:
-    """Run burst workers until the queues are empty (and, if asked, for `until` seconds)."""
+def _drain(ctx: Runtime, until: float = 0.0) -> None:
+    """Run a burst worker, then the sender, until nothing is left (and, if asked, for `until` seconds)."""
     deadline = time.monotonic() + until
     while True:
-        run_worker(ctx, burst=True)
+        work(ctx)
+        deliver(ctx)
         if time.monotonic() >= deadline:
             return
         time.sleep(0.3)
@@ -65,7 +66,7 @@ def _drain(ctx: Context, until: float = 0.0) -> None:
 
 @pytest.mark.slow
 class TestEndToEnd:
-    def test_one_alert_per_story_signed(self, ctx: Context, http_server: LoopbackServer) -> None:
+    def test_one_alert_per_story_signed(self, ctx: Runtime, http_server: LoopbackServer) -> None:
         """The seed and its syndicated copy give one verified alert per matching subscription."""
         for url in _serve_demo(http_server):
             ctx.store.add_feed(url)
@@ -101,7 +102,7 @@ class TestEndToEnd:
         assert alerted["story_id"] == seed.story_id
         assert len(copies) == 2  # the original and the wire copy share one story
 
-    def test_second_poll_is_conditional_and_quiet(self, ctx: Context, http_server: LoopbackServer) -> None:
+    def test_second_poll_is_conditional_and_quiet(self, ctx: Runtime, http_server: LoopbackServer) -> None:
         """An unchanged feed answers 304 to our conditional GET and nothing new is queued."""
         urls = _serve_demo(http_server)
         ctx.store.add_feed(urls[0])
@@ -114,7 +115,7 @@ class TestEndToEnd:
         assert feed.last_success_at is not None and feed.consecutive_errors == 0
 
     def test_failing_receiver_is_retried_with_same_id(
-        self, ctx: Context, http_server: LoopbackServer
+        self, ctx: Runtime, http_server: LoopbackServer
     ) -> None:
         """A receiver failing twice gets the alert on the third attempt, same webhook-id each time."""
         calls: list[RecordedRequest] = []
@@ -137,7 +138,7 @@ class TestEndToEnd:
         alert = ctx.store.list_alerts()[0]
         assert alert.status == "delivered" and alert.attempts == 3
 
-    def test_job_run_twice_sends_once(self, ctx: Context, http_server: LoopbackServer) -> None:
+    def test_job_run_twice_sends_once(self, ctx: Runtime, http_server: LoopbackServer) -> None:
         """Re-running a processed batch stores nothing new and alerts nobody again."""
         from workers.jobs import process_entries
 
@@ -159,7 +160,7 @@ class TestEndToEnd:
 
     def test_cli_articles_json_lines(
         self,
-        ctx: Context,
+        ctx: Runtime,
         http_server: LoopbackServer,
         capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
@@ -180,7 +181,7 @@ class TestEndToEnd:
         assert {"id", "url", "title", "text", "language", "story_id", "feed_url"} <= set(lines[0])
 
     def test_paused_subscription_gets_its_matches_on_resume(
-        self, ctx: Context, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+        self, ctx: Runtime, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Stories matched while a subscription is paused wait in the outbox and arrive on resume."""
         from app.cli import main
@@ -202,7 +203,7 @@ class TestEndToEnd:
         assert len(_hooks(http_server, "/hook")) == 1
 
     def test_full_text_feed_is_completed_from_the_page(
-        self, ctx: Context, http_server: LoopbackServer
+        self, ctx: Runtime, http_server: LoopbackServer
     ) -> None:
         """A full-text feed's one-line entry is stored with the body, author and date of its page."""
         from pathlib import Path

@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from ingest.clean import clean_document
-from ingest.clean.extract import drop_headline, extract_page, page_fetcher
+from ingest.clean.extract import drop_headline, extract_page
 from ingest.dedup.index import Deduplicator
+from ingest.fetch import page_fetcher
 from ingest.language.detect import LanguageDetector
 from ingest.models import RawEntry
 from ingest.services.process import Pipeline, Preparer

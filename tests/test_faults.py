@@ -21,8 +21,8 @@ import redis
 from rq.registry import StartedJobRegistry
 
 from app.poller import poll_once
-from app.runtime import Context, init_context
-from ingest.alert.webhook import new_secret
+from app.runtime import Runtime
+from ingest.alert.signature import new_secret
 from ingest.errors import StoreError
 from ingest.models import RawEntry, Subscription
 from ingest.settings import Settings
@@ -40,8 +40,6 @@ from tests.harness import (
     story_text,
     wait_for,
 )
-from workers.jobs import process_batch, process_entries
-from workers.recovery import recover
 
 pytestmark = pytest.mark.timeout(240)
 SETTLE_SECONDS = 120  # generous bound for the service to catch up after a fault
@@ -290,11 +288,11 @@ def test_poller_stops_between_passes_on_sigterm(rig: Rig) -> None:
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iterator[Context]:
+def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iterator[Runtime]:
     """A context on a private Valkey and SQLite, with one feed of three items and one subscription."""
     valkey = Valkey(tmp_path / "valkey-unit")
     valkey.start()
-    context = init_context(settings.replace(redis_url=valkey.url, batch_max_attempts=2))
+    context = Runtime(settings.replace(redis_url=valkey.url, batch_max_attempts=2))
     farm_items = "".join(
         f"<item><guid>u{n}</guid><title>Unit {n}</title><description><![CDATA["
         f"{story_text(random.Random(n), n)}]]></description></item>"
@@ -316,45 +314,34 @@ def ctx(tmp_path: Path, settings: Settings, http_server: LoopbackServer) -> Iter
     valkey.kill()
 
 
-def _lose_queue(ctx: Context) -> None:
-    ctx.redis.delete(ctx.queues[0].key)
+def _lose_queue(ctx: Runtime) -> None:
+    ctx.redis.delete(ctx.batch_queue.queue.key)
 
 
-def test_batch_lost_from_redis_is_requeued_and_processed_once(ctx: Context) -> None:
+def test_batch_lost_from_redis_is_requeued_and_processed_once(ctx: Runtime) -> None:
     """A batch whose job vanished is queued again (next attempt) and stored once; then nothing is left."""
     poll_once(ctx, only_due=False)
-    [job_id] = ctx.queues[0].job_ids
+    [job_id] = ctx.batch_queue.queue.job_ids
     _lose_queue(ctx)
-    assert recover(ctx, after=0) == 1
-    [job] = ctx.queues[0].jobs
+    assert ctx.recovery.recover(after=0) == 1
+    [job] = ctx.batch_queue.queue.jobs
     assert job_id == "batch-1-1" and job.id == "batch-1-2"
     assert list(job.args) == [1]  # the batch id only: the entries are in the database
-    assert process_batch(*job.args)["stored"] == 3
-    assert ctx.store.count_batches() == 0 and recover(ctx, after=0) == 0
-    assert process_batch(*job.args)["skipped"] == 1  # a duplicate of a finished batch does nothing
+    assert ctx.batch_runner.run(*job.args)["stored"] == 3
+    assert ctx.store.count_batches() == 0 and ctx.recovery.recover(after=0) == 0
+    assert ctx.batch_runner.run(*job.args)["skipped"] == 1  # a duplicate of a finished batch does nothing
 
 
-def test_job_queued_by_an_older_version_still_runs(ctx: Context) -> None:
-    """A `process_entries(entries, batch_id)` job left in Redis across an upgrade stores its batch once."""
-    poll_once(ctx, only_due=False)
-    [job] = ctx.queues[0].jobs
-    batch = ctx.store.get_batch(*job.args)
-    assert batch is not None and len(job.description or "") < 100  # no entries in the job hash
-    assert process_entries(batch.entries, batch.id)["stored"] == 3
-    assert process_entries(batch.entries, batch.id)["skipped"] == 1
-    assert process_batch(*job.args)["skipped"] == 1
-
-
-def test_queued_batch_is_left_alone(ctx: Context) -> None:
+def test_queued_batch_is_left_alone(ctx: Runtime) -> None:
     """A batch whose job still waits in the queue is not queued twice."""
     poll_once(ctx, only_due=False)
-    assert recover(ctx, after=0) == 0 and ctx.queues[0].count == 1
+    assert ctx.recovery.recover(after=0) == 0 and ctx.batch_queue.queue.count == 1
 
 
-def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Context) -> None:
+def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Runtime) -> None:
     """Articles stored but their alerts never written (worker killed in between): the retry writes them."""
     poll_once(ctx, only_due=False)
-    [job] = ctx.queues[0].jobs
+    [job] = ctx.batch_queue.queue.jobs
     batch = ctx.store.get_batch(*job.args)
     assert batch is not None
     entries = batch.entries
@@ -362,18 +349,18 @@ def test_retried_batch_writes_alerts_lost_between_store_and_outbox(ctx: Context)
     with sqlite3.connect(ctx.settings.effective_database_url.removeprefix("sqlite:///")) as db:
         db.execute("DELETE FROM alerts")  # as if the worker died right after storing the articles
     _lose_queue(ctx)
-    recover(ctx, after=0)
-    [retry] = ctx.queues[0].jobs
-    summary = process_batch(*retry.args)
+    ctx.recovery.recover(after=0)
+    [retry] = ctx.batch_queue.queue.jobs
+    summary = ctx.batch_runner.run(*retry.args)
     assert summary["stored"] == 0 and summary["alerts"] == 3
     assert len(ctx.store.list_alerts()) == 3
 
 
-def test_batch_given_up_after_max_attempts_is_kept(ctx: Context) -> None:
+def test_batch_given_up_after_max_attempts_is_kept(ctx: Runtime) -> None:
     """After INGEST_BATCH_MAX_ATTEMPTS a lost batch is marked failed, with its reason, not dropped."""
     poll_once(ctx, only_due=False)
     _lose_queue(ctx)
-    recover(ctx, after=0)
+    ctx.recovery.recover(after=0)
     _lose_queue(ctx)
-    assert recover(ctx, after=0) == 0
+    assert ctx.recovery.recover(after=0) == 0
     assert ctx.store.count_batches("failed") == 1 and ctx.store.count_batches("pending") == 0

@@ -468,19 +468,19 @@ def test_not_modified_answers_keep_the_connection(
 ) -> None:
     """A 304 has no body; reading it to its end leaves the keep-alive connection to the next poll
     (closing it unread would cost every unchanged feed a new TCP and TLS handshake)."""
-    from ingest.net import guard as netsafe
+    from ingest.net import clients
 
     http_server.routes["/feed"] = lambda req: (
         Response(304) if req.headers.get("If-None-Match") == '"v1"' else Response(200, RSS, {"ETag": '"v1"'})
     )
     connects: list[str] = []
-    connect = netsafe.AsyncSafeBackend.connect_tcp
+    connect = clients.AsyncSafeBackend.connect_tcp
 
-    async def counted(self: netsafe.AsyncSafeBackend, host: str, port: int, **kwargs: object) -> object:
+    async def counted(self: clients.AsyncSafeBackend, host: str, port: int, **kwargs: object) -> object:
         connects.append(host)
         return await connect(self, host, port, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(netsafe.AsyncSafeBackend, "connect_tcp", counted)
+    monkeypatch.setattr(clients.AsyncSafeBackend, "connect_tcp", counted)
 
     async def run() -> list[int]:
         async with make_async_client(settings) as client:

@@ -14,12 +14,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app.poller import poll_once
-from app.runtime import Context, init_context
+from app.runtime import Runtime
 from ingest.errors import ParseError
 from ingest.language.detect import LanguageDetector
-from ingest.models import Article, FetchResult, utcnow
+from ingest.models import Article, FetchResult, article_id, utcnow
 from ingest.parse import MAX_AUTHOR_CHARS, parse_feed
-from ingest.services.process import Preparer, article_id
+from ingest.services.process import Preparer
 from ingest.settings import Settings
 from ingest.store.sqlite import SQLiteStore
 from tests.conftest import FIXTURES, LoopbackServer, Response
@@ -219,9 +219,9 @@ def test_invalid_utf8_and_contradictory_boms(content: bytes) -> None:
 
 
 @pytest.fixture()
-def ctx(settings: Settings, redis_client: object) -> Iterator[Context]:
+def ctx(settings: Settings, redis_client: object) -> Iterator[Runtime]:
     """A worker context on the test's Redis db and SQLite file, taking 200 entries per feed."""
-    context = init_context(settings.replace(max_entries=200))
+    context = Runtime(settings.replace(max_entries=200))
     yield context
     context.close()
 
@@ -233,7 +233,7 @@ def _serve(server: LoopbackServer, path: str, body: bytes | Callable[..., Respon
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_bad_feeds_among_good_feeds_in_one_pass(ctx: Context, http_server: LoopbackServer) -> None:
+def test_bad_feeds_among_good_feeds_in_one_pass(ctx: Runtime, http_server: LoopbackServer) -> None:
     """One pass over good and hostile feeds: good ones are queued, bad ones get a clear error each."""
     from workers.jobs import process_batch
 

@@ -408,9 +408,9 @@ def test_settings_turn_the_short_text_models_on_with_a_load_cap() -> None:
 
 def test_the_worker_detector_follows_the_settings(settings: Settings) -> None:
     """The pipeline a worker builds takes both short-text settings, not the library defaults."""
-    from app.runtime import Context
+    from app.runtime import Runtime
 
-    ctx = Context(replace(settings, short_text_models=False, short_text_loads_per_minute=3.0))
+    ctx = Runtime(replace(settings, short_text_models=False, short_text_loads_per_minute=3.0))
     try:
         detector = ctx.pipeline.preparer.detector
         assert detector.short_text_models is False

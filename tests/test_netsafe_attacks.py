@@ -1,27 +1,35 @@
 """SSRF and bomb attacks on webhook deliveries and feed fetches (extends tests/test_fetch.py).
 
 Every hostile spelling is refused before any connection: a listening loopback socket sees
-none, and the webhook connection's socket opener (SafeHTTPConnection.open_socket, under the
-address check) is never called."""
+none, and the sender's resolver (`SafeResolver`, the only way aiohttp learns an address to
+connect to) hands out no address that failed the check."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import ipaddress
+import re
 import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import brotli
 import pytest
 
-from ingest.alert.http_client import SafeHTTPConnection, WebhookClient, make_webhook_client
-from ingest.alert.webhook import deliver, new_secret
-from ingest.errors import AlertDeliveryError, FetchError, UnsafeURLError
+from ingest.alert.policy import Attempt
+from ingest.alert.sender import WebhookSender
+from ingest.errors import FetchError
 from ingest.fetch import fetch_feed, fetch_feed_async
-from ingest.net.guard import _ssl_context, make_async_client, make_client
+from ingest.net.clients import (
+    SafeResolver,
+    _ssl_context,
+    make_async_client,
+    make_client,
+    make_webhook_session,
+)
 from ingest.settings import Settings
 from tests.conftest import LoopbackServer, Response
 
@@ -39,21 +47,24 @@ UNREACHABLE = [
 ]
 # httpx itself rejects the octal spelling 0177.0.0.1 as an invalid URL: refused before connecting too
 REFUSED = r"refused: resolves to|Invalid IPv4 address"
+# aiohttp refuses non-canonical IPv4 spellings (127.1, 0x7f.1, ...) before connecting too
+WEBHOOK_REFUSED = r"refused: resolves to|not a canonical IPv4 address|InvalidURL"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @pytest.fixture()
 def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every address a webhook connection opens a socket to (HTTP and HTTPS share the opener)."""
-    opened: list[tuple[str, int]] = []
-    real = SafeHTTPConnection.open_socket
+    """Every (address, port) the sender's resolver hands to aiohttp to connect to."""
+    resolved: list[tuple[str, int]] = []
+    real = SafeResolver.resolve
 
-    def counting(self: SafeHTTPConnection, address: tuple[str, int]) -> socket.socket:
-        opened.append(address)
-        return real(self, address)
+    async def counting(self: SafeResolver, host: str, port: int = 0, family: int = 0) -> list[Any]:
+        results = await real(self, host, port, family)
+        resolved.extend((r["host"], r["port"]) for r in results)
+        return results
 
-    monkeypatch.setattr(SafeHTTPConnection, "open_socket", counting)
-    return opened
+    monkeypatch.setattr(SafeResolver, "resolve", counting)
+    return resolved
 
 
 @pytest.fixture()
@@ -74,8 +85,14 @@ def _accepted(sock: socket.socket) -> bool:
     return True
 
 
-def _deliver(client: WebhookClient, url: str) -> None:
-    deliver(client, url, "msg_test", b"{}", [new_secret()], timeout=3)
+def _deliver(settings: Settings, url: str) -> Attempt:
+    """One webhook attempt through the sender, as `ingest send` makes it."""
+
+    async def run() -> Attempt:
+        async with make_webhook_session(settings, total=4, per_origin=2) as session:
+            return await WebhookSender(session, settings.allowed_networks, 3.0).post(url, b"{}", {})
+
+    return asyncio.run(run())
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -85,11 +102,8 @@ def test_webhook_to_loopback_spelling_refused_before_connecting(
 ) -> None:
     """A webhook URL spelling loopback any way is refused; the listening socket sees nothing."""
     port = listener.getsockname()[1]
-    with (
-        make_webhook_client(settings.replace(allowed_networks=())) as client,
-        pytest.raises(UnsafeURLError, match="refused: resolves to"),
-    ):
-        _deliver(client, f"{scheme}://{host}:{port}/hook")
+    result = _deliver(settings.replace(allowed_networks=()), f"{scheme}://{host}:{port}/hook")
+    assert re.search(WEBHOOK_REFUSED, result.error or ""), result.error
     assert connects == [] and not _accepted(listener)
 
 
@@ -99,20 +113,15 @@ def test_webhook_to_private_metadata_6to4_nat64_refused(
     settings: Settings, host: str, scheme: str, connects: list[tuple[str, int]]
 ) -> None:
     """Shared, metadata, NAT64, 6to4, ULA and mapped forms are refused with no connection attempted."""
-    with (
-        make_webhook_client(settings.replace(allowed_networks=())) as client,
-        pytest.raises(UnsafeURLError, match="refused: resolves to"),
-    ):
-        _deliver(client, f"{scheme}://{host}/hook")
+    result = _deliver(settings.replace(allowed_networks=()), f"{scheme}://{host}/hook")
+    assert re.search(WEBHOOK_REFUSED, result.error or ""), result.error
     assert connects == []
 
 
 def test_webhook_other_schemes_refused(settings: Settings, connects: list[tuple[str, int]]) -> None:
     """Only http and https are sent to: a unix socket or file URL is refused, nothing opened."""
-    with make_webhook_client(settings) as client:
-        for url in ("http+unix://%2Frun%2Fdocker.sock/hook", "file:///etc/passwd", "ftp://127.0.0.1/x"):
-            with pytest.raises(UnsafeURLError, match="refused: scheme"):
-                _deliver(client, url)
+    for url in ("http+unix://%2Frun%2Fdocker.sock/hook", "file:///etc/passwd", "ftp://127.0.0.1/x"):
+        assert "refused: scheme" in (_deliver(settings, url).error or "")
     assert connects == []
 
 
@@ -135,12 +144,9 @@ def test_webhook_redirect_is_never_followed(
     target = f"http://127.0.0.2:{listener.getsockname()[1]}/steal"
     http_server.routes["/hook"] = Response(307, b"", {"Location": target})
     only_this_host = (ipaddress.ip_network("127.0.0.1/32"),)
-    with (
-        make_webhook_client(settings.replace(allowed_networks=only_this_host)) as client,
-        pytest.raises(AlertDeliveryError, match="HTTP 307"),
-    ):
-        _deliver(client, http_server.url("/hook"))
-    assert connects == [("127.0.0.1", http_server.port)] and not _accepted(listener)
+    result = _deliver(settings.replace(allowed_networks=only_this_host), http_server.url("/hook"))
+    assert result.status == 307 and "HTTP 307" in (result.error or "")
+    assert not _accepted(listener)
     assert [r.path for r in http_server.requests] == ["/hook"]
 
 
@@ -159,15 +165,12 @@ def test_proxy_variables_never_route_or_bypass(
         monkeypatch.setenv(name, proxy)
     monkeypatch.setenv("NO_PROXY", "")
     http_server.routes["/hook"] = Response(204)
-    with make_webhook_client(settings) as client:
-        if target == "127.0.0.1":
-            _deliver(client, http_server.url("/hook"))
-            assert len(http_server.requests) == 1
-            assert connects == [("127.0.0.1", http_server.port)]
-        else:
-            with pytest.raises(UnsafeURLError, match="refused: resolves to"):
-                _deliver(client, f"http://{target}/hook")
-            assert connects == []
+    if target == "127.0.0.1":
+        assert _deliver(settings, http_server.url("/hook")).ok
+        assert len(http_server.requests) == 1
+    else:
+        result = _deliver(settings.replace(allowed_networks=()), f"http://{target}/hook")
+        assert "refused: resolves to" in (result.error or "")
     assert not _accepted(listener)
 
 
@@ -195,8 +198,7 @@ def test_webhook_answer_bomb_is_not_decompressed(settings: Settings, http_server
     """A receiver answering with a gzip bomb: the delivery reads at most 64 KiB raw and succeeds."""
     bomb = gzip.compress(b"\0" * 50_000_000, compresslevel=9)
     http_server.routes["/hook"] = Response(200, bomb, {"Content-Encoding": "gzip"})
-    with make_webhook_client(settings) as client:
-        _deliver(client, http_server.url("/hook"))
+    assert _deliver(settings, http_server.url("/hook")).ok
 
 
 class _TLSProbe:
@@ -223,11 +225,8 @@ def test_webhook_https_connects_to_checked_ip_with_sni_of_the_name(
     """https://localhost: the socket goes to a checked IP, the TLS hello names `localhost` (SNI), and
     a failed handshake is a clear delivery error; the shared certifi context keeps verifying hostnames."""
     probe = _TLSProbe()
-    with (
-        make_webhook_client(settings) as client,
-        pytest.raises(AlertDeliveryError, match=r"SSL\w*Error|ConnectionResetError"),
-    ):
-        _deliver(client, f"https://localhost:{probe.port}/hook")
+    result = _deliver(settings, f"https://localhost:{probe.port}/hook")
+    assert re.search(r"SSL\w*Error|Connection|Server disconnected", result.error or ""), result.error
     assert probe.done.wait(5)
     assert probe.hello[:1] == b"\x16" and b"localhost" in probe.hello  # a TLS handshake record, with SNI
     assert connects and connects[-1] == ("127.0.0.1", probe.port)

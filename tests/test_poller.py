@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from app.poller import MOVE_AFTER, host_key, poll_once
-from app.runtime import Context, init_context
+from app.poller import host_key, poll_once
+from app.runtime import Runtime
 from ingest.models import Feed, utcnow
+from ingest.services.refresh import MOVE_AFTER
 from ingest.settings import Settings
 from tests.conftest import FIXTURES, LoopbackServer, RecordedRequest, Response
 
@@ -35,12 +36,12 @@ FEED = rss(("a", "Alpha", "alpha body"), ("b", "Beta", "beta body"))
 
 
 @pytest.fixture()
-def make_ctx(settings: Settings, redis_client: object) -> Iterator[Callable[..., Context]]:
+def make_ctx(settings: Settings, redis_client: object) -> Iterator[Callable[..., Runtime]]:
     """Builds the process context on the test's Redis db and SQLite file, with settings changes."""
-    made: list[Context] = []
+    made: list[Runtime] = []
 
-    def build(**changes: object) -> Context:
-        ctx = init_context(settings.replace(**changes) if changes else settings)
+    def build(**changes: object) -> Runtime:
+        ctx = Runtime(settings.replace(**changes) if changes else settings)
         made.append(ctx)
         return ctx
 
@@ -50,17 +51,17 @@ def make_ctx(settings: Settings, redis_client: object) -> Iterator[Callable[...,
 
 
 @pytest.fixture()
-def ctx(make_ctx: Callable[..., Context]) -> Context:
+def ctx(make_ctx: Callable[..., Runtime]) -> Runtime:
     """The default context."""
     return make_ctx()
 
 
-def only(ctx: Context) -> Feed:
+def only(ctx: Runtime) -> Feed:
     [feed] = ctx.store.list_feeds()
     return feed
 
 
-def test_304_keeps_the_feed_healthy_and_scheduled(ctx: Context, http_server: LoopbackServer) -> None:
+def test_304_keeps_the_feed_healthy_and_scheduled(ctx: Runtime, http_server: LoopbackServer) -> None:
     """A second poll is conditional; a 304 is a success with a next poll and a reason."""
 
     def route(req: RecordedRequest) -> Response:
@@ -80,7 +81,7 @@ def test_304_keeps_the_feed_healthy_and_scheduled(ctx: Context, http_server: Loo
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_is_honoured(ctx: Context, http_server: LoopbackServer, status: int) -> None:
+def test_retry_after_is_honoured(ctx: Runtime, http_server: LoopbackServer, status: int) -> None:
     """429 and 503 with Retry-After: 7200 put the next poll at least two hours away."""
     http_server.routes["/f"] = Response(status, b"slow down", {"Retry-After": "7200"})
     ctx.store.add_feed(http_server.url("/f"))
@@ -93,7 +94,7 @@ def test_retry_after_is_honoured(ctx: Context, http_server: LoopbackServer, stat
     assert feed.status == "active" and feed.consecutive_errors == 1
 
 
-def test_backoff_grows_is_capped_and_never_disables(ctx: Context, http_server: LoopbackServer) -> None:
+def test_backoff_grows_is_capped_and_never_disables(ctx: Runtime, http_server: LoopbackServer) -> None:
     """A feed failing 40 times in a row backs off to at most a day and stays active."""
     http_server.routes["/f"] = Response(500, b"boom")
     ctx.store.add_feed(http_server.url("/f"))
@@ -111,7 +112,7 @@ def test_backoff_grows_is_capped_and_never_disables(ctx: Context, http_server: L
     assert "backoff after 40 consecutive errors" in (feed.schedule_reason or "")
 
 
-def test_410_mutes_until_enabled(ctx: Context, http_server: LoopbackServer) -> None:
+def test_410_mutes_until_enabled(ctx: Runtime, http_server: LoopbackServer) -> None:
     """410 Gone stops polling with a reason; enabling makes the feed due again."""
     http_server.routes["/f"] = Response(410, b"gone")
     feed = ctx.store.add_feed(http_server.url("/f"))
@@ -126,7 +127,7 @@ def test_410_mutes_until_enabled(ctx: Context, http_server: LoopbackServer) -> N
 
 
 def test_permanent_redirect_moves_the_feed_after_three_polls(
-    ctx: Context, http_server: LoopbackServer
+    ctx: Runtime, http_server: LoopbackServer
 ) -> None:
     """A 301 seen on three consecutive polls moves the feed; its seen entries stay."""
     http_server.routes["/old"] = Response(301, headers={"Location": "/new"})
@@ -146,7 +147,7 @@ def test_permanent_redirect_moves_the_feed_after_three_polls(
     assert http_server.requests[-1].path == "/new"
 
 
-def test_temporary_redirect_never_moves_the_feed(ctx: Context, http_server: LoopbackServer) -> None:
+def test_temporary_redirect_never_moves_the_feed(ctx: Runtime, http_server: LoopbackServer) -> None:
     """302 and 307 are followed every time, and the feed keeps its URL."""
     http_server.routes["/a"] = Response(302, headers={"Location": "/b"})
     http_server.routes["/b"] = Response(307, headers={"Location": "/c"})
@@ -159,7 +160,7 @@ def test_temporary_redirect_never_moves_the_feed(ctx: Context, http_server: Loop
 
 
 def test_interrupted_permanent_redirect_starts_counting_again(
-    ctx: Context, http_server: LoopbackServer
+    ctx: Runtime, http_server: LoopbackServer
 ) -> None:
     """Two 301 polls, then a direct answer: the count is back to zero."""
     state = {"redirect": True}
@@ -180,7 +181,7 @@ def test_interrupted_permanent_redirect_starts_counting_again(
     assert feed.url == http_server.url("/old") and feed.redirect_count == 0 and feed.redirect_url is None
 
 
-def test_changed_entry_is_queued_again_as_an_update(ctx: Context, http_server: LoopbackServer) -> None:
+def test_changed_entry_is_queued_again_as_an_update(ctx: Runtime, http_server: LoopbackServer) -> None:
     """An entry whose content changes reaches the worker again and updates its article."""
     from workers.jobs import process_batch
 
@@ -192,7 +193,7 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Context, http_server: L
     body["doc"] = rss(("a", "Alpha", "<p>Armenia ceasefire talks collapse in Moscow tonight.</p>"))
     changed = poll_once(ctx, only_due=False)
     assert (changed.new, changed.updated, changed.jobs) == (0, 1, 1)
-    jobs = ctx.queues[0].jobs
+    jobs = ctx.batch_queue.queue.jobs
     assert [len(ctx.store.get_batch(j.args[0]).entries) for j in jobs] == [1, 1]  # type: ignore[union-attr]
     first, second = (process_batch(j.args[0]) for j in jobs)
     assert first["stored"] == 1 and second["updated"] == 1 and second["stored"] == 0
@@ -201,7 +202,7 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Context, http_server: L
     assert poll_once(ctx, only_due=False).updated == 0
 
 
-def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server: LoopbackServer) -> None:
+def test_unchanged_entry_is_not_language_tagged_again(ctx: Runtime, http_server: LoopbackServer) -> None:
     """A batch run again (a retry) is recognised as unchanged from its cleaned text alone."""
     from workers.jobs import process_entries
 
@@ -210,7 +211,7 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server:
     )
     ctx.store.add_feed(http_server.url("/f"))
     poll_once(ctx, only_due=False)
-    [job] = ctx.queues[0].jobs
+    [job] = ctx.batch_queue.queue.jobs
     batch = ctx.store.get_batch(job.args[0])
     assert batch is not None
     assert process_entries(batch.entries)["stored"] == 1
@@ -222,7 +223,7 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Context, http_server:
     assert (again["stored"], again["unchanged"], calls) == (0, 1, [])
 
 
-def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_server: LoopbackServer) -> None:
+def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Runtime, http_server: LoopbackServer) -> None:
     """A feed repeating or omitting guids yields every entry once, and nothing on the next poll."""
     http_server.routes["/f"] = Response(
         200, (FIXTURES / "feeds" / "duplicate_guids.xml").read_bytes(), {"Content-Type": RSS}
@@ -230,7 +231,7 @@ def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_ser
     ctx.store.add_feed(http_server.url("/f"))
     first = poll_once(ctx, only_due=False)
     assert (first.entries, first.new) == (5, 5)
-    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.queues[0].jobs]
+    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.batch_queue.queue.jobs]
     keys = {e["entry_key"] for b in batches if b is not None for e in b.entries}
     assert len(keys) == 5 and "guid:unique-3" in keys
     assert poll_once(ctx, only_due=False).new == 0
@@ -238,7 +239,7 @@ def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Context, http_ser
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", "text/html", ""])
 def test_wrong_content_type_still_parses(
-    ctx: Context, http_server: LoopbackServer, content_type: str
+    ctx: Runtime, http_server: LoopbackServer, content_type: str
 ) -> None:
     """A feed served with a wrong or missing Content-Type is still read."""
     http_server.routes["/f"] = Response(200, FEED, {"Content-Type": content_type} if content_type else {})
@@ -271,7 +272,7 @@ def _hang(req: RecordedRequest) -> Response:
     ],
 )
 def test_errors_are_recorded_in_plain_words(
-    make_ctx: Callable[..., Context],
+    make_ctx: Callable[..., Runtime],
     http_server: LoopbackServer,
     route: object,
     url: str | None,
@@ -329,7 +330,7 @@ class GateServer:
 
 
 def test_slow_host_does_not_delay_other_hosts(
-    make_ctx: Callable[..., Context], http_server: LoopbackServer
+    make_ctx: Callable[..., Runtime], http_server: LoopbackServer
 ) -> None:
     """With a stalled host holding its per-host slots, every feed of another host is polled meanwhile."""
     ctx = make_ctx(fetch_concurrency=4, fetch_per_host=2, fetch_timeout=60.0)

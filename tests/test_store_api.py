@@ -118,7 +118,6 @@ def test_rotation_signs_with_both_secrets_during_grace(store: Store) -> None:
     assert rotated.secret == "whsec_bmV3" and store.subscriptions_version() != version
     assert store.get_signing_secrets("sub1", now=T0) == ["whsec_bmV3", "whsec_c2VjcmV0"]
     assert store.get_signing_secrets("sub1", now=until) == ["whsec_bmV3"]
-    assert store.previous_secret_expiry("sub1") == until
     with pytest.raises(NotFound):
         store.rotate_subscription_secret("nope", "whsec_x", previous_valid_until=until)
     with pytest.raises(NotFound):
@@ -126,10 +125,9 @@ def test_rotation_signs_with_both_secrets_during_grace(store: Store) -> None:
 
 
 def test_new_subscription_signs_with_one_secret(store: Store) -> None:
-    """Without a rotation there is one signing secret and no expiry."""
+    """Without a rotation there is one signing secret."""
     store.add_subscription(sub(1))
     assert store.get_signing_secrets("sub1") == ["whsec_c2VjcmV0"]
-    assert store.previous_secret_expiry("sub1") is None
 
 
 def test_alert_pages_filter_and_retry_failed(store: Store) -> None:
@@ -155,12 +153,12 @@ def test_alert_pages_filter_and_retry_failed(store: Store) -> None:
     assert [a.id for a in first + rest] == ["msg_4", "msg_3", "msg_2", "msg_1"]
     assert [a.id for a in store.list_alerts_page(limit=5, subscription_id="sub2")] == ["msg_4", "msg_3"]
     assert [a.id for a in store.list_alerts_page(limit=5, status="failed")] == ["msg_2"]
-    replayed = store.retry_failed_alert("msg_2", now=T0)
-    assert replayed is not None and replayed.status == "pending" and replayed.attempts == 8
+    replayed = store.retry_failed_alert("msg_2", attempts=7, now=T0)
+    assert replayed is not None and replayed.status == "pending" and replayed.attempts == 7
     assert replayed.next_attempt_at == T0
-    assert store.retry_failed_alert("msg_2") is None  # pending now: nothing to replay
+    assert store.retry_failed_alert("msg_2", attempts=7) is None  # pending now: nothing to replay
     with pytest.raises(NotFound):
-        store.retry_failed_alert("msg_nope")
+        store.retry_failed_alert("msg_nope", attempts=1)
 
 
 def test_articles_by_entries_in_one_lookup(store: Store) -> None:
@@ -172,38 +170,15 @@ def test_articles_by_entries_in_one_lookup(store: Store) -> None:
     assert store.get_articles_by_entries([]) == {}
 
 
-def test_delivery_reads_alert_subscription_and_secrets_at_once(store: Store) -> None:
-    """get_delivery equals get_alert + get_subscription + get_signing_secrets; record_delivered
-    marks the alert delivered and the subscription healthy together."""
+def test_subscription_delivery_health(store: Store) -> None:
+    """A failure starts the failing clock (later ones keep it), a success stops it; unknown: NotFound."""
     store.add_subscription(sub(1))
-    store.add_alerts(
-        [
-            Alert(
-                id="msg_1",
-                subscription_id="sub1",
-                story_id="s1",
-                article_id="a1",
-                matched_terms=["climate"],
-                created_at=T0,
-            )
-        ]
-    )
-    until = T0 + timedelta(days=1)
-    store.rotate_subscription_secret("sub1", "whsec_bmV3", previous_valid_until=until)
-    store.record_subscription_delivery("sub1", ok=False, at=T0)
-    alert, subscription, secrets = store.get_delivery("msg_1", now=T0)
-    assert alert == store.get_alert("msg_1") and subscription == store.get_subscription("sub1")
-    assert secrets == ["whsec_bmV3", "whsec_c2VjcmV0"] == store.get_signing_secrets("sub1", now=T0)
-    assert store.get_delivery("msg_1", now=until)[2] == ["whsec_bmV3"]
-    assert subscription.failing_since == T0
-    store.record_delivered("msg_1", "sub1", attempts=3)
-    delivered, healthy, _ = store.get_delivery("msg_1")
-    assert (delivered.status, delivered.attempts, delivered.last_error) == ("delivered", 3, None)
-    assert delivered.delivered_at is not None and healthy.failing_since is None
-    assert healthy.last_success_at is not None
+    version = store.subscriptions_version()
+    assert store.record_subscription_delivery("sub1", ok=False, at=T0) == T0
+    assert store.record_subscription_delivery("sub1", ok=False, at=T0 + timedelta(hours=1)) == T0
+    assert store.record_subscription_delivery("sub1", ok=True, at=T0 + timedelta(hours=2)) is None
+    healthy = store.get_subscription("sub1")
+    assert healthy.failing_since is None and healthy.last_success_at == T0 + timedelta(hours=2)
+    assert store.subscriptions_version() == version  # not a change the matcher reloads for
     with pytest.raises(NotFound):
-        store.get_delivery("msg_nope")
-    store.record_subscription_delivery("sub1", ok=False, at=T0)
-    with pytest.raises(NotFound):
-        store.record_delivered("msg_nope", "sub1", attempts=1)
-    assert store.get_subscription("sub1").failing_since == T0  # no alert, no health change
+        store.record_subscription_delivery("nope", ok=True)

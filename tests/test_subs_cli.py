@@ -11,17 +11,16 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app.cli import main
-from app.runtime import Context, get_context, init_context
+from app.runtime import Runtime
 from ingest.settings import Settings
-from tests.alerting import SECRET, drain, lower, make_article, make_sub, posts, queue_alerts, statuses
+from tests.alerting import SECRET, drain, lower, make_article, make_sub, posts, queue_alerts, statuses, work
 from tests.conftest import LoopbackServer, Response
-from workers.worker import run_worker
 
 Capture = pytest.CaptureFixture[str]
 
 
 @pytest.fixture()
-def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The CLI and the test share the data dir, Redis db and a fast retry schedule."""
     for key, value in {
         "INGEST_DATA_DIR": str(settings.data_dir),
@@ -31,7 +30,7 @@ def ctx(settings: Settings, redis_client: object, monkeypatch: pytest.MonkeyPatc
         "INGEST_WEBHOOK_TIMEOUT": "2",
     }.items():
         monkeypatch.setenv(key, value)
-    context = init_context(Settings.from_env())
+    context = Runtime(Settings.from_env())
     yield context
     context.close()
 
@@ -50,14 +49,20 @@ def _listed(capsys: Capture) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def cur() -> Context:
-    """The process's context now: each CLI command replaces (and closes) the previous one."""
-    return get_context()
+_current: list[Runtime] = []
+
+
+def cur() -> Runtime:
+    """A runtime on the CLI's data (the previous one closed), to look at what a command did."""
+    while _current:
+        _current.pop().close()
+    _current.append(Runtime(Settings.from_env()))
+    return _current[-1]
 
 
 class TestSubsCommands:
     def test_add_with_options_and_list(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
         """Options given as flags are stored and shown by `subs list --json`, never the secret."""
         feed = cur().store.add_feed("https://feeds.example/world.xml")
@@ -104,7 +109,7 @@ class TestSubsCommands:
         ],
     )
     def test_bad_option_refused(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer, flag: str, value: str, message: str
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer, flag: str, value: str, message: str
     ) -> None:
         """A bad option value stops `subs add` with exit 2, naming the problem; nothing is stored."""
         code, _, err = _cli(
@@ -114,7 +119,7 @@ class TestSubsCommands:
         assert _listed(capsys) == []
 
     def test_pause_keeps_alerts_pending_and_resume_delivers(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
         """Paused: alerts stay pending (status and why listed); resume queues them and they arrive."""
         http_server.routes["/hook"] = Response(204)
@@ -124,7 +129,7 @@ class TestSubsCommands:
         assert listed["status"] == "paused" and "ingest subs pause" in listed["status_reason"]
         worker = cur()
         queue_alerts(worker, sub, [make_article(cur().store, 1), make_article(cur().store, 2)])
-        run_worker(worker, burst=True)
+        work(worker)
         assert statuses(worker) == ["pending", "pending"] and posts(http_server) == []
         code, out, _ = _cli(capsys, "subs", "resume", sub.id)
         assert code == 0 and out.strip().endswith("2 pending alerts queued")
@@ -133,7 +138,7 @@ class TestSubsCommands:
         assert len(posts(http_server)) == 2
 
     def test_rotate_secret_prints_the_new_one(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
         """`subs rotate-secret` prints a new whsec_ secret; the old one still signs in the grace period."""
         sub = make_sub(cur().store, http_server.url("/hook"))
@@ -142,7 +147,7 @@ class TestSubsCommands:
         assert code == 0 and new.startswith("whsec_") and new != SECRET and "until" in err
         assert cur().store.get_signing_secrets(sub.id) == [new, SECRET]
 
-    def test_remove(self, ctx: Context, capsys: Capture, http_server: LoopbackServer) -> None:
+    def test_remove(self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer) -> None:
         """`subs remove` deletes the subscription and its alerts; an unknown id exits 2."""
         sub = make_sub(cur().store, http_server.url("/hook"))
         queue_alerts(cur(), sub, [make_article(cur().store, 1)])
@@ -153,7 +158,7 @@ class TestSubsCommands:
 
 class TestDeadLetters:
     def test_failed_listed_then_replayed_with_same_id(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
         """`alerts failed --json` lists the dead letter; `alerts replay ID` sends it with its webhook-id."""
         http_server.routes["/hook"] = Response(500)
@@ -177,7 +182,7 @@ class TestDeadLetters:
         assert code == 2 and "only failed alerts" in err
 
     def test_replay_by_subscription_after_resume(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
         """A 410 disables (listed with why); replay is refused until resume, then sends all dead letters."""
         http_server.routes["/hook"] = Response(410)
@@ -198,14 +203,13 @@ class TestDeadLetters:
         assert _listed(capsys)[0]["status"] == "active"
 
     def test_sweep_command_requeues_lost_alerts(
-        self, ctx: Context, capsys: Capture, http_server: LoopbackServer
+        self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
         """`alerts sweep` re-queues outbox alerts whose job vanished (here: never queued)."""
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(cur().store, http_server.url("/hook"))
         article = make_article(cur().store, 1)
-        from ingest.alert.webhook import alert_id
-        from ingest.models import Alert, utcnow
+        from ingest.models import Alert, alert_id, utcnow
 
         cur().store.add_alerts(
             [

@@ -13,8 +13,9 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from app.poller import poll_once, websub_routes_for
-from app.runtime import Context, init_context
+from app.api.websub import websub_routes
+from app.poller import poll_once
+from app.runtime import Runtime
 from ingest.feeds.websub import needs_subscription, sign, verify_signature
 from ingest.models import WebSubSubscription, utcnow
 from ingest.settings import Settings
@@ -73,16 +74,16 @@ class Hub:
 
 
 @pytest.fixture()
-def served(settings: Settings, redis_client: object) -> Iterator[Callable[..., Context]]:
+def served(settings: Settings, redis_client: object) -> Iterator[Callable[..., Runtime]]:
     """Starts uvicorn on loopback with the WebSub routes of a context whose public URL points at it."""
-    started: list[tuple[uvicorn.Server, threading.Thread, Context]] = []
+    started: list[tuple[uvicorn.Server, threading.Thread, Runtime]] = []
 
-    def start(**changes: object) -> Context:
+    def start(**changes: object) -> Runtime:
         port = free_port()
-        ctx = init_context(settings.replace(public_url=f"http://127.0.0.1:{port}", **changes))
+        ctx = Runtime(settings.replace(public_url=f"http://127.0.0.1:{port}", **changes))
         server = uvicorn.Server(
             uvicorn.Config(
-                Starlette(routes=websub_routes_for(ctx)),
+                Starlette(routes=websub_routes(ctx.store, ctx.settings, ctx.intake.accept)),
                 host="127.0.0.1",
                 port=port,
                 log_level="warning",
@@ -104,7 +105,7 @@ def served(settings: Settings, redis_client: object) -> Iterator[Callable[..., C
         ctx.close()
 
 
-def _subscribed(ctx: Context, http_server: LoopbackServer, hub: Hub) -> tuple[int, str]:
+def _subscribed(ctx: Runtime, http_server: LoopbackServer, hub: Hub) -> tuple[int, str]:
     feed_url = http_server.url("/feed")
     http_server.routes["/feed"] = Response(200, feed_doc(hub.url, feed_url, "1"), {"Content-Type": RSS})
     feed = ctx.store.add_feed(feed_url)
@@ -113,7 +114,7 @@ def _subscribed(ctx: Context, http_server: LoopbackServer, hub: Hub) -> tuple[in
     return feed.id, feed_url
 
 
-def test_subscribes_and_verifies_intent(served: Callable[..., Context], http_server: LoopbackServer) -> None:
+def test_subscribes_and_verifies_intent(served: Callable[..., Runtime], http_server: LoopbackServer) -> None:
     """A feed advertising a hub is subscribed; the hub's challenge is echoed and the lease recorded."""
     ctx = served()
     hub = Hub(http_server)
@@ -130,7 +131,7 @@ def test_subscribes_and_verifies_intent(served: Callable[..., Context], http_ser
 
 
 def test_signed_push_is_queued_like_a_poll(
-    served: Callable[..., Context], http_server: LoopbackServer
+    served: Callable[..., Runtime], http_server: LoopbackServer
 ) -> None:
     """A correctly signed push queues only its new entries; the next poll finds nothing new."""
     ctx = served()
@@ -153,7 +154,7 @@ def test_signed_push_is_queued_like_a_poll(
 
 @pytest.mark.parametrize("signature", [None, "sha256=00", "md5=abc", "garbage"])
 def test_badly_signed_push_is_acknowledged_and_dropped(
-    served: Callable[..., Context], http_server: LoopbackServer, signature: str | None
+    served: Callable[..., Runtime], http_server: LoopbackServer, signature: str | None
 ) -> None:
     """Missing or wrong X-Hub-Signature: 2xx as the spec asks, nothing queued."""
     ctx = served()
@@ -170,7 +171,7 @@ def test_badly_signed_push_is_acknowledged_and_dropped(
     assert len(ctx.queues[0].jobs) == jobs_before
 
 
-def test_oversized_push_is_refused(served: Callable[..., Context], http_server: LoopbackServer) -> None:
+def test_oversized_push_is_refused(served: Callable[..., Runtime], http_server: LoopbackServer) -> None:
     """A push larger than INGEST_MAX_BODY_BYTES is refused with 413."""
     ctx = served(max_body_bytes=2000)
     hub = Hub(http_server)
@@ -180,7 +181,7 @@ def test_oversized_push_is_refused(served: Callable[..., Context], http_server: 
 
 
 def test_verification_for_unknown_topic_or_feed_is_refused(
-    served: Callable[..., Context], http_server: LoopbackServer
+    served: Callable[..., Runtime], http_server: LoopbackServer
 ) -> None:
     """A hub (or anyone) confirming a subscription we did not ask for gets 404."""
     ctx = served()
@@ -193,7 +194,7 @@ def test_verification_for_unknown_topic_or_feed_is_refused(
     assert httpx.post(f"{base}/999", content=b"x").status_code == 410
 
 
-def test_denial_is_recorded(served: Callable[..., Context], http_server: LoopbackServer) -> None:
+def test_denial_is_recorded(served: Callable[..., Runtime], http_server: LoopbackServer) -> None:
     """hub.mode=denied marks the subscription denied with the hub's reason."""
     ctx = served()
     hub = Hub(http_server)
@@ -205,7 +206,7 @@ def test_denial_is_recorded(served: Callable[..., Context], http_server: Loopbac
 
 
 def test_active_push_slows_polling_and_lease_is_renewed(
-    served: Callable[..., Context], http_server: LoopbackServer
+    served: Callable[..., Runtime], http_server: LoopbackServer
 ) -> None:
     """While pushed, the feed is polled at the fallback interval; near its end the lease is renewed."""
     ctx = served()
@@ -231,7 +232,7 @@ def test_no_public_url_no_subscription(
     settings: Settings, redis_client: object, http_server: LoopbackServer
 ) -> None:
     """Without INGEST_PUBLIC_URL the hub is never contacted; polling goes on."""
-    ctx = init_context(settings)
+    ctx = Runtime(settings)
     try:
         hub = Hub(http_server)
         http_server.routes["/feed"] = Response(
@@ -244,7 +245,7 @@ def test_no_public_url_no_subscription(
         ctx.close()
 
 
-def test_hub_failure_is_recorded(served: Callable[..., Context], http_server: LoopbackServer) -> None:
+def test_hub_failure_is_recorded(served: Callable[..., Runtime], http_server: LoopbackServer) -> None:
     """A hub answering 500 leaves the subscription failed with the reason; polling is unaffected."""
     ctx = served()
     http_server.routes["/hub"] = Response(500, b"down")

@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
+from types import FrameType
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.rate_limit import release_slot
 from rq.registry import StartedJobRegistry
-from rq.utils import as_text, now
+from rq.utils import now
 from rq.worker import WorkerStatus
 
-from app.runtime import Context
 from ingest.log import get_logger
-from workers.recovery import HEARTBEAT_EVERY, heartbeat_key, publish_heartbeat
+from workers.queues import HEARTBEAT_EVERY, HEARTBEAT_TTL, heartbeat_key
+from workers.stop import Stop
 
 log = get_logger(__name__)
 
 RECONNECT_PAUSE = 2.0  # seconds before a worker that lost Redis starts over
 BEAT_EVERY = 5.0  # seconds between RQ worker heartbeats sent on their own (not in a job's pipeline)
 SUSPENSION_CHECK_EVERY = 1.0  # seconds between `rq suspend` checks
-GROUP_MAX = 16  # jobs of a grouped queue (alerts) taken off it at once
-GROUP_SECONDS = 0.5  # ... and no more of them started after this: the rest go back to the queue's head
 
 
 class IngestWorker(SimpleWorker):
@@ -47,9 +46,20 @@ class IngestWorker(SimpleWorker):
     RQ watches and reads the dependents first.
     """
 
+    stop_flag: Stop | None = None  # the process's stop request, set by RQ's signal handler too
     _beat_sent_at = 0.0
     _suspension_checked_at = 0.0
     _start: redis.client.Pipeline | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's warm shutdown, which writes to Redis: with Redis down, stop without the write."""
+        if self.stop_flag is not None:
+            self.stop_flag.signal = self.stop_flag.signal or signum
+            self.stop_flag.event.set()
+        try:
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise StopRequested() from None
 
     def heartbeat(self, timeout: int | None = None, pipeline: redis.client.Pipeline | None = None) -> None:
         ttl = max(timeout or 0, self.worker_ttl + 60)
@@ -106,10 +116,6 @@ class IngestWorker(SimpleWorker):
         if job.repeats_left:  # nothing here repeats; RQ's own path if something does
             super().handle_job_success(job, queue, started_job_registry, execution)
             return
-        if self._finish is not None:  # in a group: sent with the group's other successes
-            self._finishing.append((job, queue, len(self._finish.command_stack)))
-            self._success_commands(job, execution, self._finish)
-            return
         with self.connection.pipeline() as pipeline:
             self._success_commands(job, execution, pipeline)
             self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
@@ -141,135 +147,58 @@ class IngestWorker(SimpleWorker):
             queue.enqueue_ready_jobs_by_queue(queue.move_dependents_to_ready(job))
         release_slot(job)
 
-    # Grouped queues (alerts): many small jobs, so a worker takes up to GROUP_MAX of them in two round
-    # trips (LPOP with a count, then their hashes) and records their successes in one transaction at
-    # the end, where RQ spends four round trips on each job. Each job is still started on its own,
-    # just before it runs, so its status, execution and timeout are RQ's. The jobs taken but not yet
-    # started are out of the queue for at most GROUP_SECONDS plus one job's run (a delivery attempt:
-    # INGEST_WEBHOOK_TIMEOUT at worst), well within the sweeper's grace; on a stop request, an error
-    # or after GROUP_SECONDS they go back to the head of the queue, in order. A worker killed
-    # meanwhile leaves them `queued` in no queue, which the sweeper re-queues.
-    grouped: frozenset[str] = frozenset()  # names of the queues whose jobs are taken in groups
-    _finish: redis.client.Pipeline | None = None
-    _finishing: list[tuple[Job, Queue, int]]
 
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        if not self._groups(queue):
-            super().execute_job(job, queue)
-            return
-        waiting = deque(self._take_more(queue, GROUP_MAX - 1))
-        deadline = time.monotonic() + GROUP_SECONDS
-        self._finish, self._finishing = self.connection.pipeline(), []
-        try:
-            self._run(job, queue)
-            while waiting and not self._stop_requested and time.monotonic() < deadline:
-                self._run(waiting.popleft(), queue)
-        finally:
-            try:
-                self._finish_group()
-            finally:
-                if waiting:
-                    self._give_back(queue, [job.id for job in waiting])
-        self.set_state(WorkerStatus.IDLE)
+def run_worker(queue: Queue, *, prefix: str, burst: bool = False, stop: Stop | None = None,
+               on_beat: Callable[[], None] = lambda: None) -> bool:  # fmt: skip
+    """Work the ingest queue until stopped (or, with `burst`, until it is empty); whether a job ran.
 
-    def _groups(self, queue: Queue) -> bool:
-        """Whether `queue`'s jobs are taken in groups: RQ pops with BLPOP (no intermediate queue to
-        keep in step) only when it listens on more than one queue; LPOP with a count needs 6.2."""
-        return (
-            queue.name in self.grouped
-            and len(self.queues) > 1
-            and self.get_redis_server_version() >= (6, 2, 0)
-        )
-
-    def _run(self, job: Job, queue: Queue) -> None:
-        self.perform_job(job, queue, self.prepare_execution(job))
-
-    def _take_more(self, queue: Queue, count: int) -> list[Job]:
-        """Up to `count` more jobs off the head of `queue`; ids whose hash is gone are dropped (as RQ
-        drops them), and an unreadable job goes back with the ones after it, for RQ's own dequeue."""
-        popped: list[bytes] = self.connection.lpop(queue.key, count) or []  # type: ignore[assignment]
-        ids = [as_text(i) for i in popped]
-        if not ids:
-            return []
-        with self.connection.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hgetall(self.job_class.key_for(job_id))
-            hashes = pipe.execute()
-        jobs: list[Job] = []
-        for n, (job_id, data) in enumerate(zip(ids, hashes, strict=True)):
-            if not data:
-                continue
-            job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
-            try:
-                job.restore(data)
-            except Exception:  # RQ's own dequeue reports it, with its own handling
-                self._give_back(queue, ids[n:])
-                break
-            jobs.append(job)
-        return jobs
-
-    def _finish_group(self) -> None:
-        """One transaction for the group's successes (and the idle state), then their dependents."""
-        pipeline, finishing, self._finish = self._finish, self._finishing, None
-        assert pipeline is not None
-        with pipeline:
-            if not finishing:
-                return
-            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
-            results = pipeline.execute()
-        for job, queue, at in finishing:
-            self._after_success(job, queue, results[at])
-
-    def _give_back(self, queue: Queue, ids: list[str]) -> None:
-        """Jobs taken but not started, back to the head of `queue` in their order (still `queued`)."""
-        self.connection.lpush(queue.key, *reversed(ids))
-
-
-def run_worker(ctx: Context, *, burst: bool = False, with_scheduler: bool = True) -> bool:
-    """Work the ingest and alerts queues; returns whether any job ran.
-
-    SimpleWorker runs jobs in this process: forking per job would re-pay the
-    language models' page faults and lose the warm matcher. SIGTERM makes RQ
-    finish the current job and stop (warm shutdown); a second SIGTERM stops
-    at once (the batch is then queued again by `workers.recovery`). A thread
-    publishes a heartbeat every HEARTBEAT_EVERY s, so the recovery sweeper
-    can tell a dead worker's started job from a slow one. If Redis goes away
-    the worker starts over with a new RQ worker once it answers again.
+    SimpleWorker runs jobs in this process: forking per job would re-pay the language models'
+    page faults and lose the warm matcher. A thread publishes the worker's heartbeat every
+    HEARTBEAT_EVERY s (recovery tells a dead worker's job from a slow one by it) and calls
+    `on_beat` (metrics flush, liveness file). If Redis goes away the worker waits and starts
+    over once it answers, unless a stop was asked meanwhile; `burst` gives up at once.
     """
-    ctx.pipeline  # noqa: B018 - load models now, not inside the first job's timeout
-    gc.collect()
-    gc.freeze()  # the loaded models are long-lived: keep them out of every later collection
-    queues = list(ctx.queues)
-    while True:
+    stop = stop or Stop()
+    while not stop:
+        stop.install()
         try:
-            return _work(ctx, queues, burst=burst, with_scheduler=with_scheduler)
+            return _work(queue, prefix=prefix, burst=burst, on_beat=on_beat, stop=stop)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            stop.install()  # RQ's handlers need Redis; ours do not
+            if burst:
+                raise
             log.error("worker_lost_redis", error=str(exc), retry_in=RECONNECT_PAUSE)
-            time.sleep(RECONNECT_PAUSE)
+            stop.event.wait(RECONNECT_PAUSE)
+    return False
 
 
-def _work(ctx: Context, queues: list[Queue], *, burst: bool, with_scheduler: bool) -> bool:
+def _work(queue: Queue, *, prefix: str, burst: bool, on_beat: Callable[[], None], stop: Stop) -> bool:
     """One RQ worker's life, with its heartbeat thread."""
-    worker = IngestWorker(queues, connection=ctx.redis, serializer=queues[0].serializer)
-    worker.grouped = frozenset({queues[1].name})  # alert deliveries: small and many
-    stop = threading.Event()
-    beat = threading.Thread(target=_beat, args=(ctx, worker.name, stop), daemon=True, name="worker-heartbeat")
+    client = queue.connection
+    worker = IngestWorker([queue], connection=client, serializer=queue.serializer)
+    worker.stop_flag = stop
+    stopped = threading.Event()
+    beat = threading.Thread(target=_beat, args=(client, prefix, worker.name, stopped, on_beat), daemon=True,
+                            name="worker-heartbeat")  # fmt: skip
     beat.start()
-    log.info("worker_started", queues=[q.name for q in queues], burst=burst, name=worker.name)
+    log.info("worker_started", queue=queue.name, burst=burst, name=worker.name)
     try:
-        return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="WARNING")
+        return worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
     finally:
-        ctx.metrics.flush()
-        stop.set()
+        stopped.set()
         beat.join(timeout=HEARTBEAT_EVERY + 1)
+        on_beat()
         with contextlib.suppress(redis.RedisError):  # else it expires by itself
-            ctx.redis.delete(heartbeat_key(ctx.settings.redis_prefix, worker.name))
+            client.delete(heartbeat_key(prefix, worker.name))
 
 
-def _beat(ctx: Context, name: str, stop: threading.Event) -> None:
-    """Publish the worker's heartbeat and flush its buffered metrics until `stop` is set (a daemon
-    thread: it dies with the process)."""
-    while not stop.is_set():
-        publish_heartbeat(ctx.redis, ctx.settings.redis_prefix, name)
-        ctx.metrics.flush()  # an idle worker's last counts reach Redis within HEARTBEAT_EVERY s
-        stop.wait(HEARTBEAT_EVERY)
+def _beat(client: redis.Redis, prefix: str, name: str, stopped: threading.Event,
+          on_beat: Callable[[], None]) -> None:  # fmt: skip
+    """Heartbeat and `on_beat` every HEARTBEAT_EVERY s until `stopped` (a daemon thread)."""
+    while not stopped.is_set():
+        try:
+            client.set(heartbeat_key(prefix, name), "1", ex=HEARTBEAT_TTL)
+        except redis.RedisError as exc:
+            log.warning("worker_heartbeat_failed", worker=name, error=str(exc))
+        on_beat()
+        stopped.wait(HEARTBEAT_EVERY)

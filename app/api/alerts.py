@@ -73,12 +73,13 @@ async def replay_alert(request: Request) -> Response:
             "conflict",
             f"subscription {sub.id} is disabled ({sub.status_reason}); set its status to active first",
         )
-    replayed = await call(d.store.retry_failed_alert, alert_id)
+    attempts = len(d.settings.webhook_retry_schedule)  # the replay gets one more attempt
+    replayed = await call(d.store.retry_failed_alert, alert_id, attempts=attempts)
     if replayed is None:
         raise ApiError(
             409, "conflict", f"alert {alert_id} is {alert.status}, only failed alerts are replayed"
         )
-    await call(d.enqueue_alerts, [replayed])
+    await call(d.wake)
     return JSONResponse(alert_json(replayed), status_code=202)
 
 

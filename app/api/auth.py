@@ -61,14 +61,17 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})  # probed every few seconds by orchestrators
+
+
 class AccessLog:
-    """One structured log line per request: method, path, status, milliseconds."""
+    """One structured log line per request (health probes left out): method, path, status, milliseconds."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in QUIET_PATHS:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()

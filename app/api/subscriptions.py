@@ -64,7 +64,7 @@ def checked_query(value: Any) -> str | None:
 
 
 def checked_secret(value: Any) -> str | None:
-    from ingest.alert.webhook import validate_secret
+    from ingest.alert.signature import validate_secret
 
     secret = text(value, "secret", max_len=400)
     if secret is None:
@@ -117,7 +117,7 @@ async def list_subscriptions(request: Request) -> Response:
 
 
 async def add_subscription(request: Request) -> Response:
-    from ingest.alert.webhook import new_secret
+    from ingest.alert.signature import new_secret
 
     body = await read_json(request)
     check_fields(body, (*FIELDS, "backfill"))
@@ -152,7 +152,7 @@ async def add_subscription(request: Request) -> Response:
         from ingest.services.subscriptions import backfill
 
         alerts = await call(backfill, store, sub, period)
-        await call(deps(request).enqueue_alerts, alerts)
+        await call(deps(request).wake)
         answer["backfilled"] = len(alerts)
     return JSONResponse(answer, status_code=201)
 
@@ -204,7 +204,7 @@ async def remove_subscription(request: Request) -> Response:
 
 async def rotate_secret(request: Request) -> Response:
     """New secret now; the old one keeps signing for INGEST_SECRET_GRACE_SECONDS."""
-    from ingest.alert.webhook import new_secret
+    from ingest.alert.signature import new_secret
 
     sub_id = path_id(request, "subscription_id")
     d = deps(request)

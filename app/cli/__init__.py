@@ -15,7 +15,7 @@ from ingest.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import alerts, commands, feeds, subs, up
+    from app.cli import alerts, commands, feeds, run, subs, up
     from app.cli import api as api_cmd
 
     parser = argparse.ArgumentParser(prog="ingest", description="Streaming news ingestion service.")
@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs.add_parsers(sub)  # subs add | list | pause | resume | rotate-secret | remove
     alerts.add_parsers(sub)  # alerts failed | replay | sweep
 
-    p = sub.add_parser("poll", help="run the poller")
-    p.add_argument("--once", action="store_true", help="poll every feed once now, queue what is new, exit")
-    p.set_defaults(func=commands.poll)
-
-    p = sub.add_parser("worker", help="run an RQ worker on the ingest and alerts queues")
-    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    p.set_defaults(func=commands.worker)
+    run.add_parsers(sub)  # poll | worker | send | health
 
     p = sub.add_parser("process", help="clean and language-tag one document, print it as JSON")
     p.add_argument("file", nargs="?", default="-", metavar="FILE|-")

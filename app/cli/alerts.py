@@ -7,15 +7,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from app.cli.common import runtime
 from ingest.errors import ConfigError
 from ingest.models import Alert, iso
-from ingest.settings import Settings
-
-
-def _context():  # type: ignore[no-untyped-def]
-    from app.runtime import init_context
-
-    return init_context(Settings.from_env())
 
 
 def alert_dict(alert: Alert) -> dict[str, Any]:
@@ -25,7 +19,7 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
 
 def alerts_failed(args: argparse.Namespace) -> int:
     """Dead letters, newest first: retries used up, 410 Gone, or subscription disabled."""
-    ctx = _context()
+    ctx = runtime()
     after = None
     shown = 0
     while shown < args.limit:
@@ -46,15 +40,15 @@ def alerts_failed(args: argparse.Namespace) -> int:
         shown += len(page)
         if not page:
             break
-        after = (page[-1].created_at, page[-1].id)
+        last = page[-1]
+        assert last.created_at is not None  # stored alerts always have one
+        after = (last.created_at, last.id)
     return 0
 
 
 def alerts_replay(args: argparse.Namespace) -> int:
     """Failed alerts back to pending and queued now: one more attempt each, same webhook-id."""
-    from app.sweeper import requeue
-
-    ctx = _context()
+    ctx = runtime()
     if args.alert_id:
         alerts = [ctx.store.get_alert(args.alert_id)]
         if alerts[0].status != "failed":
@@ -69,18 +63,26 @@ def alerts_replay(args: argparse.Namespace) -> int:
                 f"subscription {sub.id} is {sub.status} ({sub.status_reason}); "
                 f"`ingest subs resume {sub.id}` first"
             )
-    replayed = [a for a in (ctx.store.retry_failed_alert(a.id) for a in alerts) if a is not None]
-    requeue(ctx, replayed)
+    attempts = len(ctx.settings.webhook_retry_schedule)  # the replay gets one more attempt
+    replayed = [r for r in (ctx.store.retry_failed_alert(a.id, attempts=attempts) for a in alerts) if r]
+    ctx.wakeup.wake()
     for alert in replayed:
         print(alert.id)
     return 0
 
 
 def alerts_sweep(args: argparse.Namespace) -> int:
-    """One sweep now (the poller runs one every INGEST_SWEEP_INTERVAL): digests, lost jobs."""
-    from app.sweeper import sweep
+    """One sweep now: close due digest windows (the sender does every few seconds), re-queue lost
+    batches (the poller does every INGEST_SWEEP_INTERVAL)."""
+    from ingest.services.digests import cut_digests
 
-    print(sweep(_context()))
+    ctx = runtime()
+    cut = cut_digests(ctx.store)
+    batches = ctx.recovery.recover()
+    if cut.digests or cut.released:
+        ctx.wakeup.wake()
+    print(f"digests cut: {len(cut.digests)}, alerts released from digest mode: {len(cut.released)}, "
+          f"batches queued again: {batches}")  # fmt: skip
     return 0
 
 
@@ -97,5 +99,5 @@ def add_parsers(sub: Any) -> None:
     which.add_argument("alert_id", nargs="?", metavar="ID", help="one failed alert")
     which.add_argument("--subscription", metavar="ID", help="every failed alert of a subscription")
     p.set_defaults(func=alerts_replay)
-    p = alerts.add_parser("sweep", help="cut due digests and re-queue alerts whose job was lost, once")
+    p = alerts.add_parser("sweep", help="close due digest windows and queue lost batches again, once")
     p.set_defaults(func=alerts_sweep)

@@ -24,11 +24,12 @@ def api(args: argparse.Namespace) -> int:
     """Refuse to serve without INGEST_API_TOKEN unless only this machine can connect."""
     import uvicorn
 
-    from app.api import create_app, deps_from_context
-    from app.runtime import init_context
-    from ingest.settings import Settings
+    from app.api import create_app, deps_from_runtime
+    from app.api.websub import websub_routes
+    from app.runtime import Runtime
 
-    settings = Settings.from_env()
+    ctx = Runtime.from_env()
+    settings = ctx.settings
     if not settings.api_token:
         if not is_loopback(args.host):
             raise ConfigError(
@@ -40,14 +41,11 @@ def api(args: argparse.Namespace) -> int:
             host=args.host,
             detail="INGEST_API_TOKEN is not set: the API is open to anyone on this machine",
         )
-    ctx = init_context(settings)
     try:
-        from app.poller import websub_routes_for
-
         app = create_app(
-            deps_from_context(ctx),
+            deps_from_runtime(ctx),
             token=settings.api_token,
-            extra_routes=websub_routes_for(ctx),
+            extra_routes=websub_routes(ctx.store, settings, ctx.intake.accept),
             public_prefixes=("/websub/",),
         )
         log.info("api.start", host=args.host, port=args.port)

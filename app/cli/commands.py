@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from app.cli.common import runtime
 from ingest.errors import ConfigError
 from ingest.models import RawEntry, iso
 from ingest.settings import SETTINGS, Settings, settings_table
 
 if TYPE_CHECKING:
-    from ingest.services.process import Preparer
-
-
-def _context():  # type: ignore[no-untyped-def]
-    from app.runtime import init_context
-
-    return init_context(Settings.from_env())
+    from ingest.services.prepare import Preparer
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -30,31 +23,6 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if hasattr(v, "tzinfo") else v for k, v in obj.items()}
-
-
-# -- running -----------------------------------------------------------------
-
-
-def poll(args: argparse.Namespace) -> int:
-    from app.poller import poll_once, run_poller
-
-    ctx = _context()
-    if args.once:
-        summary = poll_once(ctx, only_due=False)
-        _emit(summary.__dict__)
-        return 0
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    run_poller(ctx, stop)
-    return 0
-
-
-def worker(args: argparse.Namespace) -> int:
-    from workers.worker import run_worker
-
-    run_worker(_context(), burst=args.burst)
-    return 0
 
 
 # -- documents ---------------------------------------------------------------
@@ -105,7 +73,7 @@ def _preparer() -> Preparer:
     """Clean and language only: no Redis, no database."""
     from ingest.clean import load_rules
     from ingest.language.detect import LanguageDetector
-    from ingest.services.process import Preparer
+    from ingest.services.prepare import Preparer
 
     settings = Settings.from_env()
     detector = LanguageDetector(
@@ -157,7 +125,7 @@ def process(args: argparse.Namespace) -> int:
 
 
 def articles_list(args: argparse.Namespace) -> int:
-    ctx = _context()
+    ctx = runtime()
     for article in ctx.store.list_articles(limit=args.limit):
         if args.json:
             _emit(article.to_dict())

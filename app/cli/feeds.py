@@ -9,17 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from app.cli.common import runtime
 from ingest.errors import ConfigError, FetchError, UnsafeURLError
 from ingest.models import Feed, WebSubSubscription, iso
-from ingest.settings import Settings
 
 MIN_INTERVAL = 60
-
-
-def _context():  # type: ignore[no-untyped-def]
-    from app.runtime import init_context
-
-    return init_context(Settings.from_env())
 
 
 def _json_ready(obj: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +43,7 @@ def feeds_add(args: argparse.Namespace) -> int:
     from ingest.fetch import make_client
     from ingest.net.guard import check_url
 
-    ctx = _context()
+    ctx = runtime()
     if args.interval is not None and args.interval < MIN_INTERVAL:
         raise ConfigError(f"--interval must be at least {MIN_INTERVAL} seconds")
     check_url(args.url, ctx.settings.allowed_networks)
@@ -72,7 +66,7 @@ def feeds_add(args: argparse.Namespace) -> int:
 
 
 def feeds_list(args: argparse.Namespace) -> int:
-    ctx = _context()
+    ctx = runtime()
     for feed in ctx.store.list_feeds():
         if args.json:
             print(json.dumps(feed_dict(feed, ctx.store.get_websub(feed.id)), ensure_ascii=False))
@@ -86,13 +80,13 @@ def feeds_list(args: argparse.Namespace) -> int:
 
 
 def feeds_remove(args: argparse.Namespace) -> int:
-    _context().store.remove_feed(args.feed_id)
+    runtime().store.remove_feed(args.feed_id)
     return 0
 
 
 def feeds_enable(args: argparse.Namespace) -> int:
     """Resume polling a muted feed (410 Gone) now, with its error count reset."""
-    feed = _context().store.set_feed_status(args.feed_id, "active")
+    feed = runtime().store.set_feed_status(args.feed_id, "active")
     print(f"{feed.id}\t{feed.url}\t{feed.status}")
     return 0
 
@@ -107,7 +101,7 @@ def feeds_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
     outlines = read_opml(data)
-    ctx = _context()
+    ctx = runtime()
     known = {f.url for f in ctx.store.list_feeds()}
     added = present = skipped = 0
     for outline in outlines:
@@ -131,7 +125,7 @@ def feeds_import(args: argparse.Namespace) -> int:
 def feeds_export(args: argparse.Namespace) -> int:
     from ingest.feeds.discover import write_opml
 
-    sys.stdout.buffer.write(write_opml(_context().store.list_feeds()))
+    sys.stdout.buffer.write(write_opml(runtime().store.list_feeds()))
     sys.stdout.flush()
     return 0
 

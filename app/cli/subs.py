@@ -10,14 +10,8 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from app.cli.common import runtime
 from ingest.models import Subscription, iso, utcnow
-from ingest.settings import Settings
-
-
-def _context():  # type: ignore[no-untyped-def]
-    from app.runtime import init_context
-
-    return init_context(Settings.from_env())
 
 
 def _json_ready(value: Any) -> Any:
@@ -36,12 +30,12 @@ def sub_dict(sub: Subscription) -> dict[str, Any]:
 
 
 def subs_add(args: argparse.Namespace) -> int:
-    from ingest.alert.webhook import new_secret, validate_secret
+    from ingest.alert.signature import new_secret, validate_secret
     from ingest.match import parse_query
     from ingest.net.guard import check_url
     from ingest.services.subscriptions import backfill, make_options, parse_period
 
-    ctx = _context()
+    ctx = runtime()
     parse_query(args.query)  # refuses a bad query with its position before anything is stored
     check_url(args.webhook, ctx.settings.allowed_networks)
     secret = validate_secret(args.secret) if args.secret else new_secret()
@@ -67,10 +61,8 @@ def subs_add(args: argparse.Namespace) -> int:
     print(f"{sub.id}\t{sub.secret}")
     sys.stdout.flush()
     if period is not None:
-        from workers.jobs import enqueue_alerts
-
         alerts = backfill(ctx.store, sub, period)
-        enqueue_alerts(ctx, alerts)
+        ctx.wakeup.wake()
         print(
             f"backfill: {len(alerts)} stories of the last {args.backfill} queued for {sub.id}",
             file=sys.stderr,
@@ -79,7 +71,7 @@ def subs_add(args: argparse.Namespace) -> int:
 
 
 def subs_list(args: argparse.Namespace) -> int:
-    ctx = _context()
+    ctx = runtime()
     for sub in ctx.store.list_subscriptions():
         if args.json:
             print(json.dumps(sub_dict(sub), ensure_ascii=False))
@@ -92,7 +84,7 @@ def subs_list(args: argparse.Namespace) -> int:
 
 def subs_pause(args: argparse.Namespace) -> int:
     """Stop delivering; pending alerts stay pending and new articles are not matched until resume."""
-    ctx = _context()
+    ctx = runtime()
     ctx.store.get_subscription(args.subscription_id)  # NotFound: exit 2 with the reason
     reason = f"paused with `ingest subs pause` on {iso(utcnow())}"
     ctx.store.set_subscription_status(args.subscription_id, "paused", reason)
@@ -102,21 +94,20 @@ def subs_pause(args: argparse.Namespace) -> int:
 
 def subs_resume(args: argparse.Namespace) -> int:
     """Back to active (paused or disabled), and queue the alerts that waited."""
-    from app.sweeper import requeue
-
-    ctx = _context()
+    ctx = runtime()
     ctx.store.get_subscription(args.subscription_id)
     ctx.store.set_subscription_status(args.subscription_id, "active", None)
-    queued = requeue(ctx, ctx.store.subscription_alerts(args.subscription_id, "pending"))
-    print(f"{args.subscription_id}\tactive\t{len(queued)} pending alerts queued")
+    pending = ctx.store.subscription_alerts(args.subscription_id, "pending")
+    ctx.wakeup.wake()
+    print(f"{args.subscription_id}\tactive\t{len(pending)} pending alerts")
     return 0
 
 
 def subs_rotate_secret(args: argparse.Namespace) -> int:
     """A new secret, printed; the old one keeps signing for INGEST_SECRET_GRACE_SECONDS."""
-    from ingest.alert.webhook import new_secret
+    from ingest.alert.signature import new_secret
 
-    ctx = _context()
+    ctx = runtime()
     until = utcnow() + timedelta(seconds=ctx.settings.secret_grace_seconds)
     sub = ctx.store.rotate_subscription_secret(args.subscription_id, new_secret(), previous_valid_until=until)
     print(sub.secret)
@@ -126,7 +117,7 @@ def subs_rotate_secret(args: argparse.Namespace) -> int:
 
 def subs_remove(args: argparse.Namespace) -> int:
     """Remove the subscription and its alerts (queued attempts find nothing and stop)."""
-    _context().store.remove_subscription(args.subscription_id)
+    runtime().store.remove_subscription(args.subscription_id)
     return 0
 
 

@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
 from ingest.log import get_logger
 from ingest.models import Subscription, utcnow
 from ingest.settings import Settings
+from workers.stop import Stop
 
 log = get_logger(__name__)
 
@@ -78,53 +78,53 @@ def _setup_demo(ctx: Any) -> list[Any]:
 
 
 def up(args: argparse.Namespace) -> int:
-    from app.runtime import init_context, redis_url
+    """Start the process tree; stop it all on Ctrl-C/SIGTERM, or when a child dies (exit 1, naming it)."""
+    from app.runtime import Runtime
 
-    settings = Settings.from_env()
     if args.demo:
         allowed = os.environ.get("INGEST_ALLOWED_NETWORKS", "")
         os.environ["INGEST_ALLOWED_NETWORKS"] = ",".join(filter(None, [allowed, "127.0.0.0/8"]))
-        settings = Settings.from_env()
-    ctx = init_context(settings)
-    url = redis_url(settings)
-    servers = _setup_demo(ctx) if args.demo else []
-    env = _child_env(settings, url, args.demo)
-    ingest = [sys.executable, "-m", "app.cli"]
-    commands = (
-        [[*ingest, "poll"]]
-        + [[*ingest, "worker"]] * args.workers
-        + [
-            [
-                sys.executable,
-                "-m",
-                "rq_dashboard",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(args.dashboard_port),
-                "--redis-url",
-                url,
-                "--json",
-            ]
-        ]
-    )
-    children = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    rt = Runtime.from_env()
+    servers = _setup_demo(rt) if args.demo else []
+    env = _child_env(rt.settings, rt.redis_url, args.demo)
+    children = {name: subprocess.Popen(cmd, env=env) for name, cmd in _commands(args, rt.redis_url)}
     print(f"rq-dashboard: http://127.0.0.1:{args.dashboard_port}/  (Ctrl-C stops everything)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.is_set() and all(child.poll() is None for child in children):
-            stop.wait(0.5)
-    except KeyboardInterrupt:
-        pass
-    _stop_all(children)
+    stop = Stop()
+    stop.install()
+    died = _watch(children, stop)
+    _stop_all(list(children.values()))
     for server in servers:
         server.close()
-    ctx.close()
-    return 0
+    rt.close()
+    if died is not None:
+        name, code = died
+        print(f"ingest: error: {name} exited with status {code}; everything was stopped", file=sys.stderr)
+        return 1
+    return 128 + signal.SIGINT if stop.signal == signal.SIGINT else 0
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+def _commands(args: argparse.Namespace, redis_url: str) -> list[tuple[str, list[str]]]:
+    ingest = [sys.executable, "-m", "app.cli"]
+    dashboard = [sys.executable, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port",
+                 str(args.dashboard_port), "--redis-url", redis_url, "--json"]  # fmt: skip
+    workers = [(f"worker-{n + 1}", [*ingest, "worker"]) for n in range(args.workers)]
+    return [("poller", [*ingest, "poll"]), *workers, ("sender", [*ingest, "send"]),
+            ("rq-dashboard", dashboard)]  # fmt: skip
+
+
+def _watch(children: dict[str, subprocess.Popen[bytes]], stop: Stop) -> tuple[str, int] | None:
+    """Wait for a stop request or a child's death; the dead child's name and status, if one died."""
+    while not stop:
+        for name, child in children.items():
+            code = child.poll()
+            if code is not None:
+                return name, code
+        stop.event.wait(0.5)
+    return None
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
+    """SIGTERM every child; a child still running after `grace` seconds is killed."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -134,3 +134,4 @@ def _stop_all(children: list[subprocess.Popen[bytes]], grace: float = 10.0) -> N
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()

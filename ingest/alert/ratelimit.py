@@ -28,3 +28,14 @@ def acquire(client: redis.Redis, prefix: str, sub_id: str, limit: int, *, now: f
         return 0.0
     windows_ahead = 1 + (count - limit - 1) // limit
     return (window + windows_ahead) * WINDOW_SECONDS - now
+
+
+class RedisRateLimiter:
+    """The delivery service's rate limiter over this module's Redis window counts."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def acquire(self, sub_id: str, limit: int) -> float:
+        return acquire(self.client, self.prefix, sub_id, limit)

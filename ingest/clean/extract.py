@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.clean.html import normalize_space
 from ingest.log import get_logger
-from ingest.models import FetchResult
-
-if TYPE_CHECKING:
-    import httpx
-
-    from ingest.settings import Settings
-
-PageFetcher = Callable[[str], FetchResult]  # article URL -> the page (raises FetchError)
 
 log = get_logger(__name__)
 
@@ -158,15 +149,3 @@ def extract_page(html: str | bytes, url: str | None = None) -> ExtractedPage:
     meta = _metadata(tree, url)
     paragraphs = [p for p in drop_headline(_body(html, url), meta.get("title")) if p != url]
     return ExtractedPage(paragraphs, **meta)
-
-
-def page_fetcher(settings: Settings, client: httpx.Client | None = None) -> PageFetcher:
-    """Fetch article pages like feeds: address-checked client, body cap, time budget."""
-    from ingest.fetch import fetch_page, make_client
-
-    http = client or make_client(settings)
-
-    def fetch(url: str) -> FetchResult:
-        return fetch_page(http, url, max_bytes=settings.max_body_bytes, timeout=settings.fetch_timeout)
-
-    return fetch

@@ -92,3 +92,17 @@ def canonical_url(url: str) -> str:
     kept = [p for p in pieces if p and not is_tracking_param(p.split("=", 1)[0])]
     path = parts.path or "/"
     return urlunsplit((parts.scheme.lower(), _netloc(parts), path, "&".join(kept), ""))
+
+
+def origin(url: str) -> str:
+    """`scheme://host:port` of a URL, lowercased, default port explicit: what per-receiver limits count by."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = DEFAULT_PORTS.get(scheme)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"

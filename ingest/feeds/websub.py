@@ -9,33 +9,19 @@ acknowledged and dropped (as the spec asks), good ones are parsed and queued exa
 poller queues a fetched document. Leases are renewed a day (or half a short lease) before
 they end; polling goes on at a slow fallback interval while the subscription is active.
 
-This module never imports RQ: the caller passes how entries are queued (`app.poller`
-binds its `queue_entries`, see `websub_routes_for`).
+This module is the protocol's pure part; subscribing, verifying intent and taking pushes
+is `ingest.services.websub`, the callback routes are the API's (`app/api/websub.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
-import httpx
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
-
-from ingest.errors import FetchError, NotFound, ParseError
 from ingest.log import get_logger
-from ingest.models import Feed, FetchResult, RawEntry, WebSubSubscription, utcnow
-from ingest.net.guard import check_scheme
-from ingest.parse import parse_feed
+from ingest.models import WebSubSubscription
 from ingest.settings import Settings
-from ingest.store.base import Store
 
 log = get_logger(__name__)
 
@@ -49,8 +35,6 @@ _ALGORITHMS = {
     "sha384": hashlib.sha384,
     "sha512": hashlib.sha512,
 }
-
-QueueEntries = Callable[[Feed, Sequence[RawEntry]], Any]
 
 
 def callback_url(settings: Settings, feed_id: int) -> str | None:
@@ -92,138 +76,3 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     if algorithm.lower() not in _ALGORITHMS or not digest:
         return False
     return hmac.compare_digest(sign(secret, body, algorithm.lower()), f"{algorithm.lower()}={digest.lower()}")
-
-
-async def subscribe(
-    client: httpx.AsyncClient, store: Store, settings: Settings, feed: Feed, hub: str, topic: str
-) -> WebSubSubscription:
-    """Ask `hub` for pushes of `topic`; the subscription stays pending until the hub verifies it."""
-    callback = callback_url(settings, feed.id)
-    if callback is None:
-        raise ValueError("INGEST_PUBLIC_URL is not set: no callback to give the hub")
-    existing = store.get_websub(feed.id)
-    secret = existing.secret if existing and existing.hub == hub else secrets.token_hex(32)
-    sub = WebSubSubscription(
-        feed_id=feed.id,
-        hub=hub,
-        topic=topic,
-        secret=secret,
-        state="pending",
-        lease_until=existing.lease_until if existing else None,
-        lease_seconds=existing.lease_seconds if existing else None,
-    )
-    store.save_websub(sub)  # before asking: the hub may verify before it answers
-    form = {
-        "hub.mode": "subscribe",
-        "hub.topic": topic,
-        "hub.callback": callback,
-        "hub.secret": secret,
-        "hub.lease_seconds": str(settings.websub_lease),
-    }
-    bound = log.bind(feed_id=feed.id, feed_url=feed.url, hub=hub)
-    try:
-        check_scheme(hub)
-        response = await client.post(hub, data=form, timeout=settings.fetch_timeout)
-        error = None if 200 <= response.status_code < 300 else f"hub answered HTTP {response.status_code}"
-    except (httpx.HTTPError, FetchError) as exc:
-        error = f"hub unreachable: {getattr(exc, 'reason', None) or exc}"
-    current = store.get_websub(feed.id) or sub
-    if error:
-        current = replace(current, state="failed", last_error=error)
-        store.save_websub(current)
-        bound.warning("websub_subscribe_failed", error=error)
-    else:
-        bound.info("websub_subscribe_requested", state=current.state)
-    return current
-
-
-# -- the callback endpoint -------------------------------------------------------------------
-
-
-def _verify_intent(store: Store, feed_id: int, params: Any, now: datetime) -> Response:
-    mode, topic = params.get("hub.mode", ""), params.get("hub.topic", "")
-    challenge = params.get("hub.challenge", "")
-    sub = store.get_websub(feed_id)
-    bound = log.bind(feed_id=feed_id, mode=mode, topic=topic)
-    if mode == "denied":
-        if sub and sub.topic == topic:
-            store.save_websub(
-                replace(
-                    sub, state="denied", last_error=f"hub denied: {params.get('hub.reason') or 'no reason'}"
-                )
-            )
-        bound.warning("websub_denied", reason=params.get("hub.reason"))
-        return PlainTextResponse("ok")
-    wanted = sub is not None and sub.topic == topic and sub.state in ("pending", "active")
-    if mode == "subscribe" and challenge and sub is not None and wanted:
-        lease = params.get("hub.lease_seconds", "")
-        seconds = int(lease) if lease.isdigit() else None
-        until = now + timedelta(seconds=seconds) if seconds else None
-        store.save_websub(
-            replace(sub, state="active", lease_until=until, lease_seconds=seconds, last_error=None)
-        )
-        bound.info("websub_verified", lease_seconds=lease or None)
-        return PlainTextResponse(challenge)
-    if mode == "unsubscribe" and challenge and sub is None:
-        return PlainTextResponse(challenge)  # the feed was removed: we no longer want it
-    bound.warning("websub_verification_refused")
-    return PlainTextResponse("no such subscription", status_code=404)
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
-def _ingest_push(
-    store: Store, settings: Settings, queue: QueueEntries, feed_id: int, body: bytes, content_type: str
-) -> int:
-    feed = store.get_feed(feed_id)
-    result = FetchResult(url=feed.url, status=200, content=body, headers={"content-type": content_type})
-    parsed = parse_feed(result, feed_id=feed.id, feed_url=feed.url, max_entries=settings.max_entries)
-    queue(feed, parsed.entries)
-    return len(parsed.entries)
-
-
-def websub_routes(store: Store, settings: Settings, queue: QueueEntries, prefix: str = PREFIX) -> list[Route]:
-    """Starlette routes of the callback: GET verifies intent, POST takes signed content."""
-
-    async def callback(request: Request) -> Response:
-        feed_id = int(request.path_params["feed_id"])
-        if request.method == "GET":
-            return await run_in_threadpool(_verify_intent, store, feed_id, request.query_params, utcnow())
-        sub = await run_in_threadpool(store.get_websub, feed_id)
-        bound = log.bind(feed_id=feed_id)
-        if sub is None:
-            return PlainTextResponse("no subscription", status_code=410)
-        body = await _read_capped(request, settings.max_body_bytes)
-        if body is None:
-            bound.warning("websub_push_too_large", limit=settings.max_body_bytes)
-            return PlainTextResponse("body too large", status_code=413)
-        if not verify_signature(sub.secret, body, request.headers.get("x-hub-signature")):
-            bound.warning("websub_push_bad_signature", signed="x-hub-signature" in request.headers)
-            return PlainTextResponse("ignored", status_code=202)  # the spec: acknowledge, then drop
-        try:
-            entries = await run_in_threadpool(
-                _ingest_push,
-                store,
-                settings,
-                queue,
-                feed_id,
-                body,
-                request.headers.get("content-type", "application/xml"),
-            )
-        except (ParseError, NotFound) as exc:
-            bound.warning("websub_push_unreadable", error=str(exc))
-            return PlainTextResponse("ignored", status_code=202)
-        bound.info("websub_push", entries=entries, bytes=len(body))
-        return PlainTextResponse("accepted", status_code=202)
-
-    return [Route(f"{prefix}/{{feed_id:int}}", callback, methods=["GET", "POST"])]

@@ -1,51 +1,29 @@
-"""Wires the stages for a batch of entries: clean -> dedup -> language -> store -> match -> outbox.
+"""Processing a batch of entries: clean -> language -> dedup -> store -> match -> outbox.
 
-Stages are pure or own their I/O; this module only decides the order and
-what flows on. Only articles the store reports as new reach matching, and
-only alerts the outbox reports as new are handed back for delivery, so a
-batch that runs twice produces nothing the second time.
+Stages are pure or own their I/O; this module only decides the order and what flows on.
+Only articles the store reports as new reach matching, and only alerts the outbox reports
+as new wake the sender, so a batch that runs twice produces nothing the second time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
-from ingest.alert.webhook import alert_id
-from ingest.clean import Rules, clean_document
-from ingest.clean.extract import PageFetcher, extract_page
-from ingest.clean.html import to_paragraphs
 from ingest.dedup.fingerprint import DedupItem, fingerprint
 from ingest.dedup.fingerprint import content_hash as body_hash
-from ingest.dedup.index import Deduplicator
-from ingest.errors import FetchError, NotFound
-from ingest.language.detect import UNSURE, LanguageDetector
+from ingest.errors import NotFound
 from ingest.log import get_logger
-from ingest.match import MatchDocument, Matcher
-from ingest.models import Alert, Article, CleanDocument, LanguageResult, RawEntry, SubscriptionOptions, utcnow
+from ingest.models import Alert, Article, PendingBatch, RawEntry, article_id, utcnow
+from ingest.services.matching import SubscriptionIndex
+from ingest.services.ports import Metrics, StoryIndex, Wakeup
+from ingest.services.prepare import Preparer, ProcessedDocument
 from ingest.store.base import Store
 
 log = get_logger(__name__)
-
-LANGUAGE_SAMPLE_CHARS = 2000
-
-
-def article_id(feed_id: int, entry_key: str) -> str:
-    """Deterministic, so re-processing an entry finds the same article."""
-    return "art_" + hashlib.sha256(f"{feed_id}\x00{entry_key}".encode()).hexdigest()[:24]
-
-
-@dataclass(frozen=True)
-class ProcessedDocument:
-    """An entry after clean and language, before dedup and store (the CLI's `process`)."""
-
-    clean: CleanDocument
-    language: LanguageResult
-    author: str | None = None  # from the article page when the feed had none (full text)
-    published_at: datetime | None = None
 
 
 @dataclass
@@ -61,115 +39,10 @@ class BatchResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class SubscriptionIndex:
-    """The matcher over active and paused subscriptions, refreshed when the store says they changed.
-
-    Paused ones still match: their alerts wait in the outbox and go out on resume.
-    """
-
-    def __init__(self, store: Store, *, check_every: float = 2.0) -> None:
-        self._store = store
-        self._check_every = check_every
-        self._checked_at = 0.0
-        self._version: str | None = None
-        self._queries: dict[str, str] = {}
-        self.matcher = Matcher()
-        self.filters: dict[str, SubscriptionOptions] = {}  # subscriptions with language/feed filters
-
-    def current(self) -> Matcher:
-        """The matcher, at most `check_every` seconds behind the database."""
-        now = time.monotonic()
-        if now - self._checked_at >= self._check_every:
-            self._checked_at = now
-            version = self._store.subscriptions_version()
-            if version != self._version:
-                self._reload()
-                self._version = version
-        return self.matcher
-
-    def _reload(self) -> None:
-        active = [s for s in self._store.list_subscriptions() if s.status in ("active", "paused")]
-        wanted = {s.id: s.query for s in active}
-        self.filters = {s.id: s.options for s in active if s.options.filters}
-        for sub_id, query in self._queries.items():
-            if wanted.get(sub_id) != query:
-                self.matcher.remove(sub_id)
-        for sub_id, query in wanted.items():
-            if self._queries.get(sub_id) != query:
-                self.matcher.add(sub_id, query)
-        self._queries = wanted
-        log.info("subscriptions_loaded", count=len(wanted))
-
-
-class Preparer:
-    """Full text (optional), clean and language-tag entries: no Redis and no database needed."""
-
-    def __init__(
-        self,
-        detector: LanguageDetector,
-        rules: Rules | None = None,
-        *,
-        fetcher: PageFetcher | None = None,
-        fulltext_min_words: int = 120,
-    ) -> None:
-        self.detector = detector
-        self.rules = rules
-        self.fetcher = fetcher  # None: entries are never completed from their page
-        self.fulltext_min_words = fulltext_min_words
-
-    def full_text(self, entry: RawEntry) -> RawEntry:
-        """A short entry of a full-text feed, completed from its page (author and date too)."""
-        if not entry.fulltext or not entry.url or self.fetcher is None:
-            return entry
-        words = sum(len(p.split()) for p in to_paragraphs(entry.content, is_html=entry.is_html))
-        if words >= self.fulltext_min_words:
-            return entry
-        try:
-            result = self.fetcher(entry.url)
-        except FetchError as exc:
-            log.warning("fulltext_fetch_failed", url=entry.url, error=exc.reason)
-            return entry
-        page = extract_page(result.content or b"", result.url)
-        if page.word_count() <= words:
-            log.info("fulltext_not_longer", url=entry.url, feed_words=words, page_words=page.word_count())
-            return entry
-        log.info("fulltext_extracted", url=entry.url, feed_words=words, page_words=page.word_count())
-        return replace(
-            entry,
-            content=page.text,
-            is_html=False,
-            summary=entry.summary or (entry.content if words else None),
-            author=entry.author or page.author,
-            published_at=entry.published_at or page.published_at,
-        )
-
-    def prepare(self, entry: RawEntry) -> ProcessedDocument:
-        return self.tag(self.clean(entry), entry.language_hint)
-
-    def clean(self, entry: RawEntry) -> ProcessedDocument:
-        """Full text and cleaning only (language `und`): enough to tell whether a known entry changed."""
-        entry = self.full_text(entry)
-        clean = clean_document(
-            entry.title,
-            entry.content,
-            is_html=entry.is_html,
-            url=entry.url,
-            feed_title=entry.feed_title,
-            summary=entry.summary,
-            rules=self.rules,
-            learnt_suffix=entry.title_suffix,
-        )
-        return ProcessedDocument(clean, UNSURE, entry.author, entry.published_at)
-
-    def tag(self, doc: ProcessedDocument, hint: str | None = None) -> ProcessedDocument:
-        sample = f"{doc.clean.title}\n{doc.clean.text[:LANGUAGE_SAMPLE_CHARS]}"
-        return replace(doc, language=self.detector.detect(sample, hint=hint))
-
-
 class Pipeline:
     """Everything a worker does to a batch of entries; models are loaded once per instance."""
 
-    def __init__(self, store: Store, dedup: Deduplicator, preparer: Preparer) -> None:
+    def __init__(self, store: Store, dedup: StoryIndex, preparer: Preparer) -> None:
         self.store = store
         self.dedup = dedup
         self.preparer = preparer
@@ -189,7 +62,7 @@ class Pipeline:
         with timer("store"):
             result.stored = self.store.add_articles(articles)
         with timer("match"):
-            candidates = self._match(result.stored)
+            candidates = self.subscriptions.alerts_for(result.stored)
         with timer("outbox"):
             result.alerts = self.store.add_alerts(candidates) if candidates else []
         return result
@@ -276,32 +149,69 @@ class Pipeline:
             original_text_bytes=clean.original_bytes,
         )
 
-    def _match(self, articles: Sequence[Article]) -> list[Alert]:
-        matcher = self.subscriptions.current()
-        alerts = []
-        for article in articles:
-            doc = MatchDocument(
-                title=article.title,
-                text=article.text,
-                language=article.language,
-                feed_url=article.feed_url,
-                url=article.url,
-            )
-            for match in matcher.match(doc):
-                options = self.subscriptions.filters.get(match.subscription_id)
-                if options is not None and not options.accepts(article.language, article.feed_id):
-                    continue
-                alerts.append(
-                    Alert(
-                        id=alert_id(match.subscription_id, article.story_id),
-                        subscription_id=match.subscription_id,
-                        story_id=article.story_id,
-                        article_id=article.id,
-                        matched_terms=match.matched_terms,
-                        created_at=utcnow(),
-                    )
-                )
+
+class BatchRunner:
+    """A worker's job: one stored batch through the pipeline, its alerts announced, the row deleted.
+
+    A retried batch (attempts > 1) is matched again: a worker killed between storing articles
+    and writing their alerts left articles the pipeline now reports as unchanged, and matching
+    them again writes the missing outbox rows (alert ids are per subscription and story, so
+    nothing is written or sent twice).
+    """
+
+    def __init__(self, store: Store, pipeline: Pipeline, metrics: Metrics, wakeup: Wakeup) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.wakeup = wakeup
+
+    def run(self, batch_id: int) -> dict[str, Any]:
+        """Process stored batch `batch_id`; a batch already finished is skipped."""
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            log.info("batch_already_done", batch_id=batch_id)
+            return {"entries": 0, "stored": 0, "skipped": 1}
+        raws = [RawEntry.from_dict(e) for e in batch.entries]
+        result = self.pipeline.process(raws)
+        if batch.attempts > 1:
+            result.alerts += self.rematch(raws, since=batch.created_at)
+        self._count(result)
+        if result.alerts:
+            self.wakeup.wake()
+        self.store.finish_batch(batch.id)
+        summary = _summary(batch, raws, result)
+        log.info("batch_processed", **summary)
+        return summary
+
+    def rematch(self, raws: Sequence[RawEntry], *, since: datetime | None) -> list[Alert]:
+        """Alerts of articles an earlier attempt stored (at or after `since`) but may not have matched."""
+        articles: list[Article] = []
+        for raw in raws:
+            article = self.store.get_article_by_entry(raw.feed_id, raw.entry_key)
+            if article and not article.updated and (since is None or article.fetched_at >= since):
+                articles.append(article)
+        candidates = self.pipeline.subscriptions.alerts_for(articles) if articles else []
+        alerts = self.store.add_alerts(candidates) if candidates else []
+        if alerts:
+            log.warning("batch_rematched", alerts=len(alerts), alert_ids=[a.id for a in alerts[:20]])
         return alerts
+
+    def _count(self, result: BatchResult) -> None:
+        self.metrics.count("ingest_articles_stored_total", value=len(result.stored))
+        self.metrics.count("ingest_duplicates_total", {"kind": "near"}, result.near_duplicates)
+        self.metrics.count("ingest_duplicates_total", {"kind": "exact"}, result.exact_duplicates)
+        for article in result.stored:
+            self.metrics.count("ingest_articles_language_total", {"language": article.language})
+            log.info("article_stored", article_id=article.id, url=article.url, story_id=article.story_id,
+                     language=article.language, feed_url=article.feed_url)  # fmt: skip
+        self.metrics.count("ingest_matches_total", value=len(result.alerts))
+
+
+def _summary(batch: PendingBatch, raws: Sequence[RawEntry], result: BatchResult) -> dict[str, Any]:
+    return {"batch_id": batch.id, "entries": len(raws), "stored": len(result.stored),
+            "updated": result.updated, "unchanged": result.unchanged,
+            "exact_duplicates": result.exact_duplicates, "near_duplicates": result.near_duplicates,
+            "alerts": len(result.alerts)}  # fmt: skip
 
 
 class _Timer:

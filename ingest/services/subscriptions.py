@@ -9,15 +9,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from ingest.alert.webhook import alert_id
 from ingest.errors import ConfigError, NotFound
 from ingest.log import get_logger
 from ingest.match import MatchDocument, match_query, parse_query
-from ingest.models import Alert, Article, ArticleFilter, Subscription, SubscriptionOptions, utcnow
-from ingest.store.base import Store
+from ingest.models import Alert, Article, ArticleFilter, Subscription, SubscriptionOptions, alert_id, utcnow
+from ingest.store.articles import ArticleStore
+from ingest.store.feeds import FeedStore
+from ingest.store.outbox import OutboxStore
 
 log = get_logger(__name__)
+
+
+class BackfillStore(ArticleStore, OutboxStore, Protocol):
+    """The store ports backfill uses: stored articles and the outbox."""
+
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -61,7 +68,7 @@ def parse_languages(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(codes)
 
 
-def resolve_feeds(store: Store, values: Iterable[str | int]) -> tuple[int, ...]:
+def resolve_feeds(store: FeedStore, values: Iterable[str | int]) -> tuple[int, ...]:
     """Feed ids or URLs of feeds the service polls, as feed ids (an unknown feed is refused)."""
     ids: list[int] = []
     for value in values:
@@ -86,7 +93,7 @@ def parse_digest(value: int | None) -> int | None:
 
 
 def make_options(
-    store: Store,
+    store: FeedStore,
     *,
     languages: Sequence[str] = (),
     feeds: Sequence[str | int] = (),
@@ -103,7 +110,7 @@ def make_options(
 
 
 def backfill(
-    store: Store, sub: Subscription, period: timedelta, *, now: datetime | None = None
+    store: BackfillStore, sub: Subscription, period: timedelta, *, now: datetime | None = None
 ) -> list[Alert]:
     """Match the subscription against articles fetched within `period`; record one alert per story.
 

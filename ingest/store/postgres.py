@@ -12,33 +12,29 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from ingest.errors import NotFound, StoreError
+from ingest.errors import StoreError
 from ingest.log import get_logger
-from ingest.models import Article, ArticleFilter, utcnow
-from ingest.store import migrations
-from ingest.store._pages import PagedSQLStore
-from ingest.store._sql import ARTICLE_COLS, Cursor
+from ingest.store.migrations import DATA_TABLES, PG_MIGRATION_LOCK
+from ingest.store.sql import migrate
+from ingest.store.sql.articles import SQLArticles
+from ingest.store.sql.batches import SQLBatches
+from ingest.store.sql.claims import POSTGRES_CLAIM, postgres_params
+from ingest.store.sql.core import Cursor
+from ingest.store.sql.feeds import SQLFeeds
+from ingest.store.sql.outbox import SQLOutbox
+from ingest.store.sql.subscriptions import SQLSubscriptions
 
 log = get_logger(__name__)
 
 CONNECT_TIMEOUT = 10
 IDLE_PING_SECONDS = 30.0
 _WORD = re.compile(r"\w+", re.UNICODE)
-# A delivered alert and its subscription's health in one statement (atomic on its own, so no
-# BEGIN and COMMIT): the subscription is touched only if the alert exists.
-_DELIVERED_SQL = (
-    "WITH a AS (UPDATE alerts SET status = 'delivered', attempts = ?, next_attempt_at = NULL, "
-    "last_error = NULL, delivered_at = coalesce(delivered_at, ?) WHERE id = ? RETURNING 1), "
-    "s AS (UPDATE subscriptions SET failing_since = NULL, last_success_at = ? "
-    "WHERE id = ? AND EXISTS (SELECT 1 FROM a)) "
-    "SELECT count(*) FROM a"
-)  # PostgreSQL runs every data-modifying CTE, read or not
 
 
 class _QmarkCursor:
@@ -57,6 +53,16 @@ class _QmarkCursor:
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any:
         return self._cur.executemany(sql.replace("?", "%s"), params)
 
+    def returning_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """`executemany` with RETURNING: pipelined, one round trip for all rows."""
+        if not rows:
+            return []
+        self._cur.executemany(sql.replace("?", "%s"), rows, returning=True)
+        found = [self._cur.fetchone()]
+        while self._cur.nextset():
+            found.append(self._cur.fetchone())
+        return found
+
     def fetchone(self) -> Any:
         return self._cur.fetchone()
 
@@ -64,15 +70,19 @@ class _QmarkCursor:
         return self._cur.fetchall()
 
 
-class PostgresStore(PagedSQLStore):
+class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox):
     """A store on a PostgreSQL database; the schema is migrated on open."""
 
-    def __init__(self, url: str) -> None:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        """Connect; `upgrade=False` leaves the schema as it is (tests, a separate migration step)."""
         self.url = url
         self._lock = threading.RLock()
         self._conn = self._connect()
         self._last_used = time.monotonic()
-        self.upgrade()
+        if upgrade:
+            self.upgrade()
 
     # -- connection and transactions -----------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -117,6 +127,14 @@ class PostgresStore(PagedSQLStore):
             except psycopg.Error as exc:
                 raise StoreError(f"postgresql: {exc}") from exc
 
+    def _statement(self) -> AbstractContextManager[Cursor]:
+        """Autocommit: one statement is a transaction on its own, without BEGIN and COMMIT round trips."""
+        return self._read()
+
+    def _returning_each(self, cur: Cursor, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        assert isinstance(cur, _QmarkCursor)
+        return cur.returning_each(sql, rows)
+
     def _ts(self, dt: datetime | None) -> Any:
         if dt is None:
             return None
@@ -128,67 +146,40 @@ class PostgresStore(PagedSQLStore):
         assert isinstance(value, datetime)
         return value.astimezone(UTC)
 
+    def _lock_schema(self, cur: Cursor) -> None:
+        """A transaction-scoped advisory lock: one process migrates, the others wait and find it done."""
+        cur.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
+
+    def _has_table(self, cur: Cursor, name: str) -> bool:
+        cur.execute("SELECT to_regclass(?) IS NOT NULL", (name,))
+        return bool(cur.fetchone()[0])
+
     # -- lifecycle -------------------------------------------------------------
-    def upgrade(self) -> int:
-        """Apply pending migrations under an advisory lock (one process at a time); return the version."""
-        with self._write() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(?)", (migrations.PG_MIGRATION_LOCK,))
-            cur.execute(migrations.SCHEMA_VERSION_TABLE)
-            cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
-            current = int(cur.fetchone()[0])
-            for version, statements in migrations.pending(migrations.POSTGRES, current):
-                for statement in statements:
-                    cur.execute(statement)
-                cur.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                    (version, utcnow().isoformat()),
-                )
-                log.info("store.migrated", backend="postgresql", version=version)
-                current = version
-        return current
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def upgrade(self, target: int | None = None) -> int:
+        """Apply pending migrations (up to `target`, default all); return the schema version."""
+        return migrate.upgrade(self, target)
 
     def reset(self) -> None:
         """Empty every data table (tests); the schema stays."""
         with self._write() as cur:
-            cur.execute(f"TRUNCATE {', '.join(migrations.DATA_TABLES)} RESTART IDENTITY CASCADE")
+            cur.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
 
-    # -- delivery ---------------------------------------------------------------
-    def record_delivered(self, alert_id: str, sub_id: str, *, attempts: int) -> None:
-        """The shared two-UPDATE transaction as one statement: 1 round trip instead of 4."""
-        at = self._ts(utcnow())
-        with self._read() as cur:  # autocommit: the statement is its own transaction
-            cur.execute(_DELIVERED_SQL, (attempts, at, alert_id, at, sub_id))
-            if cur.fetchone()[0] == 0:
-                raise NotFound(f"no alert with id {alert_id!r}")
-
-    # -- full-text search ------------------------------------------------------
-    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
-        """Articles whose title or text contain every word of `query`, best match first."""
+    # -- the dialect-specific queries ----------------------------------------------
+    def _match(self, query: str) -> tuple[str, str, list[Any]] | None:
         words = _WORD.findall(query)
         if not words:
-            return []
-        with self._read() as cur:
-            cur.execute(
-                f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
-                "WHERE search @@ q ORDER BY ts_rank(search, q) DESC, fetched_at DESC LIMIT ?",
-                (" ".join(words), limit),
-            )
-            return [self._article(r) for r in cur.fetchall()]
+            return None
+        source = "articles a, plainto_tsquery('simple', ?) q WHERE a.search @@ q"
+        return source, "ts_rank(a.search, q) DESC", [" ".join(words)]
 
-    def search_articles_page(
-        self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
-    ) -> list[Article]:
-        """Full-text search within `filters`, best match first, `limit` rows from `offset`."""
-        words = _WORD.findall(query)
-        if not words:
-            return []
-        terms, params = self._filter_sql(filters)
-        where = " ".join(f"AND {term}" for term in terms)
-        with self._read() as cur:
-            cur.execute(
-                f"SELECT {ARTICLE_COLS} FROM articles, plainto_tsquery('simple', ?) q "
-                f"WHERE search @@ q {where} "
-                "ORDER BY ts_rank(search, q) DESC, fetched_at DESC, id LIMIT ? OFFSET ?",
-                (" ".join(words), *params, limit, offset),
-            )
-            return [self._article(r) for r in cur.fetchall()]
+    def _claim_rows(
+        self, owner: str, now: datetime, lease_until: datetime, subscriptions: int, per_subscription: int
+    ) -> list[Sequence[Any]]:
+        params = postgres_params(owner, self._ts(now), self._ts(lease_until), subscriptions, per_subscription)
+        with self._statement() as cur:
+            cur.execute(POSTGRES_CLAIM, params)
+            return cur.fetchall()

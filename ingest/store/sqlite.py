@@ -12,20 +12,22 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import StoreError
-from ingest.log import get_logger
-from ingest.models import Article, ArticleFilter, utcnow
-from ingest.store import migrations
-from ingest.store._pages import PagedSQLStore
-from ingest.store._sql import ARTICLE_FIELDS, Cursor
-
-log = get_logger(__name__)
+from ingest.store.migrations import DATA_TABLES
+from ingest.store.sql import migrate
+from ingest.store.sql.articles import SQLArticles
+from ingest.store.sql.batches import SQLBatches
+from ingest.store.sql.claims import claim_in_transaction
+from ingest.store.sql.core import Cursor
+from ingest.store.sql.feeds import SQLFeeds
+from ingest.store.sql.outbox import SQLOutbox
+from ingest.store.sql.subscriptions import SQLSubscriptions
 
 BUSY_TIMEOUT_MS = 30_000
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -37,10 +39,13 @@ def fts_query(query: str) -> str | None:
     return " ".join(f'"{word}"' for word in words) if words else None
 
 
-class SQLiteStore(PagedSQLStore):
+class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox):
     """The default store: a SQLite file in WAL mode, schema migrated on open."""
 
-    def __init__(self, path: str | Path) -> None:
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path, *, upgrade: bool = True) -> None:
+        """Open the file; `upgrade=False` leaves the schema as it is (tests, a separate migration step)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -54,7 +59,8 @@ class SQLiteStore(PagedSQLStore):
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self.upgrade()
+        if upgrade:
+            self.upgrade()
 
     # -- connection and transactions -----------------------------------------
     @contextmanager
@@ -99,73 +105,42 @@ class SQLiteStore(PagedSQLStore):
         dt = datetime.fromisoformat(value)
         return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
-    # -- lifecycle -------------------------------------------------------------
-    def upgrade(self) -> int:
-        """Apply pending migrations under BEGIN IMMEDIATE (one process at a time); return the version.
+    def _lock_schema(self, cur: Cursor) -> None:
+        """Nothing to add: BEGIN IMMEDIATE already holds the database's one write lock."""
 
-        An up-to-date schema is recognised by a read, without the write lock, so opening the
-        store never waits behind another process's long write transaction.
-        """
-        with self._read() as cur:
-            cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
-            if cur.fetchone()[0]:
-                cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
-                current = int(cur.fetchone()[0])
-                if current >= len(migrations.SQLITE):
-                    return current
-        with self._write() as cur:
-            cur.execute(migrations.SCHEMA_VERSION_TABLE)
-            cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
-            current = int(cur.fetchone()[0])
-            for version, statements in migrations.pending(migrations.SQLITE, current):
-                for statement in statements:
-                    cur.execute(statement)
-                cur.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                    (version, self._ts(utcnow())),
-                )
-                log.info("store.migrated", backend="sqlite", version=version)
-                current = version
-        return current
+    def _has_table(self, cur: Cursor, name: str) -> bool:
+        cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return bool(cur.fetchone()[0])
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def upgrade(self, target: int | None = None) -> int:
+        """Apply pending migrations (up to `target`, default all); return the schema version."""
+        return migrate.upgrade(self, target)
 
     def reset(self) -> None:
         """Empty every data table (tests); the schema stays."""
         with self._write() as cur:
-            for table in migrations.DATA_TABLES:
+            for table in DATA_TABLES:
                 cur.execute(f"DELETE FROM {table}")
             cur.execute("DELETE FROM sqlite_sequence")
             cur.execute("INSERT INTO articles_fts (articles_fts) VALUES ('rebuild')")
 
-    # -- full-text search ------------------------------------------------------
-    def search_articles(self, query: str, *, limit: int = 50) -> list[Article]:
-        """Articles whose title or text contain every word of `query`, best match first."""
+    # -- the dialect-specific queries ----------------------------------------------
+    def _match(self, query: str) -> tuple[str, str, list[Any]] | None:
         match = fts_query(query)
         if match is None:
-            return []
-        columns = ", ".join(f"a.{name}" for name in ARTICLE_FIELDS)
-        with self._read() as cur:
-            cur.execute(
-                f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
-                "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), a.fetched_at DESC LIMIT ?",
-                (match, limit),
-            )
-            return [self._article(r) for r in cur.fetchall()]
+            return None
+        source = "articles_fts JOIN articles a ON a.rid = articles_fts.rowid WHERE articles_fts MATCH ?"
+        return source, "bm25(articles_fts)", [match]
 
-    def search_articles_page(
-        self, query: str, filters: ArticleFilter, *, limit: int, offset: int = 0
-    ) -> list[Article]:
-        """Full-text search within `filters`, best match first, `limit` rows from `offset`."""
-        match = fts_query(query)
-        if match is None:
-            return []
-        terms, params = self._filter_sql(filters, "a.")
-        where = " ".join(f"AND {term}" for term in terms)
-        columns = ", ".join(f"a.{name}" for name in ARTICLE_FIELDS)
-        with self._read() as cur:
-            cur.execute(
-                f"SELECT {columns} FROM articles_fts JOIN articles a ON a.rid = articles_fts.rowid "
-                f"WHERE articles_fts MATCH ? {where} "
-                "ORDER BY bm25(articles_fts), a.fetched_at DESC, a.id LIMIT ? OFFSET ?",
-                (match, *params, limit, offset),
+    def _claim_rows(
+        self, owner: str, now: datetime, lease_until: datetime, subscriptions: int, per_subscription: int
+    ) -> list[Sequence[Any]]:
+        with self._write() as cur:
+            return claim_in_transaction(
+                cur, owner, self._ts(now), self._ts(lease_until), subscriptions, per_subscription
             )
-            return [self._article(r) for r in cur.fetchall()]

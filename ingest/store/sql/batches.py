@@ -1,53 +1,25 @@
-"""Pending batches: the database record of entries accepted but not yet processed, for both backends.
+"""Pending batches in SQL (`BatchStore`): the record of entries accepted but not yet processed.
 
-A mixin of `SQLStore` (see `_sql.py`). The poller writes a batch in the same
-transaction that marks its entries seen (`add_batches`), so an entry is either
-not seen (polled again) or recorded here; a worker deletes the batch after the
-pipeline committed (`finish_batch`); the recovery sweeper queues stale ones
-again (`stale_batches`, `requeue_batch`).
+`add_batches` marks the entries seen in the same transaction (`feeds.upsert_seen`), so an entry
+is either not seen (polled again) or recorded here.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.models import PendingBatch, utcnow
-
-if TYPE_CHECKING:
-    from ingest.store._sql import Cursor
+from ingest.store.sql.core import SQLCore
+from ingest.store.sql.feeds import upsert_seen
 
 BATCH_COLS = "id, feed_id, payload, status, attempts, created_at, queued_at, last_error"
-_CHUNK = 500
 
 
-def upsert_seen(cur: Cursor, ts: Any, feed_id: int, hashes: Mapping[str, str]) -> None:
-    """Mark entries seen with their content hash (insert, or update the hash) inside `cur`'s transaction."""
-    items = list(hashes.items())
-    for start in range(0, len(items), _CHUNK):
-        part = items[start : start + _CHUNK]
-        rows = ", ".join(["(?, ?, ?, ?)"] * len(part))
-        params = [v for key, digest in part for v in (feed_id, key, ts, digest)]
-        cur.execute(
-            f"INSERT INTO seen_entries (feed_id, entry_key, seen_at, content_hash) "
-            f"VALUES {rows} ON CONFLICT (feed_id, entry_key) "
-            "DO UPDATE SET content_hash = excluded.content_hash, seen_at = excluded.seen_at",
-            params,
-        )
-
-
-class BatchMixin:
+class SQLBatches(SQLCore):
     """The pending_batches table."""
-
-    if TYPE_CHECKING:
-
-        def _read(self) -> AbstractContextManager[Cursor]: ...
-        def _write(self) -> AbstractContextManager[Cursor]: ...
-        def _ts(self, dt: datetime | None) -> Any: ...
-        def _dt(self, value: Any) -> datetime | None: ...
 
     def _batch(self, r: Sequence[Any]) -> PendingBatch:
         return PendingBatch(

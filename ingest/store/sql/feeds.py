@@ -1,22 +1,15 @@
-"""Feed fetch state, seen-entry content hashes and WebSub subscriptions, for both SQL backends.
-
-A mixin of `SQLStore` (see `_sql.py`), kept apart so each module stays small.
-It relies on the backend hooks `_read`, `_write`, `_ts` and `_dt`.
-"""
+"""Feeds, their fetch state, seen entries and WebSub subscriptions in SQL (`FeedStore`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.errors import NotFound, StoreError
 from ingest.models import Feed, WebSubSubscription, utcnow
-
-if TYPE_CHECKING:
-    from ingest.store._sql import Cursor
+from ingest.store.sql.core import Cursor, SQLCore, chunks, marks
 
 FEED_COLS = (
     "id, url, title, interval, etag, last_modified, status, last_polled_at, last_success_at, "
@@ -25,19 +18,23 @@ FEED_COLS = (
     "entry_interval, last_status, fulltext"
 )
 WEBSUB_COLS = "feed_id, hub, topic, secret, state, lease_until, lease_seconds, last_error, updated_at"
-_CHUNK = 500
 
 
-class FeedStateMixin:
-    """Feed rows and the poller's bookkeeping."""
+def upsert_seen(cur: Cursor, ts: Any, feed_id: int, hashes: Mapping[str, str]) -> None:
+    """Mark entries seen with their content hash (insert, or update the hash) inside `cur`'s transaction."""
+    items = list(hashes.items())
+    for part in chunks(items):
+        params = [v for key, digest in part for v in (feed_id, key, ts, digest)]
+        cur.execute(
+            f"INSERT INTO seen_entries (feed_id, entry_key, seen_at, content_hash) "
+            f"VALUES {marks(len(part), 4)} ON CONFLICT (feed_id, entry_key) "
+            "DO UPDATE SET content_hash = excluded.content_hash, seen_at = excluded.seen_at",
+            params,
+        )
 
-    if TYPE_CHECKING:
 
-        def _read(self) -> AbstractContextManager[Cursor]: ...
-        def _write(self) -> AbstractContextManager[Cursor]: ...
-        def _ts(self, dt: datetime | None) -> Any: ...
-        def _dt(self, value: Any) -> datetime | None: ...
-        def get_feed(self, feed_id: int) -> Feed: ...
+class SQLFeeds(SQLCore):
+    """The feeds, seen_entries and websub tables."""
 
     def _feed(self, r: Sequence[Any]) -> Feed:
         return Feed(
@@ -64,6 +61,60 @@ class FeedStateMixin:
             entry_interval=r[20],
             last_status=r[21],
             fulltext=bool(r[22]),
+        )
+
+    def _feeds_where(self, where: str, params: Sequence[Any], tail: str = "") -> list[Feed]:
+        with self._read() as cur:
+            cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE {where} {tail}", params)
+            return [self._feed(r) for r in cur.fetchall()]
+
+    def add_feed(
+        self, url: str, *, interval: int | None = None, title: str | None = None, fulltext: bool = False
+    ) -> Feed:
+        """Add a feed, or return the existing one with that URL (`fulltext=True` also switches it on)."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO feeds (url, title, interval, created_at, fulltext) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
+                (url, title, interval, self._ts(utcnow()), fulltext),
+            )
+            if fulltext:
+                cur.execute("UPDATE feeds SET fulltext = ? WHERE url = ?", (True, url))
+            cur.execute(f"SELECT {FEED_COLS} FROM feeds WHERE url = ?", (url,))
+            return self._feed(cur.fetchone())
+
+    def get_feed(self, feed_id: int) -> Feed:
+        found = self._feeds_where("id = ?", (feed_id,))
+        if not found:
+            raise NotFound(f"no feed with id {feed_id}")
+        return found[0]
+
+    def find_feed_by_url(self, url: str) -> Feed | None:
+        found = self._feeds_where("url = ?", (url,))
+        return found[0] if found else None
+
+    def list_feeds(self) -> list[Feed]:
+        return self._feeds_where("1 = 1", (), "ORDER BY id")
+
+    def list_feeds_page(self, *, limit: int, after_id: int | None = None) -> list[Feed]:
+        """Feeds by id, the first `limit` after `after_id`."""
+        return self._feeds_where(
+            "id > ?", (after_id if after_id is not None else -1, limit), "ORDER BY id LIMIT ?"
+        )
+
+    def remove_feed(self, feed_id: int) -> None:
+        """Remove the feed and its seen keys; its stored articles stay (they carry the feed URL)."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM feeds WHERE id = ?", (feed_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no feed with id {feed_id}")
+
+    def due_feeds(self, now: datetime) -> list[Feed]:
+        """Active feeds whose next poll time has come (never-polled first, then most overdue)."""
+        return self._feeds_where(
+            "status = 'active' AND (next_poll_at IS NULL OR next_poll_at <= ?)",
+            (self._ts(now),),
+            "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id",
         )
 
     def record_fetch(self, feed: Feed) -> None:
@@ -130,17 +181,15 @@ class FeedStateMixin:
             )
         return self.get_feed(feed_id)
 
-    # -- seen entries with their content hash ---------------------------------
+    # -- seen entries ------------------------------------------------------
     def seen_entry_hashes(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
         """For the keys of `keys` this feed has queued before: the content hash queued last (or None)."""
-        wanted = list(dict.fromkeys(keys))
         found: dict[str, str | None] = {}
         with self._read() as cur:
-            for start in range(0, len(wanted), _CHUNK):
-                part = wanted[start : start + _CHUNK]
+            for part in chunks(list(dict.fromkeys(keys))):
                 cur.execute(
                     "SELECT entry_key, content_hash FROM seen_entries WHERE feed_id = ? "
-                    f"AND entry_key IN ({', '.join('?' * len(part))})",
+                    f"AND entry_key IN ({marks(len(part))})",
                     (feed_id, *part),
                 )
                 found.update((r[0], r[1]) for r in cur.fetchall())
@@ -181,11 +230,10 @@ class FeedStateMixin:
         )
         with self._write() as cur:
             cur.execute(
-                f"INSERT INTO websub ({WEBSUB_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO websub ({WEBSUB_COLS}) VALUES ({marks(9)}) "
                 "ON CONFLICT (feed_id) DO UPDATE SET hub = excluded.hub, topic = excluded.topic, "
                 "secret = excluded.secret, state = excluded.state, "
                 "lease_until = excluded.lease_until, lease_seconds = excluded.lease_seconds, "
-                "last_error = excluded.last_error, "
-                "updated_at = excluded.updated_at",
+                "last_error = excluded.last_error, updated_at = excluded.updated_at",
                 values,
             )
