@@ -45,11 +45,12 @@ class Runtime:
     settings: Settings
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        configure_logging(self.settings)  # logs go to stderr before anything can log to stdout
+
     @classmethod
     def from_env(cls) -> Runtime:
-        settings = Settings.from_env()
-        configure_logging(settings)
-        return cls(settings)
+        return cls(Settings.from_env())
 
     # -- adapters ----------------------------------------------------------------------------
     @cached_property

@@ -435,9 +435,9 @@ class Database:
             return self.pg_admin
         except psycopg.OperationalError:
             if self._stop_cluster is None:
-                from tests.conftest import _start_postgres  # a throwaway cluster, as the tests start one
+                from testkit.postgres import start_postgres  # a throwaway cluster, as the tests start one
 
-                self.pg_admin, self._stop_cluster = _start_postgres()
+                self.pg_admin, self._stop_cluster = start_postgres()
             return self.pg_admin
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.store import open_store
-from tests.harness import Farm, Receiver, Service, Valkey, counts, seed, service_env, wait_for
+from testkit.rig import Farm, Receiver, Service, Valkey, counts, seed, service_env, wait_for
 
 
 def rss_mib(pid: int) -> float:
@@ -72,6 +72,7 @@ def main() -> int:
     )
     try:
         service.start("poller", "poll")
+        service.start("sender", "send")
         service.start("worker-1", "worker")
         service.start("worker-2", "worker")
         header = ["t_s", "published", "stored", "received", "ingest_q", "alerts_q", "pending_batches"]

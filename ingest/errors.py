@@ -56,23 +56,3 @@ class StoreError(IngestError):
 
 class NotFound(StoreError):
     """The requested feed, subscription, article or alert does not exist."""
-
-
-class AlertDeliveryError(IngestError):
-    """A webhook delivery attempt failed; `retry_after` is the receiver's hint, if any."""
-
-    def __init__(
-        self,
-        url: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        gone: bool = False,
-    ) -> None:
-        super().__init__(f"webhook: {url}: {message}")
-        self.url = url
-        self.reason = message
-        self.status = status
-        self.retry_after = retry_after
-        self.gone = gone

@@ -279,7 +279,37 @@ class _Collector:
         yield from self.families
 
 
-def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = ()) -> list[Metric]:
+@dataclass(frozen=True)
+class OutboxGauges:
+    """The outbox at scrape time (`OutboxStore.delivery_stats`)."""
+
+    due: int
+    in_flight: int
+    oldest_due_seconds: float
+    held: int
+    failed: int
+    circuits_open: int
+
+
+def _outbox_families(gauges: OutboxGauges | None) -> Iterator[Metric]:
+    if gauges is None:
+        return
+    for name, value, text in (
+        ("ingest_alerts_due", gauges.due, "Alerts due now and not in flight."),
+        ("ingest_alerts_in_flight", gauges.in_flight, "Alerts a sender holds (attempt running or queued)."),
+        ("ingest_alerts_oldest_due_seconds", gauges.oldest_due_seconds,
+         "Seconds the longest-waiting due alert has been due."),
+        ("ingest_alerts_held", gauges.held, "Alerts held for a digest."),
+        ("ingest_alerts_dead_letters", gauges.failed, "Dead-lettered alerts (status failed)."),
+        ("ingest_receivers_circuit_open", gauges.circuits_open, "Receiver origins whose circuit is open."),
+    ):  # fmt: skip
+        family = GaugeMetricFamily(name, text)
+        family.add_metric([], float(value))
+        yield family
+
+
+def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = (),
+                  outbox: OutboxGauges | None = None) -> list[Metric]:  # fmt: skip
     """Every metric as a prometheus-client family: the Redis hashes in one round trip, then queues."""
     with conn.pipeline(transaction=False) as pipe:
         for name in METRICS:
@@ -289,13 +319,14 @@ def read_families(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = (
         (_histogram if m.is_histogram else _counter)(m, h)
         for m, h in zip(METRICS.values(), hashes, strict=True)
     ]
-    return [*families, *_queue_families(stats)]
+    return [*families, *_queue_families(stats), *_outbox_families(outbox)]
 
 
-def render(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = ()) -> bytes:
-    """The Prometheus text exposition of every metric plus the queue gauges."""
+def render(conn: redis.Redis, prefix: str, stats: Iterable[QueueStat] = (),
+           outbox: OutboxGauges | None = None) -> bytes:  # fmt: skip
+    """The Prometheus text exposition of every metric plus the queue and outbox gauges."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(read_families(conn, prefix, stats)))
+    registry.register(_Collector(read_families(conn, prefix, stats, outbox)))
     return generate_latest(registry)
 
 

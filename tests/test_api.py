@@ -424,14 +424,15 @@ def test_alert_log_failed_and_one(api: Api, http_server: LoopbackServer) -> None
 def test_replay_sets_failed_alert_pending_and_queues_it(
     api: Api, http_server: LoopbackServer, redis_client: redis.Redis
 ) -> None:
-    """Replay answers 202, the alert is pending again and its delivery job is on the alerts queue."""
+    """Replay answers 202, the alert is pending and due again with one attempt left, the sender is woken."""
     seed_alerts(api, http_server.url("/hook"))
+    redis_client.delete(f"{api.settings.redis_prefix}sender:wake")
     resp = api.post("/alerts/msg_2/replay")
     assert resp.status_code == 202, resp.text
-    assert resp.json()["status"] == "pending" and resp.json()["attempts"] == 8
+    one_left = len(api.settings.webhook_retry_schedule)  # the replay's attempt is the last one
+    assert resp.json()["status"] == "pending" and resp.json()["attempts"] == one_left
     assert api.store.get_alert("msg_2").status == "pending"
-    queue = Queue("alerts", connection=redis_client, serializer=JSONSerializer)
-    assert "msg_2-8" in queue.get_job_ids()
+    assert redis_client.llen(f"{api.settings.redis_prefix}sender:wake") == 1
     assert error(api.post("/alerts/msg_2/replay"), 409)["code"] == "conflict"  # pending now
     assert error(api.post("/alerts/msg_1/replay"), 409)["code"] == "conflict"  # delivered
     assert error(api.post("/alerts/msg_nope/replay"), 404)["code"] == "not_found"
@@ -450,7 +451,7 @@ def test_replay_refused_while_subscription_disabled(api: Api, http_server: Loopb
 
 
 def test_metrics_render_counts_and_queue_depths(api: Api, redis_client: redis.Redis) -> None:
-    """/metrics shows recorded counters and live queue depths in Prometheus text format."""
+    """/metrics shows recorded counters, live queue depths and the outbox's gauges (Prometheus text)."""
     from ingest import metrics
 
     metrics.record(redis_client, api.settings.redis_prefix, "ingest_feeds_polled_total", {"outcome": "ok"}, 3)
@@ -459,4 +460,7 @@ def test_metrics_render_counts_and_queue_depths(api: Api, redis_client: redis.Re
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
     assert 'ingest_feeds_polled_total{outcome="ok"} 3.0' in resp.text
     assert 'ingest_queue_depth{queue="ingest",state="queued"} 1.0' in resp.text
-    assert 'ingest_workers{queue="alerts"} 0.0' in resp.text
+    assert 'ingest_workers{queue="ingest"} 0.0' in resp.text
+    for gauge in ("ingest_alerts_due", "ingest_alerts_in_flight", "ingest_alerts_oldest_due_seconds",
+                  "ingest_receivers_circuit_open"):  # fmt: skip
+        assert f"\n{gauge} " in resp.text

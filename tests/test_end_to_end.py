@@ -139,23 +139,23 @@ class TestEndToEnd:
         assert alert.status == "delivered" and alert.attempts == 3
 
     def test_job_run_twice_sends_once(self, ctx: Runtime, http_server: LoopbackServer) -> None:
-        """Re-running a processed batch stores nothing new and alerts nobody again."""
-        from workers.jobs import process_entries
+        """Re-running a processed batch's entries stores nothing new and alerts nobody again."""
+        from ingest.models import RawEntry
 
         urls = _serve_demo(http_server)
         ctx.store.add_feed(urls[0])
         http_server.routes["/hook"] = Response(204)
         _subscribe(ctx, "sub_a", "Armenia", http_server.url("/hook"))
         poll_once(ctx, only_due=False)
-        queue = ctx.queues[0]
+        queue = ctx.batch_queue.queue
         job = queue.jobs[0]
         batch = ctx.store.get_batch(job.args[0])
         assert batch is not None
         entries = batch.entries
         _drain(ctx)
-        again = process_entries(entries)
+        again = ctx.pipeline.process([RawEntry.from_dict(e) for e in entries])
         _drain(ctx)
-        assert again["stored"] == 0 and again["alerts"] == 0
+        assert again.stored == [] and again.alerts == []
         assert len(_hooks(http_server, "/hook")) == 1
 
     def test_cli_articles_json_lines(

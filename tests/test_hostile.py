@@ -235,7 +235,6 @@ def _serve(server: LoopbackServer, path: str, body: bytes | Callable[..., Respon
 @pytest.mark.timeout(180)
 def test_bad_feeds_among_good_feeds_in_one_pass(ctx: Runtime, http_server: LoopbackServer) -> None:
     """One pass over good and hostile feeds: good ones are queued, bad ones get a clear error each."""
-    from workers.jobs import process_batch
 
     laughs = (
         '<!DOCTYPE rss [<!ENTITY l0 "lol">'
@@ -274,8 +273,8 @@ def test_bad_feeds_among_good_feeds_in_one_pass(ctx: Runtime, http_server: Loopb
     state = {f.url.rsplit("/", 1)[-1]: f for f in ctx.store.list_feeds()}
     assert state["huge"].last_error == f"body larger than {ctx.settings.max_body_bytes} bytes"
     assert all(state[name].last_error is None for name in ("good1", "good2", "links", "dates", "author"))
-    for job in ctx.queues[0].jobs:
-        process_batch(*job.args)
+    for job in ctx.batch_queue.queue.jobs:
+        ctx.batch_runner.run(*job.args)
     articles = {a.entry_key: a for a in ctx.store.list_articles(limit=5000)}
     assert {"guid:g1", "guid:g2", "guid:j1", "guid:j2", "guid:j3", "guid:d1", "guid:a1"} <= set(articles)
     assert sum(key.startswith("guid:m") for key in articles) == ctx.settings.max_entries  # of 100,000

@@ -183,8 +183,6 @@ def test_interrupted_permanent_redirect_starts_counting_again(
 
 def test_changed_entry_is_queued_again_as_an_update(ctx: Runtime, http_server: LoopbackServer) -> None:
     """An entry whose content changes reaches the worker again and updates its article."""
-    from workers.jobs import process_batch
-
     body = {"doc": rss(("a", "Alpha", "<p>Armenia ceasefire talks begin in Moscow today.</p>"))}
     http_server.routes["/f"] = lambda req: Response(200, body["doc"], {"Content-Type": RSS})
     ctx.store.add_feed(http_server.url("/f"))
@@ -195,7 +193,7 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Runtime, http_server: L
     assert (changed.new, changed.updated, changed.jobs) == (0, 1, 1)
     jobs = ctx.batch_queue.queue.jobs
     assert [len(ctx.store.get_batch(j.args[0]).entries) for j in jobs] == [1, 1]  # type: ignore[union-attr]
-    first, second = (process_batch(j.args[0]) for j in jobs)
+    first, second = (ctx.batch_runner.run(j.args[0]) for j in jobs)
     assert first["stored"] == 1 and second["updated"] == 1 and second["stored"] == 0
     [article] = ctx.store.list_articles()
     assert article.updated and "collapse" in article.text and article.language == "en"
@@ -204,7 +202,7 @@ def test_changed_entry_is_queued_again_as_an_update(ctx: Runtime, http_server: L
 
 def test_unchanged_entry_is_not_language_tagged_again(ctx: Runtime, http_server: LoopbackServer) -> None:
     """A batch run again (a retry) is recognised as unchanged from its cleaned text alone."""
-    from workers.jobs import process_entries
+    from ingest.models import RawEntry
 
     http_server.routes["/f"] = Response(
         200, rss(("a", "Alpha", "<p>Armenia ceasefire talks begin.</p>")), {"Content-Type": RSS}
@@ -214,13 +212,14 @@ def test_unchanged_entry_is_not_language_tagged_again(ctx: Runtime, http_server:
     [job] = ctx.batch_queue.queue.jobs
     batch = ctx.store.get_batch(job.args[0])
     assert batch is not None
-    assert process_entries(batch.entries)["stored"] == 1
+    entries = [RawEntry.from_dict(e) for e in batch.entries]
+    assert len(ctx.pipeline.process(entries).stored) == 1
     detector = ctx.pipeline.preparer.detector
     calls: list[str] = []
     original = detector.detect
     detector.detect = lambda text, **kw: calls.append(text) or original(text, **kw)  # type: ignore[method-assign]
-    again = process_entries(batch.entries)
-    assert (again["stored"], again["unchanged"], calls) == (0, 1, [])
+    again = ctx.pipeline.process(entries)
+    assert (len(again.stored), again.unchanged, calls) == (0, 1, [])
 
 
 def test_duplicate_and_missing_guids_are_each_queued_once(ctx: Runtime, http_server: LoopbackServer) -> None:

@@ -205,7 +205,8 @@ class TestDeadLetters:
     def test_sweep_command_requeues_lost_alerts(
         self, ctx: Runtime, capsys: Capture, http_server: LoopbackServer
     ) -> None:
-        """`alerts sweep` re-queues outbox alerts whose job vanished (here: never queued)."""
+        """An outbox alert nobody announced (no wake) is still found: `alerts sweep` reports, the sender
+        looks on its own."""
         http_server.routes["/hook"] = Response(204)
         sub = make_sub(cur().store, http_server.url("/hook"))
         article = make_article(cur().store, 1)
@@ -224,6 +225,6 @@ class TestDeadLetters:
             ]
         )
         code, out, _ = _cli(capsys, "alerts", "sweep")
-        assert code == 0 and out.strip() == "1"
+        assert code == 0 and out.startswith("digests cut: 0")
         worker = cur()
         drain(worker, lambda: statuses(worker) == ["delivered"])

@@ -145,7 +145,7 @@ def test_signed_push_is_queued_like_a_poll(
         headers={"Content-Type": RSS, "X-Hub-Signature": sign(secret, body)},
     )
     assert answer.status_code == 202
-    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.queues[0].jobs]
+    batches = [ctx.store.get_batch(j.args[0]) for j in ctx.batch_queue.queue.jobs]
     queued = [e["entry_key"] for b in batches if b is not None for e in b.entries]
     assert queued == ["guid:1", "guid:2"]
     http_server.routes["/feed"] = Response(200, body, {"Content-Type": RSS})
@@ -160,7 +160,7 @@ def test_badly_signed_push_is_acknowledged_and_dropped(
     ctx = served()
     hub = Hub(http_server)
     feed_id, feed_url = _subscribed(ctx, http_server, hub)
-    jobs_before = len(ctx.queues[0].jobs)
+    jobs_before = len(ctx.batch_queue.queue.jobs)
     headers = {"Content-Type": RSS, **({"X-Hub-Signature": signature} if signature else {})}
     answer = httpx.post(
         f"{ctx.settings.public_url}/websub/{feed_id}",
@@ -168,7 +168,7 @@ def test_badly_signed_push_is_acknowledged_and_dropped(
         headers=headers,
     )
     assert answer.status_code == 202 and answer.text == "ignored"
-    assert len(ctx.queues[0].jobs) == jobs_before
+    assert len(ctx.batch_queue.queue.jobs) == jobs_before
 
 
 def test_oversized_push_is_refused(served: Callable[..., Runtime], http_server: LoopbackServer) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +13,6 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
-from workers import worker as worker_module
 from workers.worker import IngestWorker
 
 
@@ -39,20 +36,6 @@ def double(x: int) -> int:
 
 def explode() -> None:
     raise ValueError("boom on purpose")
-
-
-def record(n: int) -> int:
-    """A job that appends its number to a list in Redis: the order jobs ran in."""
-    job = get_current_job()
-    assert job is not None and job.connection is not None
-    job.connection.rpush("ran", n)
-    return n
-
-
-def record_and_stop(n: int) -> int:
-    """`record`, then a SIGTERM to this process: RQ's warm shutdown (finish this job, then stop)."""
-    os.kill(os.getpid(), signal.SIGTERM)
-    return record(n)
 
 
 class CountingRedis(redis.Redis):
@@ -155,84 +138,3 @@ def test_started_jobs_are_visible_to_dashboards_while_running(queue: Queue) -> N
     job.refresh()
     assert job.id in job.return_value()
     assert job.id not in StartedJobRegistry(queue=queue).get_job_ids()
-
-
-def _grouped(connection: redis.Redis, name: str) -> tuple[IngestWorker, Queue]:
-    """A worker on two queues whose second one (`name`) is taken in groups, as the alerts queue is."""
-    queue = Queue(name, connection=connection, serializer=JSONSerializer)
-    other = Queue(f"{name}-other", connection=connection, serializer=JSONSerializer)
-    worker = IngestWorker([other, queue], connection=connection, serializer=JSONSerializer)
-    worker.grouped = frozenset({name})
-    connection.delete("ran")
-    return worker, queue
-
-
-def _enqueue(queue: Queue, func: Any, count: int) -> list[str]:
-    with queue.connection.pipeline() as pipe:
-        jobs = queue.enqueue_many(
-            [Queue.prepare_data(func, args=(i,), result_ttl=60) for i in range(count)], pipeline=pipe
-        )
-        pipe.execute()
-    return [job.id for job in jobs]
-
-
-def _ran(connection: redis.Redis) -> list[int]:
-    return [int(x) for x in connection.lrange("ran", 0, -1)]
-
-
-def test_grouped_queue_jobs_run_in_order_with_fewer_round_trips(redis_url: str) -> None:
-    """A grouped queue's jobs: taken GROUP_MAX at a time, started one by one, finished together;
-    each still ends FINISHED, with its result, in RQ's finished registry."""
-    connection = CountingRedis.from_url(redis_url)
-    worker, queue = _grouped(connection, "grouped-rt")
-    ids = _enqueue(queue, record, 200)
-    CountingRedis.round_trips = 0
-    worker.work(burst=True, logging_level="WARNING")
-    per_job = (CountingRedis.round_trips - 200) / 200  # minus each job's own RPUSH
-    assert per_job <= 1.6, f"{per_job:.2f} round trips per job"
-    assert _ran(connection) == list(range(200))
-    finished = set(FinishedJobRegistry(queue=queue).get_job_ids())
-    for n, job_id in enumerate(ids):
-        job = queue.fetch_job(job_id)
-        assert job is not None and job.get_status() == JobStatus.FINISHED and job.return_value() == n
-        assert job_id in finished
-    assert not StartedJobRegistry(queue=queue).get_job_ids()
-    connection.close()
-
-
-def test_group_gives_back_what_it_did_not_start_in_time(
-    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past GROUP_SECONDS no more of the group starts: the rest go back to the queue's head, in order."""
-    monkeypatch.setattr(worker_module, "GROUP_SECONDS", 0.0)
-    worker, queue = _grouped(redis_client, "grouped-late")
-    _enqueue(queue, record, 40)
-    worker.work(burst=True, max_jobs=1, logging_level="WARNING")
-    assert _ran(redis_client) == [0]
-    assert queue.get_job_ids() == [job.id for job in queue.get_jobs()]  # readable, still queued
-    assert [job.args[0] for job in queue.get_jobs()] == list(range(1, 40))
-    assert all(job.get_status() == JobStatus.QUEUED for job in queue.get_jobs())
-    worker.work(burst=True, logging_level="WARNING")
-    assert _ran(redis_client) == list(range(40))
-
-
-def test_group_stops_on_warm_shutdown_and_gives_back_the_rest(redis_client: redis.Redis) -> None:
-    """A stop request during a group: the running job finishes, the others wait in the queue."""
-    worker, queue = _grouped(redis_client, "grouped-stop")
-    first = queue.enqueue(record_and_stop, 0, result_ttl=60)
-    rest = _enqueue(queue, record, 5)
-    worker.work(burst=True, logging_level="WARNING")
-    assert _ran(redis_client) == [0]
-    assert first.get_status(refresh=True) == JobStatus.FINISHED
-    assert queue.get_job_ids() == rest
-    assert not StartedJobRegistry(queue=queue).get_job_ids()
-
-
-def test_group_skips_a_job_whose_hash_is_gone(redis_client: redis.Redis) -> None:
-    """As RQ's own dequeue does: an id left in the queue after its job was deleted is dropped."""
-    worker, queue = _grouped(redis_client, "grouped-gone")
-    ids = _enqueue(queue, record, 5)
-    redis_client.delete(f"rq:job:{ids[2]}")
-    worker.work(burst=True, logging_level="WARNING")
-    assert _ran(redis_client) == [0, 1, 3, 4]
-    assert queue.count == 0

@@ -1,4 +1,2 @@
-"""RQ wiring: queues, job entry points, the poller loop and the sweeper.
-
-Only this package imports rq; `ingest/` stays a plain library.
-"""
+"""RQ wiring: the ingest queue as the services' `BatchQueue` (queues.py), the job entry points
+(jobs.py), the worker process (worker.py). The library (`ingest/`) never imports this package."""

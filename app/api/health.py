@@ -9,6 +9,7 @@ from starlette.routing import Route
 from app.api.common import call, deps
 from ingest import metrics
 from ingest.log import get_logger
+from ingest.models import utcnow
 
 log = get_logger(__name__)
 
@@ -39,7 +40,12 @@ async def metrics_endpoint(request: Request) -> Response:
     d = deps(request)
 
     def collect() -> bytes:
-        return metrics.render(d.redis, d.settings.redis_prefix, d.queue_stats())
+        now = utcnow()
+        stats = d.store.delivery_stats(now)
+        oldest = (now - stats.oldest_due_at).total_seconds() if stats.oldest_due_at else 0.0
+        gauges = metrics.OutboxGauges(stats.due, stats.in_flight, max(0.0, oldest), stats.held, stats.failed,
+                                      stats.open_circuits)  # fmt: skip
+        return metrics.render(d.redis, d.settings.redis_prefix, d.queue_stats(), gauges)
 
     return Response(await call(collect), media_type=metrics.CONTENT_TYPE)
 

@@ -23,12 +23,12 @@ def _exit_code(stop: Stop) -> int:
 def poll(args: argparse.Namespace) -> int:
     from app.poller import poll_once, run_poller
 
-    rt = runtime()
     if args.once:
-        emit(poll_once(rt, only_due=False).as_dict())
+        emit(poll_once(runtime(), only_due=False).as_dict())
         return 0
     stop = Stop()
     stop.install()
+    rt = runtime()
     try:
         run_poller(rt, stop.event, beat=Liveness())
     finally:
@@ -40,10 +40,11 @@ def worker(args: argparse.Namespace) -> int:
     from workers import jobs
     from workers.worker import run_worker
 
+    stop = Stop()
+    stop.install()  # before the models load: a stop while loading is honoured too
     rt = runtime()
     jobs.bind(lambda: rt.batch_runner)
     rt.batch_runner  # noqa: B018 - load the models now, not inside the first job's timeout
-    stop = Stop()
     liveness = Liveness()
 
     def beat() -> None:
@@ -61,9 +62,9 @@ def worker(args: argparse.Namespace) -> int:
 def send(args: argparse.Namespace) -> int:
     from app.sender import run_sender
 
-    rt = runtime()
     stop = Stop()
     stop.install()
+    rt = runtime()
     try:
         attempts = run_sender(rt, stop.event, burst=args.burst, beat=Liveness())
     finally:

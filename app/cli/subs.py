@@ -99,7 +99,7 @@ def subs_resume(args: argparse.Namespace) -> int:
     ctx.store.set_subscription_status(args.subscription_id, "active", None)
     pending = ctx.store.subscription_alerts(args.subscription_id, "pending")
     ctx.wakeup.wake()
-    print(f"{args.subscription_id}\tactive\t{len(pending)} pending alerts")
+    print(f"{args.subscription_id}\tactive\t{len(pending)} pending alerts queued")
     return 0
 
 

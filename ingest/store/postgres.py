@@ -33,7 +33,7 @@ from ingest.store.sql.subscriptions import SQLSubscriptions
 log = get_logger(__name__)
 
 CONNECT_TIMEOUT = 10
-IDLE_PING_SECONDS = 30.0
+IDLE_PING_SECONDS = 2.0  # a connection idle this long is pinged before use: a restarted server costs no job
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -366,7 +366,6 @@ def service_env(data_dir: Path, redis_url: str, database_url: str, **extra: str)
         "INGEST_LOG_LEVEL": "info",
         "INGEST_MIN_POLL_INTERVAL": "1",
         "INGEST_SWEEP_INTERVAL": "1",
-        "INGEST_SWEEP_GRACE": "2",
         "INGEST_RECOVERY_AFTER": "3",
         "INGEST_WEBHOOK_TIMEOUT": "3",
         "INGEST_BATCH_SIZE": "10",

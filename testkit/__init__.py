@@ -1,0 +1,1 @@
+"""Test servers and process rigs shared by tests/ and benchmarks/ (not part of the service)."""
