@@ -8,6 +8,8 @@ Each detector looks at one whole paragraph of at most MAX_CHARS characters.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass, field
 
 MAX_CHARS = 300
 
@@ -94,3 +96,24 @@ def residue_kind(paragraph: str) -> str | None:
         if pattern.search(text):
             return name
     return None
+
+
+@dataclass
+class ResidueTally:
+    """Paragraphs seen, and those the detectors call residue (by kind, with examples)."""
+
+    paragraphs: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, paragraphs: list[str]) -> None:
+        for para in paragraphs:
+            self.paragraphs += 1
+            kind = residue_kind(para)
+            if kind:
+                self.kinds[kind] += 1
+                self.examples.append(f"[{kind}] {para[:100]}")
+
+    @property
+    def found(self) -> int:
+        return sum(self.kinds.values())
