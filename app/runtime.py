@@ -64,7 +64,7 @@ class Runtime:
     @cached_property
     def store(self) -> Store:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(self.settings.effective_database_url)
+        store = open_store(self.settings.effective_database_url, self.settings.database_password)
         self._closers.append(store.close)
         return store
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -75,6 +76,7 @@ class Setting:
     default: str
     parse: Callable[[str], Any]
     doc: str
+    secret: bool = False  # also read from the file named by `<env>_FILE`; redacted when printed
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -99,6 +101,14 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _optional,
         "`sqlite:///path.db` or `postgresql://...`. Unset: `sqlite:///<data dir>/ingest.db`.",
+    ),
+    Setting(
+        "INGEST_DATABASE_PASSWORD",
+        "database_password",
+        "",
+        _optional,
+        "PostgreSQL password, given to the driver apart from `DATABASE_URL`, so any character works.",
+        secret=True,
     ),
     Setting(
         "INGEST_REDIS_PREFIX",
@@ -261,6 +271,15 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _optional,
         "Bearer token required by the HTTP API (everything but health checks).",
+        secret=True,
+    ),
+    Setting(
+        "RQ_DASHBOARD_PASSWORD",
+        "rq_dashboard_password",
+        "",
+        _optional,
+        "Basic-auth password of rq-dashboard as the image starts it (`deploy/dashboard.py`).",
+        secret=True,
     ),
     Setting(
         "INGEST_CLEAN_RULES",
@@ -443,6 +462,8 @@ class Settings:
     short_text_loads_per_minute: float = 12.0
     sender_concurrency: int = 256
     sender_per_receiver: int = 8
+    database_password: str | None = None
+    rq_dashboard_password: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -450,7 +471,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for setting in SETTINGS:
-            raw = env.get(setting.env, setting.default)
+            raw = _raw_value(setting, env)
             try:
                 values[setting.field] = setting.parse(raw)
             except ValueError as exc:
@@ -469,11 +490,38 @@ class Settings:
         return Settings(**current)
 
 
-ENV_NAMES = frozenset(s.env for s in SETTINGS)
+ENV_NAMES = frozenset(s.env for s in SETTINGS) | {f"{s.env}_FILE" for s in SETTINGS if s.secret}
+REDACTED = "<redacted>"  # how `ingest settings` prints a secret
+PLACEHOLDER = re.compile(rf"change-?me|{REDACTED}", re.IGNORECASE)  # .env.example's values, or a redaction
+
+
+def _raw_value(setting: Setting, env: Mapping[str, str]) -> str:
+    """The variable's text; a secret may come from `<NAME>_FILE` and is never a placeholder."""
+    path = env.get(f"{setting.env}_FILE") if setting.secret else None
+    if path and env.get(setting.env):
+        raise ConfigError(f"set {setting.env} or {setting.env}_FILE, not both")
+    try:
+        raw = Path(path).read_text(encoding="utf-8").rstrip("\r\n") if path else None
+    except OSError as exc:
+        raise ConfigError(f"{setting.env}_FILE={path}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{setting.env}_FILE={path}: not UTF-8 text") from None
+    raw = env.get(setting.env, setting.default) if raw is None else raw
+    if setting.secret and PLACEHOLDER.match(raw):
+        raise ConfigError(
+            f"{setting.env} is a placeholder (from .env.example or `ingest settings`): set a real secret"
+        )
+    return raw
 
 
 def settings_table() -> str:
     """The README's configuration table, in Markdown."""
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    rows += [f"| `{s.env}` | `{s.default}` | {s.doc} |" for s in SETTINGS]
+    rows += [f"| `{s.env}` | `{s.default}` | {s.doc}{_secret_note(s)} |" for s in SETTINGS]
     return "\n".join(rows)
+
+
+def _secret_note(setting: Setting) -> str:
+    if not setting.secret:
+        return ""
+    return f" Secret: or read from the file named by `{setting.env}_FILE`; never printed."

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from app.cli.common import runtime
 from ingest.errors import ConfigError
 from ingest.models import RawEntry, iso
-from ingest.settings import SETTINGS, Settings, settings_table
+from ingest.settings import REDACTED, SETTINGS, Settings, settings_table
 
 if TYPE_CHECKING:
     from ingest.services.prepare import Preparer
@@ -155,7 +158,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.effective_database_url)
+    store = open_store(settings.effective_database_url, settings.database_password)
     try:
         print(store.upgrade())
     finally:
@@ -167,7 +170,37 @@ def settings_cmd(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_table())
         return 0
-    current = Settings.from_env()
-    for setting in SETTINGS:
-        print(f"{setting.env}={getattr(current, setting.field)!s}")
+    for line in _env_lines(Settings.from_env()):
+        print(line)
     return 0
+
+
+def _env_lines(settings: Settings) -> Iterator[str]:
+    """`NAME=value`, reusable as an env file: secrets, and passwords inside URLs, redacted."""
+    for setting in SETTINGS:
+        value = getattr(settings, setting.field)
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else _env_text(value)
+        if setting.secret and text:
+            text = REDACTED
+        yield f"{setting.env}={_env_quoted(_without_password(text))}"
+
+
+def _env_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _without_password(text: str) -> str:
+    parts = urllib.parse.urlsplit(text) if "://" in text else None
+    if parts is None or parts.password is None:
+        return text
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _env_quoted(text: str) -> str:
+    """Single-quoted where a shell, systemd or Compose would otherwise split or expand the value."""
+    return text if re.fullmatch(r"[\w@%+=:,./-]*", text) else shlex.quote(text)

@@ -38,6 +38,7 @@ FLUSH_SECONDS = 0.02
 FLUSH_ITEMS = 200
 DIGEST_SECONDS = 5.0
 MAX_CLAIM = 100  # subscriptions per claim
+MAX_BACKOFF = 30.0  # longest pause after database failures
 
 
 class Waiter(Protocol):
@@ -71,6 +72,8 @@ class Dispatcher:
         self.kick = asyncio.Event()
         self.stopping = False
         self.attempts = 0
+        self.backoff = 0.0  # seconds of the current back-off after database failures
+        self.resume_at = 0.0  # monotonic time before which the database is left alone
 
     async def run(self, stop: threading.Event, *, burst: bool = False,
                   beat: Callable[[], None] = lambda: None) -> int:  # fmt: skip
@@ -81,7 +84,7 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_digest:
-                    await asyncio.to_thread(cut_digests, self.service.store)
+                    await self._cut_digests()
                     next_digest = time.monotonic() + DIGEST_SECONDS
                 claimed = await self._claim()
                 await self._flush()
@@ -94,11 +97,24 @@ class Dispatcher:
             await self._stop()
         return self.attempts
 
+    async def _cut_digests(self) -> None:
+        try:
+            await asyncio.to_thread(cut_digests, self.service.store)
+        except Exception as exc:  # database down: the next look tries again
+            self._failed("digests_cut_failed", exc)
+
+    def _failed(self, event: str, exc: Exception, **fields: object) -> None:
+        """Log a database failure and back off (1 s doubling to 30 s) instead of hammering it."""
+        self.backoff = min(max(1.0, self.backoff * 2), MAX_BACKOFF)
+        self.resume_at = time.monotonic() + self.backoff
+        log.error(event, error=f"{type(exc).__name__}: {exc}", retry_in=self.backoff, **fields)
+
     async def _pause(self, stop: threading.Event, claimed: int) -> None:
         """Until a ring, a finished group, a full claim's follow-up, or the next look; stop checked often."""
-        if claimed and len(self.tasks) < self.max_in_flight:
+        if claimed and len(self.tasks) < self.max_in_flight and time.monotonic() >= self.resume_at:
             return
-        deadline = time.monotonic() + (FLUSH_SECONDS if self.outcomes else LOOK_SECONDS)
+        wait = FLUSH_SECONDS if self.outcomes else LOOK_SECONDS
+        deadline = max(time.monotonic() + wait, self.resume_at)
         while not stop.is_set() and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), timeout=min(0.2, deadline - time.monotonic()))
@@ -113,13 +129,14 @@ class Dispatcher:
 
     async def _claim(self) -> int:
         free = min(self.max_in_flight - len(self.tasks), MAX_CLAIM)
-        if free <= 0:
+        if free <= 0 or time.monotonic() < self.resume_at:
             return 0
         try:
             groups, settled = await asyncio.to_thread(self.service.claim, free)
-        except Exception as exc:  # database down: try again at the next look
-            log.error("alerts_claim_failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # database down: try again after the back-off
+            self._failed("alerts_claim_failed", exc)
             return 0
+        self.backoff = 0.0
         self.outcomes += settled
         for group in groups:
             task = asyncio.create_task(self._send_group(group))
@@ -174,6 +191,8 @@ class Dispatcher:
         return not attempt.gone and circuit.allows(utcnow())
 
     async def _flush(self) -> None:
+        if time.monotonic() < self.resume_at and not self.stopping:
+            return
         while self.outcomes:
             batch, self.outcomes = self.outcomes[:FLUSH_ITEMS], self.outcomes[FLUSH_ITEMS:]
             try:

@@ -11,12 +11,12 @@ _SQLITE_PREFIX = "sqlite:///"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(database_url: str) -> Store:
+def open_store(database_url: str, password: str | None = None) -> Store:
     """Open (and migrate) the store at `database_url`.
 
     `sqlite:///relative.db` or `sqlite:////absolute.db` (SQLAlchemy's spelling),
     `postgresql://...` or `postgres://...`. Backends are imported lazily so a
-    SQLite deployment never loads psycopg.
+    SQLite deployment never loads psycopg. `password` goes to PostgreSQL apart from the URL.
     """
     if database_url.startswith(_SQLITE_PREFIX):
         path = database_url[len(_SQLITE_PREFIX) :]
@@ -31,7 +31,7 @@ def open_store(database_url: str) -> Store:
     if database_url.startswith(_POSTGRES_SCHEMES):
         from ingest.store.postgres import PostgresStore
 
-        return PostgresStore(database_url)
+        return PostgresStore(database_url, password)
     scheme = database_url.split(":", 1)[0] if ":" in database_url else database_url
     raise ConfigError(
         f"DATABASE_URL scheme {scheme!r} is not supported: use sqlite:///path.db "

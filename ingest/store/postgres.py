@@ -75,9 +75,10 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+    def __init__(self, url: str, password: str | None = None, *, upgrade: bool = True) -> None:
         """Connect; `upgrade=False` leaves the schema as it is (tests, a separate migration step)."""
         self.url = url
+        self._password = password  # apart from the URL, so no character needs escaping
         self._lock = threading.RLock()
         self._conn = self._connect()
         self._last_used = time.monotonic()
@@ -87,7 +88,9 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
     # -- connection and transactions -----------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            conn = psycopg.connect(
+                self.url, password=self._password, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            )
             conn.execute("SET TIME ZONE 'UTC'")
             return conn
         except psycopg.Error as exc:
