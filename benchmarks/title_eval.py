@@ -28,6 +28,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ingest.clean import clean_title
 from ingest.clean.html import normalize_space
+from ingest.clean.site import site_label
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
@@ -80,13 +81,13 @@ def load_pages(data: Path) -> list[Page]:
 
 
 def site_names(page: Page) -> list[str]:
-    """What the service knows about a site: configured names, the feed's name, the URL's label."""
+    """What the service knows about a site: configured names, the feed's name, the URL's label.
+
+    The label is the registrable domain's (public suffix list), as `clean_document` takes it.
+    """
     names = [page.publisher, _CAMEL.sub(" ", page.publisher)]
-    host = urlsplit(page.url).hostname or ""
-    labels = [x for x in host.split(".") if x not in ("www", "m", "amp", "mobile")]
-    if len(labels) >= 2:
-        names += [labels[-2], ".".join(labels[-2:])]
-    return names
+    label = site_label(urlsplit(page.url).hostname)
+    return [*names, label] if label else names
 
 
 def cleaned(page: Page, raw: str) -> str:

@@ -124,6 +124,9 @@ class RawEntry:
     language_hint: str | None = None  # declared by the feed or page; only a hint
     is_html: bool = True
     fulltext: bool = False  # the feed wants the article page fetched when the body is short
+    # the last title segment most titles of the feed share (learnt from the whole document):
+    # "" when the feed's titles share none, None when there were too few titles to tell
+    title_suffix: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -160,6 +163,7 @@ class CleanDocument:
     summary: str | None
     url: str | None  # canonical: tracking parameters and fragment removed
     removed: list[str] = field(default_factory=list)  # paragraphs the rules dropped, for debugging
+    original_bytes: int | None = None  # UTF-8 size of the text before the storage cap cut it
 
 
 @dataclass(frozen=True)
@@ -204,9 +208,11 @@ class Article:
     fetched_at: datetime
     author: str | None = None
     updated: bool = False
+    original_text_bytes: int | None = None  # set when `text` was cut to the storage cap: the size before
 
     def to_dict(self) -> dict[str, Any]:
-        """The webhook's `article` object (and the CLI's JSON line)."""
+        """The webhook's `article` object (and the CLI's JSON line); `original_text_bytes` only when cut."""
+        cut = {} if self.original_text_bytes is None else {"original_text_bytes": self.original_text_bytes}
         return {
             "id": self.id,
             "url": self.url,
@@ -218,6 +224,7 @@ class Article:
             "published_at": iso(self.published_at),
             "feed_url": self.feed_url,
             "story_id": self.story_id,
+            **cut,
         }
 
 

@@ -56,6 +56,19 @@ class TestProcess:
         for residue in ("[ad_", "Original title", "(End up)", "Return to Sohu", "Editor:", "Disclaimer"):
             assert residue not in article["text"]
 
+    def test_whole_page_gives_the_article(self) -> None:
+        """`process --html` on a whole news page extracts the article: no menus, comments or footer."""
+        page = Path(__file__).resolve().parent / "fixtures" / "pages" / "whole_news_page.html"
+        url = "https://www.coastalherald.example.co.uk/local/harbour-ferry-returns"
+        result = _run(["process", "--html", str(page), "--url", url])
+        assert result.returncode == 0, result.stderr
+        article = json.loads(result.stdout)
+        assert article["title"] == "Harbour ferry returns after winter refit"
+        paragraphs = article["text"].split("\n\n")
+        assert len(paragraphs) == 7 and paragraphs[0].startswith("The harbour ferry MV Selkie returned")
+        for chrome in ("Log in", "Weather", "Trending", "Reply", "ago", "newsletter", "Share"):
+            assert chrome not in article["text"]
+
     def test_jsonl_in_order(self) -> None:
         """`--jsonl` reads documents as JSON Lines and writes one article per line, in order."""
         docs = [

@@ -87,17 +87,32 @@ def _author(value: str | None) -> str | None:
     return author if 0 < len(author) <= MAX_AUTHOR_CHARS else None
 
 
+def _page_title(tree: Any) -> str | None:
+    """og:title (or twitter:title), else <title>: as the page states it, site suffix and all.
+
+    trafilatura's own title takes the first part of a split <title>, which is the site name
+    when the name comes first; the clean stage cuts names with evidence instead.
+    """
+    for name in ("og:title", "twitter:title"):
+        found = tree.xpath(f'//meta[@property="{name}" or @name="{name}"]/@content')
+        if found and normalize_space(str(found[0])):
+            return normalize_space(str(found[0]))
+    node = tree.find(".//head//title")
+    return normalize_space(node.text_content()) or None if node is not None else None
+
+
 def _metadata(tree: Any, url: str | None) -> dict[str, Any]:
     """Title, author, date, language and site name from meta tags, JSON-LD and htmldate."""
     from trafilatura.metadata import extract_metadata
 
+    title = _page_title(tree)  # read before trafilatura works on the tree
     try:
         meta = extract_metadata(tree, default_url=url, extensive=True)
     except Exception as exc:
         log.warning("page_metadata_failed", url=url, error=repr(exc))
         return {}
     return {
-        "title": meta.title,
+        "title": title or meta.title,
         "author": _author(meta.author),
         "published_at": _date(meta.date),
         "language": meta.language,

@@ -2,7 +2,11 @@
 
 Rules are anchored (^ or $) and length-bounded by construction: a drop rule
 only looks at paragraphs up to `max_chars` long and a strip rule only removes a
-fragment that short, so no rule can eat a long real paragraph.
+fragment that short, so no rule can eat a long real paragraph. A drop rule may
+also end a block: `block = "list"` drops the link lines that follow a bare
+"Related"/"Trending" heading (a heading before running text stays), and
+`block = "rest"` drops a trailing section (reader comments) when what follows is
+no longer than the article before it and residue shows near its start.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from ingest.errors import ConfigError
 
 MAX_DROP_CHARS = 1000  # no drop rule may look at longer paragraphs than this
 MAX_STRIP_CHARS = 300  # no strip rule may remove a longer fragment
+MAX_LIST_LINES = 15  # a link list after a heading: at most this many lines
+MAX_LINK_WORDS = 20  # a line of such a list: short, and not a sentence
+REST_CONFIRM_WINDOW = 10  # a trailing section goes only if residue shows this close after its heading
+_SENTENCE_END = (".", "。", "!", "！", ":", ";")
+BLOCKS = ("", "list", "rest")
 DEFAULT_FILE = "default.toml"
 
 
@@ -31,6 +40,7 @@ class Rule:
     max_chars: int
     domains: tuple[str, ...] = ()
     at_end: bool = False  # strip rules: removes a trailing (True) or leading (False) fragment
+    block: str = ""  # drop rules: "list" also drops the link lines after it, "rest" all that follows
 
     def applies_to(self, host: str | None) -> bool:
         """Scoped rules apply to their domains and subdomains only."""
@@ -86,13 +96,94 @@ class Rules:
 
     def dropping_rule(self, paragraph: str, host: str | None) -> str | None:
         """Name of the first drop rule matching the paragraph, if any."""
+        rule = self._dropping(paragraph, host)
+        return rule.name if rule else None
+
+    def _dropping(self, paragraph: str, host: str | None) -> Rule | None:
         if not self._prefilter.may_drop(paragraph, host):
             return None
         length = len(paragraph)
         for rule in self.drop:
             if length <= rule.max_chars and rule.applies_to(host) and rule.pattern.search(paragraph):
-                return rule.name
+                return rule
         return None
+
+    def apply(self, paragraphs: list[str], host: str | None) -> tuple[list[str], list[str]]:
+        """Strip then drop rules on each paragraph, blocks included: (kept, removed)."""
+        kept: list[str] = []
+        removed: list[str] = []
+        index = 0
+        while index < len(paragraphs):
+            para = paragraphs[index]
+            stripped = self.strip_fragments(para, host)
+            rule = self._dropping(stripped, host) if stripped else None
+            index += 1
+            if stripped and rule is None:
+                kept.append(stripped)
+                continue
+            end = self._block_span(rule, stripped, paragraphs, index, kept, host)
+            if end is None:
+                kept.append(stripped)  # "More from NBC's TODAY:" before a quoted passage: no list follows
+                continue
+            removed.append(para)
+            removed.extend(paragraphs[index:end])
+            index = end
+        return kept, removed
+
+    def _block_span(
+        self,
+        rule: Rule | None,
+        heading: str,
+        paragraphs: list[str],
+        start: int,
+        kept: list[str],
+        host: str | None,
+    ) -> int | None:
+        """End of what the dropped paragraph takes with it; None when a list heading is really a lead-in."""
+        if rule is None or not rule.block:
+            return start
+        end = self._block_end(rule.block, paragraphs, start, kept, host)
+        if rule.block == "list" and end == start and _leads_in(heading, paragraphs, start):
+            return None
+        return end
+
+    def _block_end(
+        self, block: str, paragraphs: list[str], start: int, kept: list[str], host: str | None
+    ) -> int:
+        """Where the block a heading at `start - 1` opened ends (exclusive); `start` when none.
+
+        A list runs over the link lines that follow, short of one that introduces running text
+        (a subheading after the list). The rest of the text goes only when it is
+        no longer than the article before it and a line near its start is residue too (a
+        "Reply" or "2 hours ago"): a "Comment" column header in a table stays.
+        """
+        if block == "list":
+            end = start
+            while end < len(paragraphs) and end - start < MAX_LIST_LINES and _is_link_line(paragraphs[end]):
+                if end + 1 < len(paragraphs) and not _is_link_line(paragraphs[end + 1]):
+                    break  # a short line before running text is the article's next subheading
+                if self._dropping(paragraphs[end], host):
+                    break  # another rule's line (a "Comments" heading) is handled by that rule
+                end += 1
+            return end
+        before = sum(len(p.split()) for p in kept)
+        after = sum(len(p.split()) for p in paragraphs[start:])
+        window = paragraphs[start : start + REST_CONFIRM_WINDOW]
+        confirmed = any(self._dropping(self.strip_fragments(p, host), host) for p in window)
+        return len(paragraphs) if kept and after <= before and confirmed else start
+
+
+def _leads_in(heading: str, paragraphs: list[str], start: int) -> bool:
+    """A heading ending in a colon with running text after it introduces a passage, not a list."""
+    return (
+        heading.rstrip().endswith((":", "："))
+        and start < len(paragraphs)
+        and not _is_link_line(paragraphs[start])
+    )
+
+
+def _is_link_line(paragraph: str) -> bool:
+    return len(paragraph.split()) <= MAX_LINK_WORDS and not paragraph.rstrip().endswith(_SENTENCE_END)
 
 
 def _union(rules: list[Rule]) -> re.Pattern[str] | None:
@@ -197,7 +288,10 @@ def _rule(entry: dict[str, Any], kind: str, source: str, index: int) -> Rule:
         raise ConfigError(f"clean rules: {where}: drop patterns must start with ^ or end with $")
     domains = tuple(str(d).lower().lstrip(".") for d in entry.get("domains", ()))
     pattern = _compile(raw, where, case_sensitive=bool(entry.get("case_sensitive", False)))
-    return Rule(name, kind, pattern, max_chars, domains, at_end)
+    block = str(entry.get("block", ""))
+    if block not in BLOCKS or (block and kind != "drop"):
+        raise ConfigError(f'clean rules: {where}: block must be "list" or "rest", on drop rules only')
+    return Rule(name, kind, pattern, max_chars, domains, at_end, block)
 
 
 def parse_rules(text: str, source: str = "<string>") -> Rules:

@@ -89,6 +89,7 @@ class Preparer:
             feed_title=entry.feed_title,
             summary=entry.summary,
             rules=self.rules,
+            learnt_suffix=entry.title_suffix,
         )
         return ProcessedDocument(clean, UNSURE, entry.author, entry.published_at)
 

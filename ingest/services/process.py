@@ -146,6 +146,7 @@ class Pipeline:
             fetched_at=utcnow(),
             author=entry.author or doc.author,
             updated=updated,
+            original_text_bytes=clean.original_bytes,
         )
 
 

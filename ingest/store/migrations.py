@@ -261,6 +261,9 @@ MIGRATIONS.append(
     ]
 )
 
+# 8: stored text is capped (ingest.clean.text.MAX_TEXT_BYTES); a cut article keeps its size before the cut.
+MIGRATIONS.append(["ALTER TABLE articles ADD COLUMN original_text_bytes $bigint"])
+
 LATEST = len(MIGRATIONS)
 
 # Data tables, children first: what a test (or a reset) empties.

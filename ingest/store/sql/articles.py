@@ -34,6 +34,7 @@ ARTICLE_FIELDS = (
     "fetched_at",
     "author",
     "updated",
+    "original_text_bytes",
 )
 ARTICLE_COLS = ", ".join(ARTICLE_FIELDS)
 
@@ -63,6 +64,7 @@ class SQLArticles(SQLCore):
             fetched_at=self._dt(r[13]) or utcnow(),
             author=r[14],
             updated=bool(r[15]),
+            original_text_bytes=r[16],
         )
 
     def _article_values(self, a: Article) -> list[Any]:
@@ -83,6 +85,7 @@ class SQLArticles(SQLCore):
             self._ts(a.fetched_at),
             a.author,
             bool(a.updated),
+            a.original_text_bytes,
         ]
 
     def _articles_where(self, where: str, params: Sequence[Any], tail: str = "") -> list[Article]:
@@ -133,7 +136,7 @@ class SQLArticles(SQLCore):
             cur.execute(
                 "UPDATE articles SET url = ?, title = ?, text = ?, summary = ?, language = ?, "
                 "language_confidence = ?, published_at = ?, content_hash = ?, fetched_at = ?, author = ?, "
-                "updated = ? WHERE feed_id = ? AND entry_key = ?",
+                "updated = ?, original_text_bytes = ? WHERE feed_id = ? AND entry_key = ?",
                 (
                     article.url,
                     article.title,
@@ -146,6 +149,7 @@ class SQLArticles(SQLCore):
                     self._ts(article.fetched_at),
                     article.author,
                     True,
+                    article.original_text_bytes,
                     article.feed_id,
                     article.entry_key,
                 ),
