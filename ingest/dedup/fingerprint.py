@@ -122,7 +122,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finalizer: spreads combined hashes over all 64 bits."""
     x = (x ^ (x >> np.uint64(30))) * _SH2
     x = (x ^ (x >> np.uint64(27))) * _SH4
-    return x ^ (x >> np.uint64(31))
+    mixed: np.ndarray = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 def _shingles(tokens: list[str], size: int) -> np.ndarray:
@@ -132,7 +133,8 @@ def _shingles(tokens: list[str], size: int) -> np.ndarray:
     acc = words[:n] * _SH1
     for i, mul in enumerate((_SH2, _SH3, _SH4)[: size - 1], start=1):
         acc = acc + words[i : i + n] * mul + np.uint64(i)
-    return np.unique(_mix(acc))
+    unique: np.ndarray = np.unique(_mix(acc))
+    return unique
 
 
 def _minhash(shingles: np.ndarray) -> np.ndarray:
@@ -140,7 +142,8 @@ def _minhash(shingles: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         hashed = np.multiply(_PERM_A[:, None], shingles[None, :])
         hashed += _PERM_B[:, None]
-        return hashed.min(axis=1)
+        minimum: np.ndarray = hashed.min(axis=1)
+        return minimum
 
 
 def _bands(mins: np.ndarray) -> tuple[int, ...]:

@@ -84,7 +84,7 @@ class HighAccuracy:
             if lang is None:
                 return
             del self._loaded[lang]
-            LanguageDetectorBuilder.from_languages(lang).build().unload_language_models()
+            LanguageDetectorBuilder.from_languages(lang).build().unload_language_models()  # type: ignore[no-untyped-call]
             for key in [k for k in self._detectors if lang in k]:
                 del self._detectors[key]
             _release_memory()
