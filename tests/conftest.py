@@ -30,6 +30,17 @@ def _redis_base_url() -> str:
         return start_embedded(Path(os.environ.get("TMPDIR", "/tmp")) / "ingest-test-redis")
 
 
+# One atomic step: a marker deleted and set again in two round trips would let a concurrent test
+# run claim this database in between, and the two runs would then read each other's jobs.
+FLUSH_KEEPING_MARKER = """local m = redis.call('GET', KEYS[1]); redis.call('FLUSHDB');
+if m then redis.call('SET', KEYS[1], m, 'EX', 3600) end"""
+
+
+def flush_keeping_marker(client: redis.Redis) -> None:
+    """Empty the run's database but for its run marker."""
+    client.eval(FLUSH_KEEPING_MARKER, 1, "ingest-test-run")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis URL on a database number no other test run is using; flushed before and after."""
@@ -37,8 +48,7 @@ def redis_url() -> Iterator[str]:
     for db in range(15, 0, -1):
         client = redis.Redis.from_url(f"{base}/{db}")
         if client.set("ingest-test-run", str(os.getpid()), nx=True, ex=3600):
-            client.flushdb()
-            client.set("ingest-test-run", str(os.getpid()), ex=3600)
+            flush_keeping_marker(client)
             yield f"{base}/{db}"
             client.flushdb()
             client.close()
@@ -52,10 +62,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A client on the run's database; everything but the run marker is flushed after each test."""
     client = redis.Redis.from_url(redis_url)
     yield client
-    marker = client.get("ingest-test-run")
-    client.flushdb()
-    if marker:
-        client.set("ingest-test-run", marker, ex=3600)
+    flush_keeping_marker(client)
     client.close()
 
 

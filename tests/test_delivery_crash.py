@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 from app.runtime import Runtime
 from ingest.settings import Settings
 from tests.alerting import SECRET, lower, make_article, make_sub, posts, queue_alerts, statuses
-from tests.conftest import LoopbackServer, RecordedRequest, Response
+from tests.conftest import LoopbackServer, RecordedRequest, Response, flush_keeping_marker
 
 TIMEOUT = 1  # INGEST_WEBHOOK_TIMEOUT of the senders: a killed sender's lease ends 8 x 1 + 5 s later
 
@@ -196,9 +196,6 @@ def test_redis_flushed_mid_run(
     alerts = queue_alerts(ctx, sub, [make_article(ctx.store, n) for n in range(20)])
     senders.start()
     _until(lambda: len(posts(http_server)) >= 2, "the sender never sent anything")
-    marker = redis_client.get("ingest-test-run")
-    redis_client.flushdb()
-    if marker:
-        redis_client.set("ingest-test-run", marker, ex=3600)  # keep this run's claim on the db number
+    flush_keeping_marker(redis_client)  # everything in Redis gone but this run's claim on the db
     _until(lambda: statuses(ctx) == ["delivered"] * 20, f"not all delivered: {statuses(ctx)}")
     assert sorted(_verified_ids(http_server)) == sorted(a.id for a in alerts)
