@@ -94,17 +94,9 @@ def maybe_profiled(role: str) -> Iterator[None]:
     with BENCH_CPROFILE_DIR set, a cProfile dump instead (`python -m pstats` reads it)."""
     folder = os.environ.get("BENCH_PROFILE_DIR")
     cfolder = os.environ.get("BENCH_CPROFILE_DIR")
-    if cfolder:
-        import cProfile
-
-        cprofile = cProfile.Profile()
-        cprofile.enable()
-        try:
+    if cfolder and role in os.environ.get("BENCH_CPROFILE_ROLES", role).split(","):
+        with _cprofiled(Path(cfolder) / f"{role}-{os.getpid()}.pstats"):
             yield
-        finally:
-            cprofile.disable()
-            Path(cfolder).mkdir(parents=True, exist_ok=True)
-            cprofile.dump_stats(str(Path(cfolder) / f"{role}-{os.getpid()}.pstats"))
         return
     if not folder:
         yield
@@ -120,3 +112,42 @@ def maybe_profiled(role: str) -> Iterator[None]:
         Path(folder).mkdir(parents=True, exist_ok=True)
         out = Path(folder) / f"{role}-{os.getpid()}.txt"
         out.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+@contextmanager
+def _cprofiled(out: Path) -> Iterator[None]:
+    """cProfile of this thread and of every `asyncio.to_thread` call (each pool thread its own profiler,
+    merged at the end; thread CPU time, not wall time): the sender claims and records in threads."""
+    import asyncio
+    import cProfile
+    import pstats
+
+    profilers: list[cProfile.Profile] = []
+    local = threading.local()
+    original = asyncio.to_thread
+
+    def run_profiled(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not hasattr(local, "profiler"):
+            local.profiler = cProfile.Profile(time.thread_time)
+            profilers.append(local.profiler)
+        local.profiler.enable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            local.profiler.disable()
+
+    async def to_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return await original(run_profiled, fn, *args, **kwargs)
+
+    asyncio.to_thread = to_thread  # type: ignore[assignment]
+    main = cProfile.Profile(time.thread_time)
+    main.enable()
+    try:
+        yield
+    finally:
+        main.disable()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stats = pstats.Stats(main)
+        for profiler in profilers:
+            stats.add(profiler)
+        stats.dump_stats(str(out))
