@@ -95,7 +95,7 @@ def maybe_profiled(role: str) -> Iterator[None]:
     folder = os.environ.get("BENCH_PROFILE_DIR")
     cfolder = os.environ.get("BENCH_CPROFILE_DIR")
     if cfolder and role in os.environ.get("BENCH_CPROFILE_ROLES", role).split(","):
-        with _cprofiled(Path(cfolder) / f"{role}-{os.getpid()}.pstats"):
+        with cprofiled(Path(cfolder) / f"{role}-{os.getpid()}.pstats"):
             yield
         return
     if not folder:
@@ -115,7 +115,7 @@ def maybe_profiled(role: str) -> Iterator[None]:
 
 
 @contextmanager
-def _cprofiled(out: Path) -> Iterator[None]:
+def cprofiled(out: Path) -> Iterator[None]:
     """cProfile of this thread and of every `asyncio.to_thread` call (each pool thread its own profiler,
     merged at the end; thread CPU time, not wall time): the sender claims and records in threads."""
     import asyncio
