@@ -1,6 +1,6 @@
 """Alert delivery with misbehaving receivers: isolation, latency, throughput, CPU per alert, duplicates.
 
-    .venv/bin/python benchmarks/delivery.py [--corpus DIR] [--feeds 100] [--items 10]
+    .venv/bin/python benchmarks/delivery.py [--corpus DIR] [--feeds 100] [--items 25]
         [--receivers 100] [--per-article 2] [--workers 2] [--backend sqlite|postgresql]
         [--rate 20] [--steady 20] [--repeat 1] [--webhook-timeout S] [--modes bad,healthy]
 
@@ -98,7 +98,7 @@ def main() -> int:
     )
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--feeds", type=int, default=100)
-    parser.add_argument("--items", type=int, default=10, help="items per feed, all new in the bulk phase")
+    parser.add_argument("--items", type=int, default=25, help="items per feed, all new in the bulk phase")
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--receivers", type=int, default=100, help="receivers = subscriptions (>= 4)")
     parser.add_argument("--per-article", type=int, default=2, help="subscriptions each article alerts")
