@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,10 @@ def report(runs: list[dict[str, Any]], bench: DeliveryBench) -> None:
     good = [r for r in runs if not r["hostile"]]
     if bad and good:
         ratio = max(r["rate"] for r in bad) / max(r["rate"] for r in good)
+        pairs = [b["rate"] / g["rate"] for b, g in zip(bad, good, strict=False)]
         print(
-            f"\narticles/s with the 4 bad receivers / all healthy (best of each): {ratio:.2f} (goal >= 0.95)"
+            f"\narticles/s with the 4 bad receivers / all healthy: best of each {ratio:.2f}, run by run "
+            f"{', '.join(f'{p:.2f}' for p in pairs)}, median {statistics.median(pairs):.2f} (goal >= 0.95)"
         )
     for r in runs:
         roles = ", ".join(
