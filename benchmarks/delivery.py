@@ -107,7 +107,7 @@ def main() -> int:
     parser.add_argument("--per-article", type=int, default=2, help="subscriptions each article alerts")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
-    parser.add_argument("--modes", default="bad,healthy", help="runs in this order: bad, healthy")
+    parser.add_argument("--modes", default="bad,healthy", help="run order (reversed every other repeat)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--rate", type=float, default=20.0, help="new items per second in the steady phase")
     parser.add_argument("--steady", type=float, default=20.0, help="seconds of the steady phase (0: none)")
@@ -129,7 +129,7 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     try:
         for rep in range(args.repeat):
-            for mode in modes:
+            for mode in modes if rep % 2 == 0 else modes[::-1]:  # ABBA: drift of the host's load cancels
                 runs.append(bench.run(mode == "bad", f"{mode}_{rep}"))
     except KeyboardInterrupt:
         print("interrupted; partial results", file=sys.stderr)
