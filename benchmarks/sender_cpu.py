@@ -23,16 +23,17 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.e2e import receivers
 from benchmarks.e2e.common import SECRET, get_json, service_env, start_valkey
 from benchmarks.e2e.service import seed
-from benchmarks.farm import load_corpus
+from benchmarks.farm import Doc, load_corpus
 
 
-def fill(store: object, docs: list, alerts: int, subs: int, per_article: int, round_: int) -> None:  # type: ignore[type-arg]
+def fill(store: Any, docs: list[Doc], alerts: int, subs: int, per_article: int, round_: int) -> None:
     """`alerts` pending alerts on `alerts / per_article` new articles."""
     from ingest.models import Alert, Article, alert_id, utcnow
 
@@ -50,8 +51,8 @@ def fill(store: object, docs: list, alerts: int, subs: int, per_article: int, ro
             sub = f"sub_{(n + k) % subs:03d}"
             rows.append(Alert(alert_id(sub, art), sub, art, art, ["word"],
                               created_at=now + timedelta(microseconds=n)))  # fmt: skip
-    store.add_articles(articles)  # type: ignore[attr-defined]
-    store.add_alerts(rows)  # type: ignore[attr-defined]
+    store.add_articles(articles)
+    store.add_alerts(rows)
 
 
 def main() -> int:
