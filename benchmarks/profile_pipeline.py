@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.e2e.common import SECRET, start_valkey
+from benchmarks.e2e.queries import make_queries
 from benchmarks.farm import Farm, load_corpus
-from benchmarks.pipeline import SECRET, make_queries, start_valkey
 from ingest.models import FetchResult, RawEntry, Subscription, utcnow
 from ingest.parse import parse_feed
 

@@ -11,6 +11,7 @@ writes the Prometheus text format with prometheus-client.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -180,31 +181,44 @@ def record(
     conn: RedisLike, prefix: str, name: str, labels: Mapping[str, str] | None = None, value: float = 1
 ) -> None:
     """Add `value` to counter `name` (e.g. `ingest_feeds_polled_total`, {"outcome": "ok"})."""
-    metric = _metric(name)
-    if metric.is_histogram:
-        raise ValueError(f"{name} is a histogram: use observe()")
-    field = json.dumps(_label_values(metric, labels))
-    _send(conn, [(_key(prefix, name), field, value)])
+    key, field = _counter_field(prefix, name, _frozen(labels))
+    _send(conn, [(key, field, value)])
 
 
 def observe(
     conn: RedisLike, prefix: str, name: str, value: float, labels: Mapping[str, str] | None = None
 ) -> None:
     """Add one observation (seconds) to histogram `name`: its bucket, the sum and the count."""
+    key, buckets, total, count = _histogram_fields(prefix, name, _frozen(labels))
+    field = next((f for bound, f in buckets if value <= bound), buckets[-1][1])
+    _send(conn, [(key, field, 1), (key, total, value), (key, count, 1)])
+
+
+def _frozen(labels: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items())) if labels else ()
+
+
+@functools.lru_cache(maxsize=1024)
+def _counter_field(prefix: str, name: str, labels: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The hash key and field of one counter's label set, computed once (a sender counts per alert)."""
+    metric = _metric(name)
+    if metric.is_histogram:
+        raise ValueError(f"{name} is a histogram: use observe()")
+    return _key(prefix, name), json.dumps(_label_values(metric, dict(labels)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _histogram_fields(
+    prefix: str, name: str, labels: tuple[tuple[str, str], ...]
+) -> tuple[str, tuple[tuple[float, str], ...], str, str]:
+    """Key, (bound, field) per bucket (+Inf last), sum and count fields of one histogram's label set."""
     metric = _metric(name)
     if not metric.is_histogram:
         raise ValueError(f"{name} is a counter: use record()")
-    values = _label_values(metric, labels)
-    bucket = next((b for b in metric.buckets if value <= b), float("inf"))
-    key = _key(prefix, name)
-    _send(
-        conn,
-        [
-            (key, json.dumps([*values, "le", repr(bucket)]), 1),
-            (key, json.dumps([*values, "sum"]), value),
-            (key, json.dumps([*values, "count"]), 1),
-        ],
-    )
+    values = _label_values(metric, dict(labels))
+    bounds = (*metric.buckets, float("inf"))
+    buckets = tuple((b, json.dumps([*values, "le", repr(b)])) for b in bounds)
+    return _key(prefix, name), buckets, json.dumps([*values, "sum"]), json.dumps([*values, "count"])
 
 
 class RedisMetrics:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from ingest.alert.payload import MAX_DIGEST_BYTES, build_digest_payload, build_payload
+from ingest.alert.payload import MAX_DIGEST_BYTES, article_json, build_digest_payload, build_payload
 from ingest.alert.policy import CIRCUIT_THRESHOLD, Circuit, next_delay
 from ingest.alert.sender import WebhookSender
 from ingest.alert.signature import new_secret, signed_headers, validate_secret
@@ -53,6 +53,24 @@ def _sub(webhook: str, secret: str | None = None) -> Subscription:
 
 
 class TestPayload:
+    def test_spliced_article_gives_the_bytes_of_one_dump(self) -> None:
+        """The article spliced into the envelope (built once per article) is byte for byte one json.dumps."""
+        sub = _sub("https://hooks.example/x")
+        article = replace(ARTICLE, title='Quote " and \\ and é', text="Ünïcode text.\n\nMore {}[]")
+        body = build_payload(sub, article, ["Armenia", "ceasefire"], article_text=article_json(article))
+        data = json.loads(body)
+        whole = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        assert body == whole
+        assert json.loads(build_payload(sub, article, ["Armenia", "ceasefire"]))["data"] == data["data"]
+        assert data["data"]["article"]["title"] == 'Quote " and \\ and é'
+        assert list(data["data"]) == [
+            "subscription_id",
+            "subscription_name",
+            "query",
+            "matched_terms",
+            "article",
+        ]
+
     def test_fields_are_the_contract(self) -> None:
         """The body carries exactly the documented fields."""
         body = json.loads(build_payload(_sub("https://hooks.example/x"), ARTICLE, ["ceasefire"]))

@@ -251,6 +251,16 @@ class TestOrderFairnessAndCircuits:
         drain(ctx, lambda: statuses(ctx) == ["delivered"] * 12)
         assert [lower(r)["webhook-id"] for r in posts(http_server)] == [a.id for a in alerts]
 
+    def test_one_burst_sends_everything_due_over_several_claim_rounds(
+        self, ctx: Runtime, http_server: LoopbackServer
+    ) -> None:
+        """`ingest send --burst` does not stop after the first round (groups of 8) while more is due."""
+        http_server.routes["/hook"] = Response(204)
+        sub = make_sub(ctx.store, http_server.url("/hook"))
+        queue_alerts(ctx, sub, [make_article(ctx.store, n) for n in range(20)])
+        assert deliver(ctx) == 20
+        assert statuses(ctx) == ["delivered"] * 20
+
     def test_a_long_backlog_does_not_starve_a_new_subscription(
         self, ctx: Runtime, http_server: LoopbackServer
     ) -> None:

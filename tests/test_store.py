@@ -211,6 +211,15 @@ def test_article_lookups(store: Store) -> None:
         store.get_article("zz")
 
 
+def test_get_articles_reads_many_ids_and_leaves_out_the_absent(store: Store) -> None:
+    """get_articles (a sender's claim) returns each stored id once, over more ids than one IN list holds."""
+    store.add_articles([art(n) for n in range(1, 4)])
+    wanted = ["a2", "zz", "a1", "a2", *[f"missing{n}" for n in range(600)]]
+    found = store.get_articles(wanted)
+    assert found == {"a1": art(1), "a2": art(2)}
+    assert store.get_articles([]) == {}
+
+
 def test_articles_in_story_oldest_first(store: Store) -> None:
     """A story lists its articles from the original on; other stories are left out."""
     store.add_articles([art(2, story="st"), art(1, story="st"), art(3, story="other")])

@@ -38,9 +38,20 @@ def article_object(article: Article, max_text_bytes: int = MAX_TEXT_BYTES) -> di
     return data
 
 
-def build_payload(sub: Subscription, article: Article, matched_terms: Sequence[str]) -> bytes:
-    """The body of one alert (`type` article.matched)."""
-    return _dumps({
+def article_json(article: Article) -> str:
+    """The `article` object as JSON text: built once per article when several subscriptions get it."""
+    return json.dumps(article_object(article), ensure_ascii=False, separators=(",", ":"))
+
+
+def build_payload(
+    sub: Subscription, article: Article, matched_terms: Sequence[str], *, article_text: str | None = None
+) -> bytes:
+    """The body of one alert (`type` article.matched); `article_text` is `article_json(article)` if known.
+
+    The envelope is serialised without the article and the article spliced in as the last member
+    of `data`: the same bytes as one `json.dumps` of the whole, without re-encoding the text.
+    """
+    head = json.dumps({
         "type": EVENT_TYPE,
         "timestamp": iso(utcnow()),
         "data": {
@@ -48,9 +59,10 @@ def build_payload(sub: Subscription, article: Article, matched_terms: Sequence[s
             "subscription_name": sub.name,
             "query": sub.query,
             "matched_terms": list(matched_terms),
-            "article": article_object(article),
         },
-    })  # fmt: skip
+    }, ensure_ascii=False, separators=(",", ":"))  # fmt: skip
+    article_part = article_text if article_text is not None else article_json(article)
+    return f'{head[:-2]},"article":{article_part}}}}}'.encode()
 
 
 def _window(sub: Subscription, digest: Alert) -> tuple[str | None, str]:

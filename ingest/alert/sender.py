@@ -22,6 +22,7 @@ from ingest.net.guard import Network, check_address, check_scheme, parse_ip
 from ingest.net.retry_after import parse_retry_after
 
 MAX_RESPONSE_BYTES = 64 * 1024
+MAX_CHECKED = 10_000  # URLs remembered as passing the literal check (the same few receive most alerts)
 
 
 class WebhookSender:
@@ -31,12 +32,17 @@ class WebhookSender:
         self.session = session
         self.allowed = allowed
         self.timeout = timeout
+        self._checked: set[str] = set()  # URLs whose scheme and literal host passed (names: at connect)
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         """One attempt, at most `timeout` seconds of wall-clock time whatever happens."""
         started = time.monotonic()
         try:
-            _check_literal(url, self.allowed)
+            if url not in self._checked:
+                _check_literal(url, self.allowed)
+                if len(self._checked) >= MAX_CHECKED:
+                    self._checked.clear()
+                self._checked.add(url)
             async with asyncio.timeout(self.timeout):
                 status, reason, retry_after = await self._exchange(url, body, headers)
         except TimeoutError:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from ingest.alert.payload import build_digest_payload, build_payload
+from ingest.alert.payload import article_json, build_digest_payload, build_payload
 from ingest.alert.policy import Attempt, disable_reason, next_delay
 from ingest.clean.url import origin
-from ingest.errors import NotFound
 from ingest.log import get_logger
 from ingest.models import Subscription, utcnow
 from ingest.services.digests import digest_items
@@ -87,9 +86,10 @@ class DeliveryService:
         groups: dict[str, list[Send]] = {}
         settled: list[AttemptOutcome] = []
         subs: dict[str, Subscription] = {}
+        bodies = _Bodies(self.store, claims)
         for claim in claims:
             sub = subs.setdefault(claim.subscription.id, claim.subscription)
-            send, outcome = self._prepare(claim, now)
+            send, outcome = self._prepare(claim, now, bodies)
             if outcome is not None:
                 settled.append(outcome)
             elif send is not None:
@@ -97,7 +97,8 @@ class DeliveryService:
         settled += self._rate_limit(groups, subs, now)
         return [Group(subs[s], origin(subs[s].webhook), tuple(v)) for s, v in groups.items() if v], settled
 
-    def _prepare(self, claim: Claim, now: datetime) -> tuple[Send | None, AttemptOutcome | None]:
+    def _prepare(self, claim: Claim, now: datetime,
+                 bodies: _Bodies) -> tuple[Send | None, AttemptOutcome | None]:  # fmt: skip
         alert, sub = claim.alert, claim.subscription
         if alert.attempts > self.max_attempts:
             error = f"attempts used up ({self.max_attempts}); the last one was abandoned"
@@ -106,21 +107,10 @@ class DeliveryService:
             return None, self._failed(claim, f"subscription disabled: {sub.status_reason}")
         if sub.options.digest_minutes and not alert.is_digest:
             return None, AttemptOutcome(alert.id, "held", alert.attempts - 1, None, alert.last_error, None)
-        body = self._body(sub, claim)
+        body = bodies.body(sub, claim)
         if body is None:
             return None, self._failed(claim, "nothing left to send: the article was deleted")
         return Send(claim, body), None
-
-    def _body(self, sub: Subscription, claim: Claim) -> bytes | None:
-        alert = claim.alert
-        if alert.is_digest:
-            items = digest_items(self.store, alert)
-            return build_digest_payload(sub, alert, items) if items else None
-        try:
-            article = self.store.get_article(alert.article_id)
-        except NotFound:
-            return None
-        return build_payload(sub, article, alert.matched_terms)
 
     def _rate_limit(self, groups: dict[str, list[Send]], subs: dict[str, Subscription],
                     now: datetime) -> list[AttemptOutcome]:  # fmt: skip
@@ -145,26 +135,26 @@ class DeliveryService:
         """What an attempt leaves: delivered, retried later, or dead-lettered (and perhaps disabled)."""
         now = now or utcnow()
         alert, sub = send.claim.alert, send.claim.subscription
-        bound = log.bind(alert_id=alert.id, subscription_id=sub.id, article_id=alert.article_id,
-                         attempt=alert.attempts)  # fmt: skip
+        fields = {"alert_id": alert.id, "subscription_id": sub.id, "article_id": alert.article_id,
+                  "attempt": alert.attempts}  # fmt: skip
         if attempt.ok:
             self._count_delivered(attempt)
-            bound.info("alert_delivered", status=attempt.status, seconds=round(attempt.seconds, 3))
+            log.info("alert_delivered", **fields, status=attempt.status, seconds=round(attempt.seconds, 3))
             return AttemptOutcome(alert.id, "delivered", alert.attempts, None, None, True)
         error = attempt.error or "failed"
         reason = disable_reason(gone=attempt.gone, failing_since=sub.failing_since or now, now=now,
                                 days=self.settings.disable_after_days, error=error)  # fmt: skip
         if reason is not None:
             self.store.set_subscription_status(sub.id, "disabled", reason)
-            bound.warning("subscription_disabled", reason=reason)
+            log.warning("subscription_disabled", **fields, reason=reason)
             return self._failed(send.claim, error, receiver_ok=False)
         delay = next_delay(self.settings.webhook_retry_schedule, alert.attempts, attempt.retry_after)
         if delay is None:
-            bound.warning("alert_dead_lettered", error=error)
+            log.warning("alert_dead_lettered", **fields, error=error)
             return self._failed(send.claim, error, receiver_ok=False)
         self.metrics.count("ingest_alerts_retried_total")
         self.metrics.count("ingest_alert_attempts_total", {"outcome": "retry"})
-        bound.warning("alert_retry_scheduled", error=error, delay=round(delay, 1))
+        log.warning("alert_retry_scheduled", **fields, error=error, delay=round(delay, 1))
         return AttemptOutcome(
             alert.id, "pending", alert.attempts, now + timedelta(seconds=delay), error, False
         )
@@ -192,3 +182,26 @@ class DeliveryService:
         self.metrics.count("ingest_alerts_delivered_total")
         self.metrics.count("ingest_alert_attempts_total", {"outcome": "delivered"})
         self.metrics.observe("ingest_delivery_seconds", attempt.seconds)
+
+
+class _Bodies:
+    """The bodies of one claim's alerts: its articles read in one query, each article's JSON built once."""
+
+    def __init__(self, store: Store, claims: Sequence[Claim]) -> None:
+        self.store = store
+        self.articles = store.get_articles(c.alert.article_id for c in claims if not c.alert.is_digest)
+        self.texts: dict[str, str] = {}
+
+    def body(self, sub: Subscription, claim: Claim) -> bytes | None:
+        """The alert's body, or None when nothing is left to send (the article or digest items deleted)."""
+        alert = claim.alert
+        if alert.is_digest:
+            items = digest_items(self.store, alert)
+            return build_digest_payload(sub, alert, items) if items else None
+        article = self.articles.get(alert.article_id)
+        if article is None:
+            return None
+        text = self.texts.get(article.id)
+        if text is None:
+            text = self.texts[article.id] = article_json(article)
+        return build_payload(sub, article, alert.matched_terms, article_text=text)

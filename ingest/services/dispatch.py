@@ -86,8 +86,8 @@ class Dispatcher:
                 if time.monotonic() >= next_digest:
                     await self._cut_digests()
                     next_digest = time.monotonic() + DIGEST_SECONDS
+                await self._flush()  # first: a finished group's leases are released before the claim
                 claimed = await self._claim()
-                await self._flush()
                 beat()
                 if burst and not claimed and not self.tasks and not self.outcomes:
                     break

@@ -20,6 +20,10 @@ class ArticleStore(Protocol):
 
     def get_article(self, article_id: str) -> Article: ...
 
+    def get_articles(self, article_ids: Iterable[str]) -> dict[str, Article]:
+        """The stored articles of these ids, in few queries; absent ones left out."""
+        ...
+
     def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None: ...
 
     def get_articles_by_entries(

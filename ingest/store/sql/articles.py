@@ -165,6 +165,14 @@ class SQLArticles(SQLCore):
             raise NotFound(f"no article with id {article_id!r}")
         return found[0]
 
+    def get_articles(self, article_ids: Iterable[str]) -> dict[str, Article]:
+        """The stored articles of these ids: one query per CHUNK ids (a sender's claim reads them at once)."""
+        found: dict[str, Article] = {}
+        for part in chunks(list(dict.fromkeys(article_ids))):
+            for article in self._articles_where(f"id IN ({marks(len(part))})", part):
+                found[article.id] = article
+        return found
+
     def get_article_by_entry(self, feed_id: int, entry_key: str) -> Article | None:
         found = self._articles_where("feed_id = ? AND entry_key = ?", (feed_id, entry_key))
         return found[0] if found else None
