@@ -8,6 +8,7 @@ as new wake the sender, so a batch that runs twice produces nothing the second t
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,6 +17,8 @@ from typing import Any
 from ingest.dedup.fingerprint import DedupItem, fingerprint
 from ingest.dedup.fingerprint import content_hash as body_hash
 from ingest.errors import NotFound
+from ingest.language.detect import normalize_hint
+from ingest.language.prior import LONG_TEXT_CHARS, RECENT_ENTRIES, FeedLanguagePrior
 from ingest.log import get_logger
 from ingest.models import Alert, Article, PendingBatch, RawEntry, article_id, utcnow
 from ingest.services.matching import SubscriptionIndex
@@ -56,7 +59,7 @@ class Pipeline:
             return result
         timer = _Timer(result.seconds)
         with timer("clean_language"):
-            prepared = [(entry, self.preparer.prepare(entry)) for entry in fresh]
+            prepared = self._with_feed_priors([(entry, self.preparer.prepare(entry)) for entry in fresh])
         with timer("dedup"):
             articles = self._assign_stories(prepared, result)
         with timer("store"):
@@ -76,6 +79,29 @@ class Pipeline:
             except NotFound:
                 switches[feed_id] = False
         return [replace(e, fulltext=True) if switches.get(e.feed_id) else e for e in entries]
+
+    def _with_feed_priors(
+        self, prepared: list[tuple[RawEntry, ProcessedDocument]]
+    ) -> list[tuple[RawEntry, ProcessedDocument]]:
+        """Short texts settled by their feed's language prior: the languages of its recent long
+        articles (stored, and in this batch) and its declared language (`ingest.language.prior`)."""
+        tallies: dict[int, Counter[str]] = {}
+        for entry, doc in prepared:
+            if entry.feed_id not in tallies:
+                recent = self.store.recent_languages(
+                    entry.feed_id, min_chars=LONG_TEXT_CHARS, limit=RECENT_ENTRIES
+                )
+                tallies[entry.feed_id] = Counter(recent)
+            if len(doc.clean.title) + len(doc.clean.text) >= LONG_TEXT_CHARS:
+                tallies[entry.feed_id][doc.language.code] += 1
+        settled = []
+        for entry, doc in prepared:
+            prior = FeedLanguagePrior.of(normalize_hint(entry.language_hint), tallies[entry.feed_id])
+            settled.append((entry, self.preparer.settle(doc, prior)))
+            if settled[-1][1].language != doc.language:
+                log.info("language_settled_by_feed", url=entry.url, feed_id=entry.feed_id,
+                         found=doc.language.code, language=settled[-1][1].language.code)  # fmt: skip
+        return settled
 
     def _split_known(self, entries: Sequence[RawEntry], result: BatchResult) -> list[RawEntry]:
         """Entries never stored go on; changed ones become updates (no new story, no alert)."""
