@@ -23,11 +23,23 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
+
+from ingest.dedup.features import (
+    SAMPLE_MIN,
+    Sample,
+    Sketch,
+    contained,
+    facts,
+    facts_agree,
+    sample,
+    sentence_key,
+    sentences,
+)
 
 NUM_PERM = 128
 BANDS = 32
@@ -66,6 +78,10 @@ class Fingerprint:
     bands: tuple[int, ...]  # BANDS 64-bit LSH band hashes; empty when too short
     words: int  # body length in words (a CJK/Thai character counts half)
     shingles: int = 0  # distinct shingles behind the signature
+    sample: Sample = field(default_factory=Sample)  # fixed-rate shingle sample: containment, any length
+    numbers: Sketch = field(default_factory=Sketch)  # the numbers the body states
+    names: Sketch = field(default_factory=Sketch)  # its capitalised words past a sentence's first
+    boilerplate: int = 0  # sentences left out as the site's boilerplate
 
 
 @dataclass(frozen=True)
@@ -154,11 +170,23 @@ def _bands(mins: np.ndarray) -> tuple[int, ...]:
     return tuple(_mix(acc).tolist())
 
 
-def fingerprint(text: str, url: str | None) -> Fingerprint:
-    """Hash, canonical URL and MinHash/LSH signature of one article body."""
+def fingerprint(text: str, url: str | None, boilerplate: frozenset[int] = frozenset()) -> Fingerprint:
+    """Hash, canonical URL and MinHash/LSH signature of one article body.
+
+    `boilerplate`: sentence keys (`features.sentence_key`) the body's site repeats in many of
+    its stories; they are left out of everything but the content hash, unless fewer than
+    MIN_WORDS words would be left (a republished story is not its own boilerplate)."""
     words_list = _WORD.findall(text.casefold())
     norm = " ".join(words_list)  # normalize(text)
     content_hash = hashlib.sha256(norm.encode()).hexdigest()
+    dropped = 0
+    if boilerplate:
+        parts = sentences(text)
+        kept = [s for s in parts if sentence_key(s) not in boilerplate]
+        rest_words = _WORD.findall(" ".join(kept).casefold())
+        if MIN_WORDS <= len(rest_words) < len(words_list):
+            text, words_list, norm = " ".join(kept), rest_words, " ".join(rest_words)
+            dropped = len(parts) - len(kept)
     chars = len(_CHAR_TOKEN.findall(norm))
     tokens = _TOKEN.findall(norm) if chars else words_list  # words_list == norm.split()
     words = len(tokens) - chars + chars // 2
@@ -168,7 +196,19 @@ def fingerprint(text: str, url: str | None) -> Fingerprint:
     shingles = _shingles(tokens, size)
     mins = _minhash(shingles)
     signature = ((mins >> np.uint64(32)) & np.uint64(0xFF)).astype(np.uint8).tobytes()
-    return Fingerprint(content_hash, canonical_url(url), signature, _bands(mins), words, len(shingles))
+    numbers, names = facts(text)
+    return Fingerprint(
+        content_hash,
+        canonical_url(url),
+        signature,
+        _bands(mins),
+        words,
+        len(shingles),
+        sample(shingles),
+        numbers,
+        names,
+        dropped,
+    )
 
 
 def estimate_jaccard(a: bytes, b: bytes) -> float:
@@ -190,6 +230,20 @@ def similarity(a: Fingerprint, b: Fingerprint) -> float:
     if a.signature is None or b.signature is None:
         return 0.0
     return containment(estimate_jaccard(a.signature, b.signature), a.shingles, b.shingles)
+
+
+def story_similarity(a: Fingerprint, b: Fingerprint) -> float:
+    """What the Redis script compares, for the benchmarks and tests: the MinHash estimate or,
+    higher, the share of the shorter body's sampled shingles in the longer's (a brief in its
+    wire story); 0 when the two state different numbers (or names)."""
+    if a.signature is None or b.signature is None:
+        return 0.0
+    small, large = (a, b) if a.shingles <= b.shingles else (b, a)
+    sim = similarity(a, b)
+    found, compared = contained(small.sample.ranks, large.sample.ranks)
+    if compared >= SAMPLE_MIN:
+        sim = max(sim, found / compared)
+    return sim if facts_agree((small.numbers, small.names), (large.numbers, large.names)) else 0.0
 
 
 def containment(jaccard: float, size_a: int, size_b: int) -> float:
