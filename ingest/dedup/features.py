@@ -19,6 +19,7 @@ import hashlib
 import re
 import zlib
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -77,6 +78,12 @@ def facts(text: str) -> tuple[Sketch, Sketch]:
             elif word.islower():
                 lower.add(word)
     return _sketch(numbers), _sketch(capitalised - lower)  # a word also written lower-case is no name
+
+
+def site(url: str | None) -> str:
+    """The host a story's boilerplate is counted under ("" without one)."""
+    host = urlsplit(url).hostname if url else None
+    return (host or "").removeprefix("www.")
 
 
 def sentences(text: str) -> list[str]:

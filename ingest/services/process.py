@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ingest.dedup.features import sentence_keys, site
 from ingest.dedup.fingerprint import DedupItem, fingerprint
 from ingest.dedup.fingerprint import content_hash as body_hash
 from ingest.errors import NotFound
@@ -128,11 +129,21 @@ class Pipeline:
     def _assign_stories(
         self, prepared: list[tuple[RawEntry, ProcessedDocument]], result: BatchResult
     ) -> list[Article]:
+        sites = [site(doc.clean.url) for _, doc in prepared]
+        keys = [sentence_keys(doc.clean.text) for _, doc in prepared]
+        wanted: dict[str, set[int]] = {}
+        for name, doc_keys in zip(sites, keys, strict=True):
+            wanted.setdefault(name, set()).update(doc_keys)
+        boilerplate = self.dedup.boilerplate(wanted)
         items = []
-        for entry, doc in prepared:
-            fp = fingerprint(doc.clean.text, doc.clean.url)
+        for (entry, doc), name in zip(prepared, sites, strict=True):
+            fp = fingerprint(doc.clean.text, doc.clean.url, boilerplate.get(name, frozenset()))
+            if fp.boilerplate:
+                log.debug("boilerplate_left_out", url=doc.clean.url, sentences=fp.boilerplate)
             items.append(DedupItem(article_id(entry.feed_id, entry.entry_key), fp, entry.published_at))
         stories = self.dedup.assign(items)
+        counted = zip(sites, keys, stories, strict=True)
+        self.dedup.count_sentences((name, k) for name, k, story in counted if story.kind != "exact")
         articles = []
         for (entry, doc), item, story in zip(prepared, items, stories, strict=True):
             if story.kind == "exact":
