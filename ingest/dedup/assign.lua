@@ -93,10 +93,13 @@ local function overlap(a, b)
 end
 
 local function facts_agree(a, b)
-  local shared, compared = overlap(a.nums, b.nums)
-  if compared >= nummin then return shared >= nummatch * compared end
-  shared, compared = overlap(a.names, b.names)
-  if compared >= namemin then return shared >= namematch * compared end
+  local nshared, ncompared = overlap(a.nums, b.nums)
+  if ncompared >= nummin then return nshared > nummatch * ncompared end
+  local mshared, mcompared = overlap(a.names, b.names)
+  if mcompared >= namemin then return mshared > namematch * mcompared end
+  if ncompared + mcompared >= nummin then
+    return nshared + mshared > namematch * (ncompared + mcompared)
+  end
   return true
 end
 
@@ -117,7 +120,7 @@ local function similarity(x, size, sk, rec)
   local small, large = sk, rec.sk
   if rec.size < size then small, large = rec.sk, sk end
   local found, compared = contained(small.samp, large.samp)
-  if compared >= sampmin then sim = math.max(sim, found / compared) end
+  if found >= sampmin then sim = math.max(sim, found / compared) end
   if sim >= threshold and not facts_agree(sk, rec.sk) then return 0 end
   return sim
 end

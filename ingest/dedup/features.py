@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 SAMPLE_RATE = 8  # one shingle in 8 is sampled
-SAMPLE_MAX = 64  # a body keeps its 64 lowest sampled shingles (bodies over ~500 words are capped)
+SAMPLE_MAX = 128  # a body's record keeps its 128 lowest sampled shingles (bodies over ~1,000 words capped)
+INDEX_MAX = 64  # of which the 64 lowest are index keys (what finds a candidate)
 FACTS_MAX = 24  # numbers, and names, kept per body (lowest hashes)
 SENTENCE_MIN_WORDS = 5  # shorter sentences ("Contact:", "###") are not counted as boilerplate
 
@@ -57,7 +58,7 @@ def sample(shingles: np.ndarray) -> Sample:
     picked = picked[np.argsort(picked >> np.uint64(32), kind="stable")]
     kept = picked[:SAMPLE_MAX]
     values = tuple(int(r) for r in (kept >> np.uint64(32)).tolist())
-    return Sample(Sketch(values, len(picked) > SAMPLE_MAX), tuple(int(k) for k in kept.tolist()))
+    return Sample(Sketch(values, len(picked) > SAMPLE_MAX), tuple(int(k) for k in kept[:INDEX_MAX].tolist()))
 
 
 def _sketch(items: set[str]) -> Sketch:
@@ -110,12 +111,12 @@ def without(text: str, boilerplate: frozenset[int]) -> str:
     return " ".join(s for s in sentences(text) if sentence_key(s) not in boilerplate)
 
 
-SAMPLE_MIN = 5  # sampled shingles of the shorter body below which the sample says nothing
+SAMPLE_MIN = 3  # sampled shingles of the shorter body found in the longer below which the sample says nothing
 # Numbers decide when both bodies state at least NUMBERS_MIN (below the sketches' cut-offs): at
 # least NUMBERS_MATCH of the smaller set must be shared. Else names, more loosely (a syndicated
 # copy's title-cased headline and byline add some): NAMES_MIN each, NAMES_MATCH shared.
 # Chosen so that no syndicated copy of the near-duplicate benchmark is lost to them.
-NUMBERS_MIN, NUMBERS_MATCH = 3, 0.5
+NUMBERS_MIN, NUMBERS_MATCH = 3, 0.49
 NAMES_MIN, NAMES_MATCH = 5, 0.25
 
 
@@ -144,10 +145,13 @@ def overlap(a: Sketch, b: Sketch) -> tuple[int, int]:
 
 def facts_agree(a: tuple[Sketch, Sketch], b: tuple[Sketch, Sketch]) -> bool:
     """The two bodies state mostly the same numbers (or, with fewer than NUMBERS_MIN numbers in
-    either, names): templated texts about different companies are not one story."""
-    rules = ((NUMBERS_MIN, NUMBERS_MATCH), (NAMES_MIN, NAMES_MATCH))
-    for mine, theirs, (least, share) in zip(a, b, rules, strict=True):
-        shared, compared = overlap(mine, theirs)
-        if compared >= least:
-            return shared >= share * compared
+    either, names; or, with few of both, the two together): templated texts about different
+    companies are not one story."""
+    (num_shared, num_compared), (name_shared, name_compared) = overlap(a[0], b[0]), overlap(a[1], b[1])
+    if num_compared >= NUMBERS_MIN:
+        return num_shared > NUMBERS_MATCH * num_compared
+    if name_compared >= NAMES_MIN:
+        return name_shared > NAMES_MATCH * name_compared
+    if num_compared + name_compared >= NUMBERS_MIN:
+        return num_shared + name_shared > NAMES_MATCH * (num_compared + name_compared)
     return True

@@ -241,7 +241,7 @@ def story_similarity(a: Fingerprint, b: Fingerprint) -> float:
     small, large = (a, b) if a.shingles <= b.shingles else (b, a)
     sim = similarity(a, b)
     found, compared = contained(small.sample.ranks, large.sample.ranks)
-    if compared >= SAMPLE_MIN:
+    if found >= SAMPLE_MIN:
         sim = max(sim, found / compared)
     return sim if facts_agree((small.numbers, small.names), (large.numbers, large.names)) else 0.0
 
