@@ -40,6 +40,8 @@ from near_duplicates import load_bodies, paragraphs
 
 from ingest.dedup.fingerprint import DedupItem, fingerprint
 from ingest.dedup.index import Deduplicator
+from ingest.log import configure_logging
+from ingest.settings import Settings
 
 try:  # trees before the site boilerplate counts
     from ingest.dedup.features import sentence_keys, site
@@ -259,6 +261,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, action="append", required=True)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
+    configure_logging(Settings.from_env({"INGEST_LOG_LEVEL": "error", "INGEST_LOG_FORMAT": "console"}))
     report(args.data, args.redis_url)
 
 
