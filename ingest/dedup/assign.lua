@@ -5,8 +5,8 @@ local prefix, gen, ngens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local expire_at, threshold, window = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxcand, maxratio, nitems = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local sampmin, nummin, nummatch = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local namemin, namematch = tonumber(ARGV[13]), tonumber(ARGV[14])
-local pos, out = 15, {}
+local namemin, namematch, factsmin = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local pos, out = 16, {}
 local xkeys, bkeys, ckeys = {}, {}, {}  -- key prefixes of the live buckets, oldest first
 for g = gen - ngens + 1, gen do
   xkeys[#xkeys + 1] = prefix .. 'x:' .. g .. ':'
@@ -97,7 +97,7 @@ local function facts_agree(a, b)
   if ncompared >= nummin then return nshared > nummatch * ncompared end
   local mshared, mcompared = overlap(a.names, b.names)
   if mcompared >= namemin then return mshared > namematch * mcompared end
-  if ncompared + mcompared >= nummin then
+  if ncompared + mcompared >= factsmin then
     return nshared + mshared > namematch * (ncompared + mcompared)
   end
   return true

@@ -17,7 +17,7 @@ from importlib import resources
 
 import redis
 
-from ingest.dedup.features import NAMES_MATCH, NAMES_MIN, NUMBERS_MATCH, NUMBERS_MIN, SAMPLE_MIN
+from ingest.dedup.features import FACTS_MIN, NAMES_MATCH, NAMES_MIN, NUMBERS_MATCH, NUMBERS_MIN, SAMPLE_MIN
 from ingest.dedup.fingerprint import MAX_CANDIDATES, MAX_SIZE_RATIO, MIN_EXACT_TOKENS, DedupItem, Fingerprint
 from ingest.log import get_logger
 from ingest.models import DedupResult
@@ -130,6 +130,7 @@ class Deduplicator:
             repr(NUMBERS_MATCH),
             NAMES_MIN,
             repr(NAMES_MATCH),
+            FACTS_MIN,
         ]
         for item in items:
             args += self._item_args(item, now)
