@@ -282,16 +282,18 @@ class LanguageDetector:
         return LanguageResult(ranked[0][0], round(ranked[0][1], 4)) if ranked else UNSURE
 
     def pair(self, text: str, first: str, second: str) -> float | None:
-        """Probability of `first` against `second` alone, from the high-accuracy models blended
-        with py3langid (as step 3 ranks); None when a model cannot be loaded now (see `prior`)."""
+        """Probability of `first` against `second` alone: the high-accuracy models blended with
+        py3langid (as step 3 ranks) or, when they cannot be loaded now, lingua's low-accuracy
+        models blended as step 2 does (see `prior`); None for a language lingua lacks."""
         snippet = sample(" ".join(text[: SAMPLE_CHARS * 2].split()))
         if first not in _LINGUA_BY_CODE or second not in _LINGUA_BY_CODE or first == second:
             return None
-        high = self._high.rank(snippet, [_LINGUA_BY_CODE[first], _LINGUA_BY_CODE[second]], self.load_budget)
-        if not high or len(high) < 2:
-            return None
         scores = self._fast._decide(sample(snippet, FAST_SAMPLE_CHARS))
-        return dict(self._blend.rank(high, scores, HIGH_FAST_WEIGHT)).get(first)
+        high = self._high.rank(snippet, [_LINGUA_BY_CODE[first], _LINGUA_BY_CODE[second]], self.load_budget)
+        if high and len(high) == 2:
+            return dict(self._blend.rank(high, scores, HIGH_FAST_WEIGHT)).get(first)
+        low = self._subsets.rank(snippet, frozenset({first, second}))
+        return dict(self._blend.rank(low, scores)).get(first, 0.0) if low else None
 
     def _ranking(
         self, snippet: str, hint: str | None, fast: _Fast, short: bool
