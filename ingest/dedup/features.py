@@ -25,7 +25,7 @@ import numpy as np
 
 SAMPLE_RATE = 8  # one shingle in 8 is sampled
 SAMPLE_MAX = 128  # a body's record keeps its 128 lowest sampled shingles (bodies over ~1,000 words capped)
-INDEX_MAX = 64  # of which the 64 lowest are index keys (what finds a candidate)
+INDEX_MAX = 32  # of which the 32 lowest are index keys (what finds a candidate; as many as bands)
 FACTS_MAX = 24  # numbers, and names, kept per body (lowest hashes)
 SENTENCE_MIN_WORDS = 5  # shorter sentences ("Contact:", "###") are not counted as boilerplate
 
