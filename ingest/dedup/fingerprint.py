@@ -6,6 +6,10 @@ LSH with 32 bands of 2 rows (a pair at Jaccard 0.3 shares a band with
 probability 0.95, at 0.5 with 0.9999; a trimmed copy with a new header can sit
 near 0.35), verified by the similarity estimated from 128 one-byte ("b-bit")
 minhash values: containment of the shorter body in the longer (see `similarity`).
+Bodies of very different lengths (a brief and its wire story) are compared by a
+fixed-rate sample of their shingles instead, and two bodies that state different
+numbers (or names) are never one story (`ingest.dedup.features`; the whole rule:
+`story_similarity`). A site's boilerplate sentences are left out first.
 
 Memory stays bounded and cost per article flat because every index entry lives
 in a time bucket (one bucket per `bucket_seconds`, by default the whole window)
@@ -46,7 +50,7 @@ BANDS = 32
 ROWS = 2
 MIN_WORDS = 30  # shorter bodies get exact dedup only
 MIN_EXACT_TOKENS = 5  # shorter bodies ("Read more") never count as identical bodies
-MAX_SIZE_RATIO = 4  # containment only between bodies at most this many times longer
+MAX_SIZE_RATIO = 4  # MinHash containment only up to this length ratio (the sample goes further)
 MAX_CANDIDATES = 8  # LSH candidates verified per article, most shared bands first
 
 _rng = np.random.default_rng(0x5EED_D3D0)
@@ -225,7 +229,8 @@ def similarity(a: Fingerprint, b: Fingerprint) -> float:
     Containment, not Jaccard: a syndicated copy trimmed to 60 % with a new header
     has Jaccard ~0.5 but containment ~0.85, while different stories on one subject
     stay under ~0.3 either way. Beyond a MAX_SIZE_RATIO size ratio the estimate is
-    too noisy and plain Jaccard is returned. The Redis script computes the same.
+    too noisy and plain Jaccard is returned; there the shingle sample decides
+    (`story_similarity`). The Redis script computes the same.
     """
     if a.signature is None or b.signature is None:
         return 0.0
