@@ -113,7 +113,7 @@ class Index:
             result = self.dedup.assign([DedupItem(aid, fp, None)])[0]
             return aid, result.kind, result.story_id
         name, keys = site(url), sentence_keys(text)
-        frequent = self.dedup.boilerplate({name: keys}).get(name, frozenset())
+        frequent = self.dedup.boilerplate({name: dict.fromkeys(keys, 1)}).get(name, frozenset())
         result = self.dedup.assign([DedupItem(aid, fingerprint(text, url, frequent), None)])[0]
         if result.kind != "exact":
             self.dedup.count_sentences([(name, keys)])

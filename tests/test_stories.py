@@ -86,6 +86,11 @@ def test_press_releases_sharing_the_sites_boilerplate_are_not_one_story(
     assert len(later) == 2
     assert [a.story_id for a in later] == [a.id for a in later]  # each its own story
     assert not {a.story_id for a in later} & {a.story_id for a in earlier}
+    # a feed's first batch: the releases of the batch count for each other
+    first = _pipeline(store, redis_client, "t:press-batch:")
+    site_feed = store.add_feed("https://releases.example/rss")
+    together = first.process(_entries(site_feed.id, site_feed.url, "releases.example", RELEASES, "r")).stored
+    assert [a.story_id for a in together] == [a.id for a in together]
     # without the site's history the shared block alone makes them one story: the counts matter
     fresh = Deduplicator(redis_client, prefix="t:press-fresh:")
     assert _assign(fresh, RELEASES[2], RELEASES[3])[1][0] == "near"
@@ -120,8 +125,11 @@ def test_sentence_counts_stay_bounded(redis_client: redis.Redis, monkeypatch: py
         dedup.count_sentences([("press.example", [k + round_ * 1000 for k in keys])])
         assert redis_client.hlen("t:bounded:dedup:s:press.example") <= 20 + len(keys)
     dedup.count_sentences([("press.example", keys), ("press.example", keys)])
-    assert dedup.boilerplate({"press.example": keys})["press.example"] == frozenset(keys)
-    assert dedup.boilerplate({"other.example": keys})["other.example"] == frozenset()
+    once = dict.fromkeys(keys, 1)
+    assert dedup.boilerplate({"press.example": once})["press.example"] == frozenset(keys)
+    assert dedup.boilerplate({"other.example": once})["other.example"] == frozenset()
+    thrice = dict.fromkeys(keys, 3)  # three stories of the batch hold them: two others each
+    assert dedup.boilerplate({"other.example": thrice})["other.example"] == frozenset(keys)
 
 
 def test_records_written_before_the_sketches_still_match(redis_client: redis.Redis) -> None:

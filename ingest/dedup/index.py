@@ -57,10 +57,11 @@ class Deduplicator:
         self._script = redis.register_script(_LUA)
         self._boilerplate_docs = boilerplate_docs
 
-    def boilerplate(self, domains: Mapping[str, Iterable[int]]) -> dict[str, frozenset[int]]:
-        """Of each domain's sentence keys, those seen in `boilerplate_docs` of its earlier stories."""
-        wanted = {d: list(dict.fromkeys(keys)) for d, keys in domains.items() if d}
-        wanted = {d: keys for d, keys in wanted.items() if keys}
+    def boilerplate(self, domains: Mapping[str, Mapping[int, int]]) -> dict[str, frozenset[int]]:
+        """Of each domain's sentence keys (with the number of the batch's stories holding each),
+        those in `boilerplate_docs` other stories of the site: earlier ones, or others of the
+        batch (a feed's first batch brings many releases of the site at once)."""
+        wanted = {d: list(keys) for d, keys in domains.items() if d and keys}
         pipe = self._redis.pipeline(transaction=False)
         for domain, keys in wanted.items():
             pipe.hmget(self._sentences_key(domain), [str(k) for k in keys])
@@ -69,7 +70,10 @@ class Deduplicator:
         found: dict[str, frozenset[int]] = {}
         for domain, keys in wanted.items():
             now, old = next(replies), next(replies)
-            counts = [int(a or 0) + int(b or 0) for a, b in zip(now, old, strict=True)]
+            batch = domains[domain]
+            counts = [
+                int(a or 0) + int(b or 0) + batch[k] - 1 for k, a, b in zip(keys, now, old, strict=True)
+            ]
             found[domain] = frozenset(
                 k for k, n in zip(keys, counts, strict=True) if n >= self._boilerplate_docs
             )

@@ -39,8 +39,9 @@ class StoryIndex(Protocol):
 
     def assign(self, items: Sequence[DedupItem]) -> list[DedupResult]: ...
 
-    def boilerplate(self, domains: Mapping[str, Iterable[int]]) -> dict[str, frozenset[int]]:
-        """Of each site's sentence keys, those its earlier stories repeat (left out of comparisons)."""
+    def boilerplate(self, domains: Mapping[str, Mapping[int, int]]) -> dict[str, frozenset[int]]:
+        """Of each site's sentence keys (with how many of the batch's stories hold each), those
+        its other stories repeat (left out of comparisons)."""
         ...
 
     def count_sentences(self, docs: Iterable[tuple[str, Iterable[int]]]) -> None:

@@ -131,9 +131,9 @@ class Pipeline:
     ) -> list[Article]:
         sites = [site(doc.clean.url) for _, doc in prepared]
         keys = [sentence_keys(doc.clean.text) for _, doc in prepared]
-        wanted: dict[str, set[int]] = {}
+        wanted: dict[str, Counter[int]] = {}
         for name, doc_keys in zip(sites, keys, strict=True):
-            wanted.setdefault(name, set()).update(doc_keys)
+            wanted.setdefault(name, Counter()).update(doc_keys)
         boilerplate = self.dedup.boilerplate(wanted)
         items = []
         for (entry, doc), name in zip(prepared, sites, strict=True):
