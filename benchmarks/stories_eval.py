@@ -12,7 +12,8 @@ layout). Three kinds of pairs, each article indexed in order under its own URL:
    appending its own ~150-word "About / forward-looking statements / media contact" block to
    all of its releases; every pair is two different articles. Pairs grouped = false positives;
    reported for all pairs and for pairs past the site's second release (the sentence counts
-   need two earlier stories of the site, INGEST_DEDUP_BOILERPLATE_DOCS).
+   need two other stories of the site, INGEST_DEDUP_BOILERPLATE_DOCS); and with each site's
+   releases arriving in one batch, as a feed's first batch does.
  - templated: each body's first 250 words, then the same text with every number and every
    capitalised name swapped for others (a templated report about another company), on another
    site: grouped = false positive. Control: the same text with the names swapped but the
@@ -27,6 +28,7 @@ import argparse
 import random
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,18 +108,32 @@ class Index:
 
     def add(self, text: str, host: str) -> tuple[str, str, str]:
         """(article id, kind, story id) of one article of `host`."""
-        self.count += 1
-        aid, url = f"d{self.count}", f"https://{host}/a/{self.count}"
+        return self.add_batch([text], host)[0]
+
+    def add_batch(self, texts: list[str], host: str) -> list[tuple[str, str, str]]:
+        """(article id, kind, story id) of articles of `host` arriving in one batch."""
+        ids = [f"d{self.count + i + 1}" for i in range(len(texts))]
+        urls = [f"https://{host}/a/{self.count + i + 1}" for i in range(len(texts))]
+        self.count += len(texts)
         if sentence_keys is None or site is None:
-            fp = fingerprint(text, url)
-            result = self.dedup.assign([DedupItem(aid, fp, None)])[0]
-            return aid, result.kind, result.story_id
-        name, keys = site(url), sentence_keys(text)
-        frequent = self.dedup.boilerplate({name: dict.fromkeys(keys, 1)}).get(name, frozenset())
-        result = self.dedup.assign([DedupItem(aid, fingerprint(text, url, frequent), None)])[0]
-        if result.kind != "exact":
-            self.dedup.count_sentences([(name, keys)])
-        return aid, result.kind, result.story_id
+            items = [
+                DedupItem(aid, fingerprint(t, url), None)
+                for aid, t, url in zip(ids, texts, urls, strict=True)
+            ]
+            return [(aid, r.kind, r.story_id) for aid, r in zip(ids, self.dedup.assign(items), strict=True)]
+        name, keys = site(urls[0]), [sentence_keys(t) for t in texts]
+        frequent = self.dedup.boilerplate({name: Counter(k for ks in keys for k in ks)}).get(
+            name, frozenset()
+        )
+        items = [
+            DedupItem(aid, fingerprint(t, url, frequent), None)
+            for aid, t, url in zip(ids, texts, urls, strict=True)
+        ]
+        results = self.dedup.assign(items)
+        self.dedup.count_sentences(
+            [(name, ks) for ks, r in zip(keys, results, strict=True) if r.kind != "exact"]
+        )
+        return [(aid, r.kind, r.story_id) for aid, r in zip(ids, results, strict=True)]
 
 
 def words(text: str) -> int:
@@ -156,18 +172,23 @@ def briefs(index: Index, bodies: list[str]) -> tuple[int, int, int]:
     return total, right, joined
 
 
-def boilerplate(index: Index, bodies: list[str], rng: random.Random) -> tuple[int, int, int, int]:
-    """(pairs, pairs grouped, pairs past each site's second release, of those grouped)."""
+def boilerplate(
+    index: Index, bodies: list[str], rng: random.Random, *, batch: bool = False
+) -> tuple[int, int, int, int]:
+    """(pairs, pairs grouped, pairs past each site's second release, of those grouped); with
+    `batch`, each site's releases arrive in one batch (a feed's first)."""
     pairs = grouped = late_pairs = late_grouped = 0
     for n, start in enumerate(range(0, len(bodies) - 5, 6)):
         name = f"Company{n} {rng.choice(['Systems', 'Group', 'Labs', 'Holdings'])}"
         block = BOILERPLATE.format(
             name=name, adj=rng.choice(ADJECTIVES), market=rng.choice(MARKETS), n=20 + n
         )
-        stories = []
-        for body in bodies[start : start + 6]:
-            release = " ".join(body.split()[:120])
-            stories.append(index.add(f"{release}\n\n{block}", f"site{n}.example")[2])
+        releases = [" ".join(body.split()[:120]) + f"\n\n{block}" for body in bodies[start : start + 6]]
+        host = f"site{n}{'b' if batch else ''}.example"
+        if batch:
+            stories = [story for _, _, story in index.add_batch(releases, host)]
+        else:
+            stories = [index.add(release, host)[2] for release in releases]
         for i in range(6):
             for j in range(i + 1, 6):
                 same = stories[i] == stories[j]
@@ -223,6 +244,7 @@ def report(data: list[Path], redis_url: str) -> None:
     try:
         total, right, joined = briefs(Index(client, "stories:briefs:"), bodies)
         pairs, grouped, late_pairs, late_grouped = boilerplate(Index(client, "stories:press:"), bodies, rng)
+        b_pairs, b_grouped, _, _ = boilerplate(Index(client, "stories:batch:"), bodies, rng, batch=True)
         t_pairs, t_grouped, n_pairs, n_grouped = templated(Index(client, "stories:templated:"), bodies, rng)
     finally:
         client.flushdb()
@@ -235,6 +257,11 @@ def report(data: list[Path], redis_url: str) -> None:
             pairs,
             f"grouped {_share(grouped, pairs)} ({grouped}); past the site's second release "
             f"{_share(late_grouped, late_pairs)} ({late_grouped}/{late_pairs})",
+        ),
+        (
+            "same, each site's 6 releases in one batch",
+            b_pairs,
+            f"grouped {_share(b_grouped, b_pairs)} ({b_grouped})",
         ),
         (
             "templated: names and numbers swapped",
