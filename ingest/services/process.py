@@ -85,18 +85,21 @@ class Pipeline:
         self, prepared: list[tuple[RawEntry, ProcessedDocument]]
     ) -> list[tuple[RawEntry, ProcessedDocument]]:
         """Short texts settled by their feed's language prior: the languages of its recent long
-        articles (stored, and in this batch) and its declared language (`ingest.language.prior`)."""
+        articles (stored, and in this batch) and its declared language (`ingest.language.prior`).
+        Feeds with no short text in the batch cost no query."""
+        short = {entry.feed_id for entry, doc in prepared if not _long(doc)}
         tallies: dict[int, Counter[str]] = {}
+        for feed_id in short:
+            recent = self.store.recent_languages(feed_id, min_chars=LONG_TEXT_CHARS, limit=RECENT_ENTRIES)
+            tallies[feed_id] = Counter(recent)
         for entry, doc in prepared:
-            if entry.feed_id not in tallies:
-                recent = self.store.recent_languages(
-                    entry.feed_id, min_chars=LONG_TEXT_CHARS, limit=RECENT_ENTRIES
-                )
-                tallies[entry.feed_id] = Counter(recent)
-            if len(doc.clean.title) + len(doc.clean.text) >= LONG_TEXT_CHARS:
+            if entry.feed_id in short and _long(doc):
                 tallies[entry.feed_id][doc.language.code] += 1
         settled = []
         for entry, doc in prepared:
+            if _long(doc):
+                settled.append((entry, doc))
+                continue
             prior = FeedLanguagePrior.of(normalize_hint(entry.language_hint), tallies[entry.feed_id])
             settled.append((entry, self.preparer.settle(doc, prior)))
             if settled[-1][1].language != doc.language:
@@ -249,6 +252,11 @@ def _summary(batch: PendingBatch, raws: Sequence[RawEntry], result: BatchResult)
             "updated": result.updated, "unchanged": result.unchanged,
             "exact_duplicates": result.exact_duplicates, "near_duplicates": result.near_duplicates,
             "alerts": len(result.alerts)}  # fmt: skip
+
+
+def _long(doc: ProcessedDocument) -> bool:
+    """Long enough to be evidence of its feed's language, and never settled by it."""
+    return len(doc.clean.title) + len(doc.clean.text) >= LONG_TEXT_CHARS
 
 
 class _Timer:
