@@ -33,6 +33,10 @@ _RANK_LIMIT = (1 << 32) // SAMPLE_RATE
 _NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
 _WORD = re.compile(r"[^\W_]+")
 _SENTENCES = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
+_PUNCTUATION = "\"'()[]{}<>.,;:!?…«»“”‘’„*-–—/|#@"
+_ENDS = (*".!?…。！？", '."', ".”", "?”", "!”")  # tokens ending a sentence
+_DIGIT = re.compile(r"\d")
+_NOT_DIGITS = {c: None for c in map(ord, ".,:/")}
 
 
 @dataclass(frozen=True)
@@ -67,18 +71,21 @@ def _sketch(items: set[str]) -> Sketch:
 
 
 def facts(text: str) -> tuple[Sketch, Sketch]:
-    """The distinct numbers (separators removed) and the capitalised words that do not start a
-    sentence (names, mostly) of a body."""
-    numbers = {n.lstrip("0") or "0" for n in (re.sub(r"\D", "", m) for m in _NUMBER.findall(text))}
-    capitalised: set[str] = set()
+    """The distinct numbers (separators removed) and the capitalised words found at least once
+    past a sentence's first word and never written lower-case (names, mostly) of a body."""
+    numbers = {m.translate(_NOT_DIGITS).lstrip("0") or "0" for m in _NUMBER.findall(text)}
     lower: set[str] = set()
-    for sentence in _SENTENCES.split(text):
-        for word in _WORD.findall(sentence)[1:]:
-            if word[0].isupper() and not word.isdigit():
-                capitalised.add(word.casefold())
-            elif word.islower():
+    names: set[str] = set()
+    for line in text.splitlines():
+        start = True
+        for raw in line.split():
+            word = raw.strip(_PUNCTUATION)
+            if word.islower():
                 lower.add(word)
-    return _sketch(numbers), _sketch(capitalised - lower)  # a word also written lower-case is no name
+            elif not start and word[:1].isupper():
+                names.add(word)
+            start = raw.endswith(_ENDS)
+    return _sketch(numbers), _sketch({w.casefold() for w in names if w.lower() not in lower})
 
 
 def site(url: str | None) -> str:
@@ -92,18 +99,23 @@ def sentences(text: str) -> list[str]:
 
 
 def sentence_key(sentence: str) -> int | None:
-    """63-bit key of a sentence, casefolded with digits as 0 (a year or a phone number changes);
-    None for sentences under SENTENCE_MIN_WORDS words."""
-    words = _WORD.findall(sentence.casefold())
+    """63-bit key of a sentence, casefolded, digits as 0 (a year or a phone number changes),
+    spaces collapsed; None for sentences under SENTENCE_MIN_WORDS words."""
+    return _key(_DIGIT.sub("0", sentence.casefold()))
+
+
+def _key(normalized: str) -> int | None:
+    words = normalized.split()
     if len(words) < SENTENCE_MIN_WORDS:
         return None
-    norm = re.sub(r"\d", "0", " ".join(words))
-    return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "big") >> 1
+    return int.from_bytes(hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest(), "big") >> 1
 
 
 def sentence_keys(text: str) -> tuple[int, ...]:
-    """The distinct sentence keys of a body (what a domain's boilerplate counts are made of)."""
-    return tuple(dict.fromkeys(k for k in map(sentence_key, sentences(text)) if k is not None))
+    """The distinct sentence keys of a body (what a domain's boilerplate counts are made of):
+    `sentence_key` of each sentence, normalised once for the whole body."""
+    normalized = sentences(_DIGIT.sub("0", text.casefold()))
+    return tuple(dict.fromkeys(k for k in map(_key, normalized) if k is not None))
 
 
 def without(text: str, boilerplate: frozenset[int]) -> str:
