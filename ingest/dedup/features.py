@@ -31,7 +31,6 @@ SENTENCE_MIN_WORDS = 5  # shorter sentences ("Contact:", "###") are not counted 
 
 _RANK_LIMIT = (1 << 32) // SAMPLE_RATE
 _NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
-_WORD = re.compile(r"[^\W_]+")
 _SENTENCES = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
 _PUNCTUATION = "\"'()[]{}<>.,;:!?…«»“”‘’„*-–—/|#@"
 _ENDS = (*".!?…。！？", '."', ".”", "?”", "!”")  # tokens ending a sentence
@@ -116,11 +115,6 @@ def sentence_keys(text: str) -> tuple[int, ...]:
     `sentence_key` of each sentence, normalised once for the whole body."""
     normalized = sentences(_DIGIT.sub("0", text.casefold()))
     return tuple(dict.fromkeys(k for k in map(_key, normalized) if k is not None))
-
-
-def without(text: str, boilerplate: frozenset[int]) -> str:
-    """The body without its sentences whose key is in `boilerplate`."""
-    return " ".join(s for s in sentences(text) if sentence_key(s) not in boilerplate)
 
 
 SAMPLE_MIN = 3  # sampled shingles of the shorter body found in the longer below which the sample says nothing
