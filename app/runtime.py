@@ -129,7 +129,8 @@ class Runtime:
 
         s = self.settings
         dedup = Deduplicator(self.redis, prefix=s.redis_prefix, window_days=s.dedup_window_days,
-                             threshold=s.dedup_threshold)  # fmt: skip
+                             threshold=s.dedup_threshold,
+                             boilerplate_docs=s.dedup_boilerplate_docs)  # fmt: skip
         return Pipeline(self.store, dedup, self.preparer)
 
     @cached_property

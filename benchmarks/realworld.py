@@ -19,6 +19,9 @@ path (main-text extraction, then the rules).
    truth; target < 0.5 %.
  - residue: stored paragraphs a separate detector list (benchmarks/residue_detectors.py) calls
    residue, before the rules (extraction only) and after; and paragraphs absent from the truth.
+Stories (benchmarks/stories_eval.py, over the extraction benchmark and fundus bodies; needs Redis,
+`--redis-url`, skipped with a message without one): briefs joining their body, releases sharing
+a site's boilerplate, templated texts with other names and numbers.
 Prints tables; asserts nothing.
 """
 
@@ -38,6 +41,7 @@ from typing import Any
 import feedparser
 import lxml.etree
 import lxml.html
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,6 +53,7 @@ from benchmarks.realworld_pages import (
     tally_page,
 )
 from benchmarks.residue_detectors import ResidueTally, residue_kind
+from benchmarks.stories_eval import report as stories_report
 from ingest.clean import clean_document, load_rules
 from ingest.errors import ParseError
 from ingest.log import configure_logging
@@ -282,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("data", type=Path, help="directory holding the public evaluation sets")
     parser.add_argument("--show", type=int, default=0, help="list N misses of each kind")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="db for the story figures")
+    parser.add_argument("--no-stories", action="store_true", help="skip the story grouping figures")
     args = parser.parse_args(argv)
     configure_logging(Settings.from_env({"INGEST_LOG_LEVEL": "error", "INGEST_LOG_FORMAT": "console"}))
     feeds = FeedTally()
@@ -303,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError:
             continue
     report_pages(results, args.show)
+    if not args.no_stories:
+        sets = [args.data / name for name in ("article-extraction-benchmark", "fundus-parser-testdata")]
+        try:
+            stories_report([p for p in sets if p.is_dir()], args.redis_url)
+        except redis.ConnectionError as exc:
+            print(f"story grouping skipped: no Redis at {args.redis_url} ({exc})")
     return 0
 
 

@@ -201,6 +201,14 @@ SETTINGS: tuple[Setting, ...] = (
         "above which two bodies are one story.",
     ),
     Setting(
+        "INGEST_DEDUP_BOILERPLATE_DOCS",
+        "dedup_boilerplate_docs",
+        "2",
+        _positive_int,
+        "Earlier stories of one site a sentence must have appeared in to count as the site's "
+        "boilerplate (left out when comparing stories).",
+    ),
+    Setting(
         "INGEST_WEBHOOK_RETRY_SCHEDULE",
         "webhook_retry_schedule",
         "5,300,1800,7200,18000,36000,36000",
@@ -437,6 +445,7 @@ class Settings:
     batch_size: int
     dedup_window_days: int
     dedup_threshold: float
+    dedup_boilerplate_docs: int
     webhook_retry_schedule: tuple[float, ...]
     webhook_timeout: float
     sweep_interval: int

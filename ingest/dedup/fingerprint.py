@@ -6,6 +6,10 @@ LSH with 32 bands of 2 rows (a pair at Jaccard 0.3 shares a band with
 probability 0.95, at 0.5 with 0.9999; a trimmed copy with a new header can sit
 near 0.35), verified by the similarity estimated from 128 one-byte ("b-bit")
 minhash values: containment of the shorter body in the longer (see `similarity`).
+Bodies of very different lengths (a brief and its wire story) are compared by a
+fixed-rate sample of their shingles instead, and two bodies that state different
+numbers (or names) are never one story (`ingest.dedup.features`; the whole rule:
+`story_similarity`). A site's boilerplate sentences are left out first.
 
 Memory stays bounded and cost per article flat because every index entry lives
 in a time bucket (one bucket per `bucket_seconds`, by default the whole window)
@@ -23,18 +27,30 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
+
+from ingest.dedup.features import (
+    SAMPLE_MIN,
+    Sample,
+    Sketch,
+    contained,
+    facts,
+    facts_agree,
+    sample,
+    sentence_key,
+    sentences,
+)
 
 NUM_PERM = 128
 BANDS = 32
 ROWS = 2
 MIN_WORDS = 30  # shorter bodies get exact dedup only
 MIN_EXACT_TOKENS = 5  # shorter bodies ("Read more") never count as identical bodies
-MAX_SIZE_RATIO = 4  # containment only between bodies at most this many times longer
+MAX_SIZE_RATIO = 4  # MinHash containment only up to this length ratio (the sample goes further)
 MAX_CANDIDATES = 8  # LSH candidates verified per article, most shared bands first
 
 _rng = np.random.default_rng(0x5EED_D3D0)
@@ -66,6 +82,10 @@ class Fingerprint:
     bands: tuple[int, ...]  # BANDS 64-bit LSH band hashes; empty when too short
     words: int  # body length in words (a CJK/Thai character counts half)
     shingles: int = 0  # distinct shingles behind the signature
+    sample: Sample = field(default_factory=Sample)  # fixed-rate shingle sample: containment, any length
+    numbers: Sketch = field(default_factory=Sketch)  # the numbers the body states
+    names: Sketch = field(default_factory=Sketch)  # its capitalised words past a sentence's first
+    boilerplate: int = 0  # sentences left out as the site's boilerplate
 
 
 @dataclass(frozen=True)
@@ -154,11 +174,23 @@ def _bands(mins: np.ndarray) -> tuple[int, ...]:
     return tuple(_mix(acc).tolist())
 
 
-def fingerprint(text: str, url: str | None) -> Fingerprint:
-    """Hash, canonical URL and MinHash/LSH signature of one article body."""
+def fingerprint(text: str, url: str | None, boilerplate: frozenset[int] = frozenset()) -> Fingerprint:
+    """Hash, canonical URL and MinHash/LSH signature of one article body.
+
+    `boilerplate`: sentence keys (`features.sentence_key`) the body's site repeats in many of
+    its stories; they are left out of everything but the content hash, unless fewer than
+    MIN_WORDS words would be left (a republished story is not its own boilerplate)."""
     words_list = _WORD.findall(text.casefold())
     norm = " ".join(words_list)  # normalize(text)
     content_hash = hashlib.sha256(norm.encode()).hexdigest()
+    dropped = 0
+    if boilerplate:
+        parts = sentences(text)
+        kept = [s for s in parts if sentence_key(s) not in boilerplate]
+        rest_words = _WORD.findall(" ".join(kept).casefold())
+        if MIN_WORDS <= len(rest_words) < len(words_list):
+            text, words_list, norm = " ".join(kept), rest_words, " ".join(rest_words)
+            dropped = len(parts) - len(kept)
     chars = len(_CHAR_TOKEN.findall(norm))
     tokens = _TOKEN.findall(norm) if chars else words_list  # words_list == norm.split()
     words = len(tokens) - chars + chars // 2
@@ -168,7 +200,19 @@ def fingerprint(text: str, url: str | None) -> Fingerprint:
     shingles = _shingles(tokens, size)
     mins = _minhash(shingles)
     signature = ((mins >> np.uint64(32)) & np.uint64(0xFF)).astype(np.uint8).tobytes()
-    return Fingerprint(content_hash, canonical_url(url), signature, _bands(mins), words, len(shingles))
+    numbers, names = facts(text)
+    return Fingerprint(
+        content_hash,
+        canonical_url(url),
+        signature,
+        _bands(mins),
+        words,
+        len(shingles),
+        sample(shingles),
+        numbers,
+        names,
+        dropped,
+    )
 
 
 def estimate_jaccard(a: bytes, b: bytes) -> float:
@@ -185,11 +229,26 @@ def similarity(a: Fingerprint, b: Fingerprint) -> float:
     Containment, not Jaccard: a syndicated copy trimmed to 60 % with a new header
     has Jaccard ~0.5 but containment ~0.85, while different stories on one subject
     stay under ~0.3 either way. Beyond a MAX_SIZE_RATIO size ratio the estimate is
-    too noisy and plain Jaccard is returned. The Redis script computes the same.
+    too noisy and plain Jaccard is returned; there the shingle sample decides
+    (`story_similarity`). The Redis script computes the same.
     """
     if a.signature is None or b.signature is None:
         return 0.0
     return containment(estimate_jaccard(a.signature, b.signature), a.shingles, b.shingles)
+
+
+def story_similarity(a: Fingerprint, b: Fingerprint) -> float:
+    """What the Redis script compares, for the benchmarks and tests: the MinHash estimate or,
+    higher, the share of the shorter body's sampled shingles in the longer's (a brief in its
+    wire story); 0 when the two state different numbers (or names)."""
+    if a.signature is None or b.signature is None:
+        return 0.0
+    small, large = (a, b) if a.shingles <= b.shingles else (b, a)
+    sim = similarity(a, b)
+    found, compared = contained(small.sample.ranks, large.sample.ranks)
+    if found >= SAMPLE_MIN:
+        sim = max(sim, found / compared)
+    return sim if facts_agree((small.numbers, small.names), (large.numbers, large.names)) else 0.0
 
 
 def containment(jaccard: float, size_a: int, size_b: int) -> float:

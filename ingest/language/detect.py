@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from lingua import Language, LanguageDetectorBuilder
 
+from ingest.language.families import CONFUSABLE as _CONFUSABLE
+from ingest.language.families import FAMILIES as _FAMILIES
 from ingest.language.high import (
     HIGH_LOADS_PER_MINUTE,
     HIGH_MAX_LANGUAGES,
@@ -67,76 +69,6 @@ HIGH_FAST_WEIGHT = 0.25
 BLEND_WEIGHT = 1.5
 BLEND_SURE = 0.99  # with short-text models: the blend's answer stands at this confidence (no models loaded)
 
-# Languages py3langid mixes up with a neighbour lingua tells apart better.
-_CONFUSABLE = frozenset(
-    {
-        "bs",
-        "hr",
-        "sr",
-        "sl",
-        "mk",
-        "bg",
-        "da",
-        "nb",
-        "nn",
-        "no",
-        "sv",
-        "id",
-        "ms",
-        "tl",
-        "cs",
-        "sk",
-        "ca",
-        "gl",
-        "pt",
-        "es",
-        "it",
-        "la",
-        "be",
-        "uk",
-        "ru",
-        "kk",
-        "mn",
-        "af",
-        "nl",
-        "ga",
-        "cy",
-        "zh",
-        "ja",
-        "ko",
-        "fa",
-        "ur",
-        "ar",
-        "st",
-        "tn",
-        "ts",
-        "xh",
-        "zu",
-        "sn",
-        "so",
-        "sw",
-        "yo",
-        "lg",
-        "mi",
-    }
-)
-# Close relatives the two detectors may split between without the text being mixed.
-_FAMILIES: tuple[frozenset[str], ...] = tuple(
-    frozenset(g)
-    for g in (
-        ("hr", "bs", "sr", "sl", "mk", "bg"),
-        ("nb", "no", "nn", "da", "sv"),
-        ("id", "ms", "tl"),
-        ("cs", "sk"),
-        ("es", "ca", "gl", "pt", "it", "la"),
-        ("ru", "uk", "be", "bg", "mk", "sr", "kk", "mn"),
-        ("nl", "af"),
-        ("zh", "ja"),
-        ("ar", "fa", "ur"),
-        ("hi", "mr", "ne"),
-        ("st", "tn", "ts", "xh", "zu", "sn", "sw", "lg", "nso"),
-    )
-)
 _LINGUA_BY_CODE: dict[str, Language] = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
 _FAST_TO_LINGUA = {"no": "nb"}  # py3langid's codes lingua spells differently
 _ONLY_LINGUA = ("mi", "tn", "ts")  # lingua's languages py3langid lacks (a test keeps this list true)
@@ -337,6 +269,31 @@ class LanguageDetector:
         if prob >= FAST_MIN_PROB and code in _LINGUA_BY_CODE and code not in _CONFUSABLE and not short:
             return LanguageResult(code, round(prob, 4))
         return self._careful(snippet, normalize_hint(hint), (fast_top, scores), short)
+
+    def guess(self, text: str) -> LanguageResult:
+        """The best guess even where `detect` abstains (too few letters still gives `und`)."""
+        snippet = sample(" ".join(text[: SAMPLE_CHARS * 2].split()))
+        if _letters(snippet, self.min_chars) < self.min_chars:
+            return UNSURE
+        scores = self._fast._decide(sample(snippet, FAST_SAMPLE_CHARS))
+        ranked, _ = self._ranking(
+            snippet, None, (_fast_top(self._fast, scores, FAST_TOP), scores), is_short(snippet)
+        )
+        return LanguageResult(ranked[0][0], round(ranked[0][1], 4)) if ranked else UNSURE
+
+    def pair(self, text: str, first: str, second: str) -> float | None:
+        """Probability of `first` against `second` alone: the high-accuracy models blended with
+        py3langid (as step 3 ranks) or, when they cannot be loaded now, lingua's low-accuracy
+        models blended as step 2 does (see `prior`); None for a language lingua lacks."""
+        snippet = sample(" ".join(text[: SAMPLE_CHARS * 2].split()))
+        if first not in _LINGUA_BY_CODE or second not in _LINGUA_BY_CODE or first == second:
+            return None
+        scores = self._fast._decide(sample(snippet, FAST_SAMPLE_CHARS))
+        high = self._high.rank(snippet, [_LINGUA_BY_CODE[first], _LINGUA_BY_CODE[second]], self.load_budget)
+        if high and len(high) == 2:
+            return dict(self._blend.rank(high, scores, HIGH_FAST_WEIGHT)).get(first)
+        low = self._subsets.rank(snippet, frozenset({first, second}))
+        return dict(self._blend.rank(low, scores)).get(first, 0.0) if low else None
 
     def _ranking(
         self, snippet: str, hint: str | None, fast: _Fast, short: bool

@@ -7,7 +7,7 @@ The store's own Protocols are in `ingest/store/`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from ingest.dedup.fingerprint import DedupItem
@@ -38,6 +38,15 @@ class StoryIndex(Protocol):
     """Assigns articles to stories, atomically across workers (`ingest.dedup.index.Deduplicator`)."""
 
     def assign(self, items: Sequence[DedupItem]) -> list[DedupResult]: ...
+
+    def boilerplate(self, domains: Mapping[str, Mapping[int, int]]) -> dict[str, frozenset[int]]:
+        """Of each site's sentence keys (with how many of the batch's stories hold each), those
+        its other stories repeat (left out of comparisons)."""
+        ...
+
+    def count_sentences(self, docs: Iterable[tuple[str, Iterable[int]]]) -> None:
+        """Count the sentence keys of (site, keys) of stories just assigned."""
+        ...
 
 
 # GET one article page (full-text feeds): a guarded HTTP client bound to the service's limits.

@@ -14,6 +14,7 @@ from ingest.clean.extract import extract_page
 from ingest.clean.html import to_paragraphs
 from ingest.errors import FetchError
 from ingest.language.detect import UNSURE, LanguageDetector
+from ingest.language.prior import FeedLanguagePrior, with_prior
 from ingest.log import get_logger
 from ingest.models import CleanDocument, LanguageResult, RawEntry
 from ingest.services.ports import PageFetcher
@@ -94,5 +95,13 @@ class Preparer:
         return ProcessedDocument(clean, UNSURE, entry.author, entry.published_at)
 
     def tag(self, doc: ProcessedDocument, hint: str | None = None) -> ProcessedDocument:
-        sample = f"{doc.clean.title}\n{doc.clean.text[:LANGUAGE_SAMPLE_CHARS]}"
-        return replace(doc, language=self.detector.detect(sample, hint=hint))
+        return replace(doc, language=self.detector.detect(_sample(doc), hint=hint))
+
+    def settle(self, doc: ProcessedDocument, prior: FeedLanguagePrior) -> ProcessedDocument:
+        """The language of a short text revised by its feed's prior (`ingest.language.prior`)."""
+        settled = with_prior(self.detector, _sample(doc), doc.language, prior)
+        return doc if settled == doc.language else replace(doc, language=settled)
+
+
+def _sample(doc: ProcessedDocument) -> str:
+    return f"{doc.clean.title}\n{doc.clean.text[:LANGUAGE_SAMPLE_CHARS]}"

@@ -8,14 +8,18 @@ as new wake the sender, so a batch that runs twice produces nothing the second t
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ingest.dedup.features import sentence_keys, site
 from ingest.dedup.fingerprint import DedupItem, fingerprint
 from ingest.dedup.fingerprint import content_hash as body_hash
 from ingest.errors import NotFound
+from ingest.language.detect import normalize_hint
+from ingest.language.prior import LONG_TEXT_CHARS, RECENT_ENTRIES, FeedLanguagePrior
 from ingest.log import get_logger
 from ingest.models import Alert, Article, PendingBatch, RawEntry, article_id, utcnow
 from ingest.services.matching import SubscriptionIndex
@@ -56,7 +60,7 @@ class Pipeline:
             return result
         timer = _Timer(result.seconds)
         with timer("clean_language"):
-            prepared = [(entry, self.preparer.prepare(entry)) for entry in fresh]
+            prepared = self._with_feed_priors([(entry, self.preparer.prepare(entry)) for entry in fresh])
         with timer("dedup"):
             articles = self._assign_stories(prepared, result)
         with timer("store"):
@@ -76,6 +80,32 @@ class Pipeline:
             except NotFound:
                 switches[feed_id] = False
         return [replace(e, fulltext=True) if switches.get(e.feed_id) else e for e in entries]
+
+    def _with_feed_priors(
+        self, prepared: list[tuple[RawEntry, ProcessedDocument]]
+    ) -> list[tuple[RawEntry, ProcessedDocument]]:
+        """Short texts settled by their feed's language prior: the languages of its recent long
+        articles (stored, and in this batch) and its declared language (`ingest.language.prior`).
+        Feeds with no short text in the batch cost no query."""
+        short = {entry.feed_id for entry, doc in prepared if not _long(doc)}
+        tallies: dict[int, Counter[str]] = {}
+        for feed_id in short:
+            recent = self.store.recent_languages(feed_id, min_chars=LONG_TEXT_CHARS, limit=RECENT_ENTRIES)
+            tallies[feed_id] = Counter(recent)
+        for entry, doc in prepared:
+            if entry.feed_id in short and _long(doc):
+                tallies[entry.feed_id][doc.language.code] += 1
+        settled = []
+        for entry, doc in prepared:
+            if _long(doc):
+                settled.append((entry, doc))
+                continue
+            prior = FeedLanguagePrior.of(normalize_hint(entry.language_hint), tallies[entry.feed_id])
+            settled.append((entry, self.preparer.settle(doc, prior)))
+            if settled[-1][1].language != doc.language:
+                log.info("language_settled_by_feed", url=entry.url, feed_id=entry.feed_id,
+                         found=doc.language.code, language=settled[-1][1].language.code)  # fmt: skip
+        return settled
 
     def _split_known(self, entries: Sequence[RawEntry], result: BatchResult) -> list[RawEntry]:
         """Entries never stored go on; changed ones become updates (no new story, no alert)."""
@@ -102,11 +132,21 @@ class Pipeline:
     def _assign_stories(
         self, prepared: list[tuple[RawEntry, ProcessedDocument]], result: BatchResult
     ) -> list[Article]:
+        sites = [site(doc.clean.url) for _, doc in prepared]
+        keys = [sentence_keys(doc.clean.text) for _, doc in prepared]
+        wanted: dict[str, Counter[int]] = {}
+        for name, doc_keys in zip(sites, keys, strict=True):
+            wanted.setdefault(name, Counter()).update(doc_keys)
+        boilerplate = self.dedup.boilerplate(wanted)
         items = []
-        for entry, doc in prepared:
-            fp = fingerprint(doc.clean.text, doc.clean.url)
+        for (entry, doc), name in zip(prepared, sites, strict=True):
+            fp = fingerprint(doc.clean.text, doc.clean.url, boilerplate.get(name, frozenset()))
+            if fp.boilerplate:
+                log.debug("boilerplate_left_out", url=doc.clean.url, sentences=fp.boilerplate)
             items.append(DedupItem(article_id(entry.feed_id, entry.entry_key), fp, entry.published_at))
         stories = self.dedup.assign(items)
+        counted = zip(sites, keys, stories, strict=True)
+        self.dedup.count_sentences((name, k) for name, k, story in counted if story.kind != "exact")
         articles = []
         for (entry, doc), item, story in zip(prepared, items, stories, strict=True):
             if story.kind == "exact":
@@ -212,6 +252,11 @@ def _summary(batch: PendingBatch, raws: Sequence[RawEntry], result: BatchResult)
             "updated": result.updated, "unchanged": result.unchanged,
             "exact_duplicates": result.exact_duplicates, "near_duplicates": result.near_duplicates,
             "alerts": len(result.alerts)}  # fmt: skip
+
+
+def _long(doc: ProcessedDocument) -> bool:
+    """Long enough to be evidence of its feed's language, and never settled by it."""
+    return len(doc.clean.title) + len(doc.clean.text) >= LONG_TEXT_CHARS
 
 
 class _Timer:

@@ -32,6 +32,11 @@ class ArticleStore(Protocol):
         """The stored articles of these (feed_id, entry_key) pairs, in few queries; absent ones left out."""
         ...
 
+    def recent_languages(self, feed_id: int, *, min_chars: int, limit: int) -> dict[str, int]:
+        """Languages of the feed's `limit` newest articles with at least `min_chars` of text, counted
+        (the evidence of the feed's language prior for short texts)."""
+        ...
+
     def list_articles(self, *, limit: int = 50) -> list[Article]:
         """Newest first."""
         ...

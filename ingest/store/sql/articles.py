@@ -193,6 +193,15 @@ class SQLArticles(SQLCore):
                     found[(article.feed_id, article.entry_key)] = article
         return found
 
+    def recent_languages(self, feed_id: int, *, min_chars: int, limit: int) -> dict[str, int]:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT language, COUNT(*) FROM (SELECT language FROM articles WHERE feed_id = ? "
+                "AND LENGTH(text) >= ? ORDER BY fetched_at DESC LIMIT ?) recent GROUP BY language",
+                [feed_id, min_chars, limit],
+            )
+            return {str(code): int(n) for code, n in cur.fetchall()}
+
     def list_articles(self, *, limit: int = 50) -> list[Article]:
         """Newest first."""
         return self.list_articles_page(ArticleFilter(), limit=limit)
