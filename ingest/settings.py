@@ -334,7 +334,7 @@ SETTINGS: tuple[Setting, ...] = (
         "fetch_concurrency",
         "100",
         _positive_int,
-        "Feeds the poller fetches at the same time, in all.",
+        "Feeds one poller fetches at the same time, in all.",
     ),
     Setting(
         "INGEST_FETCH_PER_HOST",
