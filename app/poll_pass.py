@@ -18,6 +18,7 @@ when the back-off ends. Without Redis nothing is fetched: politeness could not b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -141,32 +142,47 @@ class PollPass:
             await aclient.aclose()
         if self.redis_error is not None:
             raise self.redis_error
-        return self.claimed
+        return self.claimed - self.summary.released  # a claim given back and taken again counts once
 
     async def _loop(self) -> None:
         pending: set[asyncio.Task[None]] = set()
+        finished = asyncio.Event()
+
+        def done(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            finished.set()
+
         exhausted = False
         try:
-            while True:
-                if self.stop():
-                    return
+            while not self.stop():
                 if not exhausted and self.redis_error is None and len(pending) <= self.window // 2:
                     want = self.window - len(pending)
-                    feeds = await asyncio.to_thread(self._claim, want)
+                    feeds = await asyncio.to_thread(self._claim, want, *self._returns())
                     exhausted = len(feeds) < want
-                    pending |= {asyncio.create_task(self._one(f, time.monotonic())) for f in feeds}
+                    for feed in feeds:
+                        task = asyncio.create_task(self._one(feed, time.monotonic()))
+                        pending.add(task)
+                        task.add_done_callback(done)
                 if not pending:
                     return
-                _, pending = await asyncio.wait(pending, timeout=TICK, return_when=asyncio.FIRST_COMPLETED)
-                await self._send_returns()
+                finished.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), TICK)
+                await self._send_returns(idle=TICK)
         finally:
-            for task in pending:
+            for task in list(pending):
                 if task not in self.refreshing:  # a refresh under way finishes: its fetch is recorded
                     task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _claim(self, count: int) -> list[Feed]:
-        self._release()
+    def _returns(self) -> tuple[list[int], dict[datetime, list[int]]]:
+        """The claims to give back, taken on the loop's thread (tasks add to them there)."""
+        ids, self.give_back = self.give_back, []
+        deferred, self.defer = self.defer, defaultdict(list)
+        return ids, deferred
+
+    def _claim(self, count: int, ids: list[int], deferred: dict[datetime, list[int]]) -> list[Feed]:
+        self._release(ids, deferred)
         self.between()
         now = utcnow()
         store = self.rt.store
@@ -178,18 +194,17 @@ class PollPass:
         self.claimed += len(feeds)
         return feeds
 
-    def _release(self) -> None:
+    def _release(self, ids: list[int], deferred: dict[datetime, list[int]]) -> None:
         """Give back the leases of feeds not fetched (some due again only after their host's back-off)."""
         store = self.rt.store
-        ids, self.give_back = self.give_back, []
         if ids:
             store.release_feeds(self.owner, ids)
-        deferred, self.defer = self.defer, defaultdict(list)
         for until, some in deferred.items():
             store.release_feeds(self.owner, some, next_poll_at=until)
 
-    async def _send_returns(self) -> None:
-        if self.slots.unsent and self.redis_error is None:
+    async def _send_returns(self, idle: float = 0.0) -> None:
+        """Send the slots given back, unless an acquire carried them within `idle` seconds."""
+        if self.slots.unsent and self.redis_error is None and self.slots.idle() >= idle:
             try:
                 await self.slots.flush()
             except redis.RedisError as exc:
@@ -198,7 +213,7 @@ class PollPass:
     async def _settle(self) -> None:
         """End of pass: slots and leases not used are given back."""
         await self._send_returns()
-        await asyncio.to_thread(self._release)
+        await asyncio.to_thread(self._release, *self._returns())
 
     def _redis_down(self, exc: redis.RedisError) -> None:
         if self.redis_error is None:

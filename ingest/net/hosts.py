@@ -14,6 +14,7 @@ milliseconds when nothing else is sent, and at the end of a pass).
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
@@ -63,6 +64,7 @@ class HostSlots:
         self.owner = owner
         self._serial = itertools.count()
         self._returned: list[tuple[str, str]] = []  # (slots key, token) not yet given back
+        self._sent = time.monotonic()  # the last round trip
         self._acquire = client.register_script(ACQUIRE)
         self._back_off = client.register_script(BACK_OFF)
 
@@ -75,6 +77,7 @@ class HostSlots:
         returned, self._returned = self._returned, []
         keys = [self._slots(host), f"{self.prefix}{host}:backoff", *(k for k, _ in returned)]
         args: list[str | int] = [self.per_host, self.lifetime_ms, token, *(t for _, t in returned)]
+        self._sent = time.monotonic()
         try:
             taken, wait = await self._acquire(keys=keys, args=args)
         except BaseException:
@@ -92,11 +95,16 @@ class HostSlots:
     def unsent(self) -> int:
         return len(self._returned)
 
+    def idle(self) -> float:
+        """Seconds since this process's last round trip (slots given back wait for the next one)."""
+        return time.monotonic() - self._sent
+
     async def flush(self) -> None:
         """Send the slots given back since the last round trip."""
         returned, self._returned = self._returned, []
         if not returned:
             return
+        self._sent = time.monotonic()
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for key, token in returned:
