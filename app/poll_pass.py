@@ -138,8 +138,12 @@ class PollPass:
                 self.client = client
                 await self._loop()
         finally:
-            await self._settle()
-            await aclient.aclose()
+            try:
+                await self._settle()
+            except Exception as exc:  # database down: the leases end on their own
+                log.warning("claims_not_given_back", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                await aclient.aclose()
         if self.redis_error is not None:
             raise self.redis_error
         return self.claimed - self.summary.released  # a claim given back and taken again counts once
