@@ -154,6 +154,7 @@ class PollPass:
 
         def done(task: asyncio.Task[None]) -> None:
             pending.discard(task)
+            self.refreshing.discard(task)  # nothing of a finished feed is kept: memory stays flat
             finished.set()
 
         exhausted = False
