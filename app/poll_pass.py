@@ -48,6 +48,7 @@ log = get_logger(__name__)
 LEASE_MARGIN = 5.0  # seconds of a feed's lease beyond two fetch timeouts, for the refresh
 WAIT_FIRST, WAIT_MOST = 0.05, 1.0  # pauses between two tries of a host whose shared slots are busy
 TICK = 0.05  # the pass looks at finished feeds, stop and slots to give back this often
+REDIS_CONNECTIONS = 16  # a pass's connections to Redis for the shared host slots
 BACKOFF_429 = 60.0  # seconds every poller leaves a host alone after a 429 without Retry-After
 
 
@@ -129,7 +130,15 @@ class PollPass:
 
     async def run(self) -> int:
         """Poll until nothing is left to claim; the feeds claimed."""
-        aclient = aredis.Redis.from_url(self.rt.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        # acquires beyond REDIS_CONNECTIONS at once wait for a connection (a plain pool refuses them)
+        pool = aredis.BlockingConnectionPool.from_url(
+            self.rt.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        )
+        aclient = aredis.Redis.from_pool(pool)
         s = self.rt.settings
         self.slots = HostSlots(aclient, s.redis_prefix, per_host=s.fetch_per_host, lifetime=self.lease,
                                owner=self.owner)  # fmt: skip
