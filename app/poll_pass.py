@@ -182,7 +182,7 @@ class PollPass:
                 finished.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(finished.wait(), TICK)
-                await self._send_returns(idle=TICK)
+                await self._send_returns(older_than=TICK)
         finally:
             for task in list(pending):
                 if task not in self.refreshing:  # a refresh under way finishes: its fetch is recorded
@@ -216,11 +216,11 @@ class PollPass:
         for until, some in deferred.items():
             store.release_feeds(self.owner, some, next_poll_at=until)
 
-    async def _send_returns(self, idle: float = 0.0) -> None:
-        """Send the slots given back, unless an acquire carried them within `idle` seconds."""
-        if self.slots.unsent and self.redis_error is None and self.slots.idle() >= idle:
+    async def _send_returns(self, older_than: float = 0.0) -> None:
+        """Send the slots given back at least `older_than` seconds ago that no acquire carried."""
+        if self.slots.unsent and self.redis_error is None:
             try:
-                await self.slots.flush()
+                await self.slots.flush(older_than)
             except redis.RedisError as exc:
                 self._redis_down(exc)
 
