@@ -3,9 +3,10 @@
 Any number of pollers run passes at once. A pass keeps at most INGEST_POLL_BATCH claimed feeds
 in hand (memory stays flat whatever the number of feeds, and a poller that dies holds at most
 that many until their leases end) and claims again, in one statement, whenever half of them are
-done. A feed's lease lasts 2 x INGEST_FETCH_TIMEOUT + LEASE_MARGIN seconds from its claim: its
-fetch must start within INGEST_FETCH_TIMEOUT (else the lease is given back unfetched, for
-whichever poller claims it next), so the fetch and the refresh end while the lease still holds.
+done. A lease lasts 2 x INGEST_FETCH_TIMEOUT + LEASE_MARGIN seconds; the leases of feeds still
+waiting for their host are renewed (one statement) every INGEST_FETCH_TIMEOUT / 2, so a fetch
+starts with at least 1.5 fetch timeouts of lease left: the fetch and the refresh end while it
+holds. A poller that dies renews nothing: its feeds are free one lease later.
 
 Before fetching, a feed takes, in order: its host's slot in this process (the per-host slot
 first, so feeds waiting for a busy host never hold a global one), its host's slot shared by
@@ -62,18 +63,6 @@ def host_key(url: str) -> str:
     return (urlsplit(url).hostname or url).lower()
 
 
-async def _acquire_by(sem: asyncio.Semaphore, deadline: float) -> bool:
-    """Take `sem` if it frees before the monotonic `deadline`."""
-    if not sem.locked():
-        await sem.acquire()
-        return True
-    try:
-        await asyncio.wait_for(sem.acquire(), timeout=max(deadline - time.monotonic(), 0.001))
-        return True
-    except TimeoutError:
-        return False
-
-
 @dataclass
 class PollSummary:
     """One pass over the feeds, for the log line and `ingest poll --once`."""
@@ -89,7 +78,7 @@ class PollSummary:
     moved: int = 0
     muted: int = 0
     deferred: int = 0  # its host backed off (429, Retry-After): due again when the back-off ends
-    released: int = 0  # not started within its lease: given back unfetched, claimed again
+    released: int = 0  # given back unfetched (stopping, Redis gone), for the next claim
     lost: int = 0  # fetched, but the lease had passed to another poller: nothing recorded
     seconds: float = 0.0
 
@@ -114,7 +103,8 @@ class PollPass:
         self.rt, self.owner, self.summary, self.only_due = rt, owner, summary, only_due
         self.stop, self.between = stop, between
         self.lease = lease_seconds(s.fetch_timeout)
-        self.start_within = self.lease - s.fetch_timeout - LEASE_MARGIN
+        self.renew_every = max(s.fetch_timeout, 1.0) / 2
+        self.waiting: set[int] = set()  # claimed feeds whose fetch has not started: their leases are renewed
         self.window = s.poll_batch
         self.overall = asyncio.Semaphore(s.fetch_concurrency)
         self.hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
@@ -130,11 +120,12 @@ class PollPass:
 
     async def run(self) -> int:
         """Poll until nothing is left to claim; the feeds claimed."""
-        # acquires beyond REDIS_CONNECTIONS at once wait for a connection (a plain pool refuses them)
+        # acquires beyond REDIS_CONNECTIONS at once wait for a connection, as long as it takes (a plain
+        # pool refuses them); a dead Redis still fails each call within the socket timeouts
         pool = aredis.BlockingConnectionPool.from_url(
             self.rt.redis_url,
             max_connections=REDIS_CONNECTIONS,
-            timeout=5,
+            timeout=None,
             socket_connect_timeout=2,
             socket_timeout=5,
         )
@@ -167,14 +158,24 @@ class PollPass:
             finished.set()
 
         exhausted = False
+        renewed = time.monotonic()
         try:
             while not self.stop():
+                if self.waiting and time.monotonic() - renewed >= self.renew_every:
+                    waiting = list(self.waiting)
+                    await asyncio.to_thread(
+                        self.rt.store.renew_feeds, self.owner, waiting, utcnow(), self.lease
+                    )
+                    renewed = time.monotonic()
                 if not exhausted and self.redis_error is None and len(pending) <= self.window // 2:
                     want = self.window - len(pending)
                     feeds = await asyncio.to_thread(self._claim, want, *self._returns())
                     exhausted = len(feeds) < want
+                    if feeds:
+                        renewed = time.monotonic() if not self.waiting else renewed
+                    self.waiting.update(f.id for f in feeds)
                     for feed in feeds:
-                        task = asyncio.create_task(self._one(feed, time.monotonic()))
+                        task = asyncio.create_task(self._one(feed))
                         pending.add(task)
                         task.add_done_callback(done)
                 if not pending:
@@ -238,11 +239,10 @@ class PollPass:
         self.summary.add(counts)
 
     # -- one feed ------------------------------------------------------------------------------
-    async def _one(self, feed: Feed, claimed_at: float) -> None:
+    async def _one(self, feed: Feed) -> None:
         host = host_key(feed.url)
-        start_by = claimed_at + self.start_within
         try:
-            outcome = await self._fetch_politely(feed, host, start_by)
+            outcome = await self._fetch_politely(feed, host)
             if outcome is None:
                 return
             task = asyncio.current_task()
@@ -254,32 +254,29 @@ class PollPass:
             if done.parsed is not None and done.parsed.hub and self.rt.settings.public_url:
                 await _keep_websub(self.rt, self.client, feed, done.parsed)
         except asyncio.CancelledError:
-            self.give_back.append(feed.id)
+            self._skip(feed)
             raise
         except redis.RedisError as exc:
-            self.give_back.append(feed.id)
+            self._skip(feed)
             self._redis_down(exc)
         except Exception as exc:  # one feed never stops the pass; its lease ends on its own
             self._count(errors=1)
             log.error("feed_failed", feed_id=feed.id, feed_url=feed.url, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.waiting.discard(feed.id)
 
-    async def _fetch_politely(
-        self, feed: Feed, host: str, start_by: float
-    ) -> tuple[FetchResult | FetchError, float] | None:
-        """The fetch under the three limits; None when it did not happen (the lease given back)."""
+    async def _fetch_politely(self, feed: Feed, host: str) -> tuple[FetchResult | FetchError, float] | None:
+        """The fetch under the three limits; None when it did not happen (its host backed off)."""
         local = self.hosts[host]
-        if not await _acquire_by(local, start_by):
-            self._skip(feed)
-            return None
+        await local.acquire()
         try:
-            token = await self._shared_slot(feed, host, start_by)
+            token = await self._shared_slot(feed, host)
             if token is None:
                 return None
             try:
-                if not await _acquire_by(self.overall, start_by):
-                    self._skip(feed)
-                    return None
+                await self.overall.acquire()
                 try:
+                    self.waiting.discard(feed.id)
                     started = time.monotonic()
                     outcome = await _fetch(self.rt, self.client, feed)
                     seconds = time.monotonic() - started
@@ -294,12 +291,14 @@ class PollPass:
             local.release()
 
     def _skip(self, feed: Feed) -> None:
-        """Not started in time: the lease goes back, the feed is claimed again (by anyone)."""
-        self.give_back.append(feed.id)
-        self._count(released=1)
+        """Not fetched, or fetched but not recorded (stopping, Redis gone): the lease goes back, for
+        the next claim (by anyone). A refresh under way records and clears it itself."""
+        if asyncio.current_task() not in self.refreshing:
+            self.give_back.append(feed.id)
+            self._count(released=1)
 
-    async def _shared_slot(self, feed: Feed, host: str, start_by: float) -> str | None:
-        """A slot of the host shared by all pollers, waiting while they are busy; None if not fetched."""
+    async def _shared_slot(self, feed: Feed, host: str) -> str | None:
+        """A slot of the host shared by all pollers, waiting while they are busy; None if backed off."""
         wait = WAIT_FIRST
         while True:
             known = self.backed_off.get(host, 0.0) - time.monotonic()
@@ -314,9 +313,6 @@ class PollPass:
                 log.info(
                     "feed_deferred", feed_id=feed.id, feed_url=feed.url, host=host, seconds=round(backoff, 1)
                 )
-                return None
-            if time.monotonic() + wait > start_by:
-                self._skip(feed)
                 return None
             await asyncio.sleep(wait * random.uniform(0.5, 1.0))
             wait = min(wait * 2, WAIT_MOST)

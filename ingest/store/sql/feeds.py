@@ -186,6 +186,19 @@ class SQLFeeds(SQLCore):
             )
             return [self._feed(r) for r in cur.fetchall()]
 
+    def renew_feeds(self, owner: str, ids: Sequence[int], now: datetime, lease_seconds: float) -> int:
+        """Extend to `now + lease_seconds` the leases `owner` still holds on `ids` (not fetched yet)."""
+        until = self._ts(now + timedelta(seconds=lease_seconds))
+        renewed = 0
+        with self._write() as cur:
+            for part in chunks(list(ids)):
+                cur.execute(
+                    f"UPDATE feeds SET lease_until = ? WHERE id IN ({marks(len(part))}) AND lease_owner = ?",
+                    (until, *part, owner),
+                )
+                renewed += cur.rowcount
+        return renewed
+
     def release_feeds(self, owner: str, ids: Sequence[int], *, next_poll_at: datetime | None = None) -> int:
         """Give back leases `owner` holds (feeds not fetched), optionally due again only at `next_poll_at`."""
         later = ", next_poll_at = ?" if next_poll_at is not None else ""
