@@ -25,7 +25,7 @@ all posting to the receiver, then measures:
 * peak RSS per process (VmHWM), and Redis memory per 100k articles (INFO used_memory delta over
   the bulk phase, extrapolated linearly; also split by key family).
 
-`reader` (lemon24/reader, `pip install reader`, a benchmark-only dependency) runs on the same farm
+`reader` (lemon24/reader, `pip install -e '.[bench]'`, benchmark-only dependencies) runs on the same farm
 in the same run with `update_feeds(workers=4)` before each configuration; the ratio uses the best
 reader figure of the whole run. Progress goes to stderr, the results table to stdout.
 With BENCH_PROFILE_DIR=DIR set (needs pyinstrument), each worker, poller and sender child writes its
