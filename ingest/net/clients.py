@@ -197,16 +197,24 @@ class OriginPools(httpx.AsyncBaseTransport):
         transport = self._pools.get(key)
         if transport is None:
             await self._make_room()
-            transport = self._pools[key] = self._make()
+            transport = self._pools.get(key)  # another request may have made it meanwhile
+            if transport is None:
+                transport = self._pools[key] = self._make()
         self._pools.move_to_end(key)
         return await transport.handle_async_request(request)
 
     async def _make_room(self) -> None:
-        """Close idle pools, oldest first, until one more fits (a busy pool is never closed)."""
+        """Close idle pools, oldest first, until one more fits (a busy pool is never closed).
+
+        Several requests make room at once (each waits while closing a pool): a pool another one
+        closed meanwhile is skipped, not looked up again.
+        """
         for key in list(self._pools):
             if len(self._pools) < self.max_pools:
                 return
-            transport = self._pools[key]
+            transport = self._pools.get(key)
+            if transport is None:
+                continue
             if all(c.is_idle() or c.is_closed() for c in transport._pool.connections):
                 del self._pools[key]
                 await transport.aclose()
