@@ -114,7 +114,7 @@ def _vmhwm() -> float:
     return 0.0
 
 
-def poller_child(profile: str | None = None) -> None:
+def poller_child() -> None:
     """The poller loop from the start signal until SIGTERM; JSON figures on stdout."""
     import app.poller as poller
     from app.runtime import Runtime
@@ -141,16 +141,7 @@ def poller_child(profile: str | None = None) -> None:
     while not rt.redis.exists(GO_KEY) and not stop.is_set():
         time.sleep(0.01)
     before = os.times()
-    profiler = None
-    if profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
     poller.run_poller(rt, stop, tick=0.05)
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(profile)
     after = os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
     print(json.dumps({"pid": os.getpid(), "cpu": cpu, "rss_mib": _vmhwm(), "feeds": polled[0]}), flush=True)

@@ -164,10 +164,19 @@ class Bench:
         return out
 
     def _spawn(self, db_url: str, profile: bool) -> subprocess.Popen[str]:
-        command = [sys.executable, __file__, "--child", "poller"]
-        if profile and self.args.profile:
-            command += ["--profile-out", str(Path(self.args.profile) / "poller.prof")]
-        return subprocess.Popen(command, env=self._env(db_url), stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--child", "poller"],
+            env=self._env(db_url),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if profile and self.args.profile:  # sampled from outside, all threads: py-spy
+            out = Path(self.args.profile) / f"poller-{child.pid}.txt"
+            spy = str(Path(sys.executable).parent / "py-spy")
+            subprocess.Popen([spy, "record", "--pid", str(child.pid), "--threads", "--rate", "100",
+                              "--format", "raw", "--output", str(out), "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        return child
 
     def _watch(
         self, name: str, children: list[subprocess.Popen[str]], go: float, kill_at: float | None, out: Run
@@ -301,14 +310,15 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=2.0)
     parser.add_argument("--fetch-timeout", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=1800)
-    parser.add_argument("--profile", help="directory for a cProfile of the first poller of the 1-poller run")
+    parser.add_argument(
+        "--profile", help="directory for a py-spy profile (collapsed stacks) of the 1-poller run"
+    )
     parser.add_argument("--child", choices=["poller", "reader"], help=argparse.SUPPRESS)
-    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     parser.add_argument("--reader-db", help=argparse.SUPPRESS)
     parser.add_argument("--urls-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "poller":
-        poll_rig.poller_child(args.profile_out)
+        poll_rig.poller_child()
         return 0
     if args.child == "reader":
         poll_rig.reader_child(args.reader_db, args.urls_file)
