@@ -127,12 +127,14 @@ def poller_child() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     rt.store.list_feeds_page(limit=1)  # connections open before the clock starts
-    original, polled = poller.poll_once, [0]
+    original, polled, last_work = poller.poll_once, [0], [0.0]
     key = f"{IDLE_KEY}:{os.getpid()}"
 
     def counted(rt_: Any, **kwargs: Any) -> Any:
         summary = original(rt_, **kwargs)
         polled[0] += summary.feeds
+        if summary.feeds:
+            last_work[0] = time.time()
         rt.redis.set(f"{key}:{'work' if summary.feeds else 'idle'}", time.time())
         return summary
 
@@ -144,7 +146,14 @@ def poller_child() -> None:
     poller.run_poller(rt, stop, tick=0.05)
     after = os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
-    print(json.dumps({"pid": os.getpid(), "cpu": cpu, "rss_mib": _vmhwm(), "feeds": polled[0]}), flush=True)
+    figures = {
+        "pid": os.getpid(),
+        "cpu": cpu,
+        "rss_mib": _vmhwm(),
+        "feeds": polled[0],
+        "last_work": last_work[0],
+    }
+    print(json.dumps(figures), flush=True)
     rt.close()
 
 

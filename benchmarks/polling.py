@@ -151,9 +151,7 @@ class Bench:
                 for child in children:
                     if child.poll() is None:
                         child.kill()
-            out.wall = (
-                max(float(self.redis.get(f"{poll_rig.IDLE_KEY}:{f['pid']}:work") or go) for f in figures) - go
-            )
+            out.wall = max(f["last_work"] for f in figures) - go
             out.cpu = sum(f["cpu"] for f in figures)
             out.rss = [f["rss_mib"] for f in figures]
             out.fetches = (int(self.fetches.min()), float(self.fetches.mean()), int(self.fetches.max()))
