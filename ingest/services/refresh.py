@@ -48,17 +48,19 @@ class Refresher:
         self.bounds = schedule.Bounds.from_settings(settings)
 
     def refresh(
-        self, feed: Feed, outcome: FetchResult | FetchError, seconds: float | None = None
-    ) -> Refreshed:
-        """Record one fetch's outcome for `feed`."""
+        self, feed: Feed, outcome: FetchResult | FetchError, seconds: float | None = None, *,
+        owner: str | None = None,
+    ) -> Refreshed:  # fmt: skip
+        """Record one fetch's outcome for `feed`; `owner`: the poller whose lease the record needs
+        (a poller that lost it records nothing: `lost` is counted), None for a refresh by hand."""
         bound = log.bind(feed_id=feed.id, feed_url=feed.url)
         self._count(outcome, seconds)
         if isinstance(outcome, FetchError):
-            return self._failed(feed, outcome, bound)
+            return self._failed(feed, outcome, bound, owner)
         done = Refreshed()
         feed = self._follow_redirect(feed, outcome, bound, done)
         if outcome.not_modified:
-            self._record_success(feed, outcome, None, 0)
+            self._record_success(feed, outcome, None, 0, owner, done)
             done.counts["not_modified"] = 1
             bound.info("feed_polled", status=304, entries=0, new=0)
             return done
@@ -67,11 +69,11 @@ class Refresher:
                 outcome, feed_id=feed.id, feed_url=feed.url, max_entries=self.settings.max_entries
             )
         except ParseError as exc:
-            self._record_error(feed, str(exc), None, outcome.status, bound)
+            self._record_error(feed, str(exc), None, outcome.status, bound, owner, done)
             done.counts["errors"] = 1
             return done
         accepted = self.intake.accept(feed, parsed.entries)
-        self._record_success(feed, outcome, parsed, accepted.new)
+        self._record_success(feed, outcome, parsed, accepted.new, owner, done)
         done.parsed = parsed
         done.counts.update(ok=1, entries=len(parsed.entries), new=accepted.new, updated=accepted.updated,
                            jobs=accepted.jobs)  # fmt: skip
@@ -88,12 +90,20 @@ class Refresher:
         if seconds is not None:
             self.metrics.observe("ingest_fetch_seconds", seconds)
 
-    def _failed(self, feed: Feed, error: FetchError, bound: Bound) -> Refreshed:
+    def _failed(self, feed: Feed, error: FetchError, bound: Bound, owner: str | None) -> Refreshed:
         if error.status == 410:
-            self._mute_gone(feed, error, bound)
-            return Refreshed({"errors": 1, "muted": 1})
-        self._record_error(feed, error.reason, error.retry_after, error.status, bound)
-        return Refreshed({"errors": 1})
+            done = Refreshed({"errors": 1, "muted": 1})
+            self._mute_gone(feed, error, bound, owner, done)
+            return done
+        done = Refreshed({"errors": 1})
+        self._record_error(feed, error.reason, error.retry_after, error.status, bound, owner, done)
+        return done
+
+    def _record(self, feed: Feed, owner: str | None, done: Refreshed) -> None:
+        """Write the feed's state; a poller whose lease was taken over writes nothing (counted `lost`)."""
+        if not self.store.record_fetch(feed, owner=owner):
+            done.counts["lost"] = 1
+            log.warning("feed_lease_lost", feed_id=feed.id, feed_url=feed.url, owner=owner)
 
     def _follow_redirect(self, feed: Feed, result: FetchResult, bound: Bound, done: Refreshed) -> Feed:
         """Count consecutive polls that see the same permanent redirect; at MOVE_AFTER, move the feed."""
@@ -113,7 +123,8 @@ class Refresher:
         return replace(feed, url=moved.url, previous_urls=moved.previous_urls, redirect_url=None,
                        redirect_count=0)  # fmt: skip
 
-    def _record_success(self, feed: Feed, result: FetchResult, parsed: ParsedFeed | None, new: int) -> None:
+    def _record_success(self, feed: Feed, result: FetchResult, parsed: ParsedFeed | None, new: int,
+                        owner: str | None, done: Refreshed) -> None:  # fmt: skip
         now = utcnow()
         dates = [e.published_at for e in parsed.entries if e.published_at] if parsed else []
         last_entry_at, entry_interval = schedule.observe(feed, now, new, dates)
@@ -123,39 +134,39 @@ class Refresher:
             learnt, now, bounds=self.bounds, headers=result.headers, dates=dates,
             websub_active=bool(active), ttl_minutes=parsed.ttl_minutes if parsed else None,
         )  # fmt: skip
-        self.store.record_fetch(replace(
+        self._record(replace(
             learnt, title=(parsed.title if parsed and parsed.title else feed.title),
             etag=result.etag or feed.etag, last_modified=result.last_modified or feed.last_modified,
             last_polled_at=now, last_success_at=now, last_error=None, consecutive_errors=0,
             next_poll_at=decision.next_at, schedule_interval=decision.interval,
             schedule_reason=decision.reason, last_status=result.status,
-        ))  # fmt: skip
+        ), owner, done)  # fmt: skip
 
-    def _record_error(
-        self, feed: Feed, message: str, retry_after: float | None, status: int | None, bound: Bound
-    ) -> None:
+    def _record_error(self, feed: Feed, message: str, retry_after: float | None, status: int | None,
+                      bound: Bound, owner: str | None, done: Refreshed) -> None:  # fmt: skip
         """Back off exponentially per feed, never disabling it."""
         now = utcnow()
         failing = replace(feed, consecutive_errors=feed.consecutive_errors + 1)
         decision = schedule.after_error(failing, now, bounds=self.bounds, retry_after=retry_after)
-        self.store.record_fetch(replace(
+        self._record(replace(
             failing, last_polled_at=now, last_error=message, next_poll_at=decision.next_at,
             schedule_interval=decision.interval, schedule_reason=decision.reason,
             last_status=status if status is not None else feed.last_status,
-        ))  # fmt: skip
+        ), owner, done)  # fmt: skip
         bound.warning("feed_error", error=message, consecutive_errors=failing.consecutive_errors,
                       retry_in=decision.interval)  # fmt: skip
 
-    def _mute_gone(self, feed: Feed, error: FetchError, bound: Bound) -> None:
+    def _mute_gone(self, feed: Feed, error: FetchError, bound: Bound, owner: str | None,
+                   done: Refreshed) -> None:  # fmt: skip
         """410 Gone: stop polling (status `gone`) until someone runs `ingest feeds enable`."""
         now: datetime = utcnow()
         reason = (
             f"HTTP 410 Gone on {now.date().isoformat()}: the server says the feed was removed for good; "
             f"`ingest feeds enable {feed.id}` resumes polling"
         )
-        self.store.record_fetch(replace(
+        self._record(replace(
             feed, status="gone", muted_reason=reason, last_polled_at=now, last_error=error.reason,
             consecutive_errors=feed.consecutive_errors + 1, next_poll_at=None, schedule_interval=None,
             schedule_reason="muted: 410 Gone", last_status=410,
-        ))  # fmt: skip
+        ), owner, done)  # fmt: skip
         bound.warning("feed_gone", error=error.reason)

@@ -13,11 +13,12 @@ from typing import Protocol
 from ingest.store.articles import ArticleStore
 from ingest.store.batches import BatchStore
 from ingest.store.feeds import FeedStore
+from ingest.store.leases import LeaseStore
 from ingest.store.outbox import OutboxStore
 from ingest.store.subscriptions import SubscriptionStore
 
 
-class Store(FeedStore, BatchStore, ArticleStore, SubscriptionStore, OutboxStore, Protocol):
+class Store(FeedStore, BatchStore, ArticleStore, SubscriptionStore, OutboxStore, LeaseStore, Protocol):
     """What the composition root opens: `ingest.store.open_store(url)`."""
 
     def close(self) -> None: ...

@@ -35,8 +35,26 @@ class FeedStore(Protocol):
         """Active feeds whose next poll time has come (or that were never polled)."""
         ...
 
-    def record_fetch(self, feed: Feed) -> None:
-        """Persist the fetch-state fields of `feed` (etag, times, errors, next poll, title)."""
+    def record_fetch(self, feed: Feed, *, owner: str | None = None) -> bool:
+        """Persist the fetch-state fields of `feed` (etag, times, errors, next poll, title), clearing
+        its lease. With `owner`: only while that poller still holds the lease (False if it lost it);
+        without: whatever the lease (a refresh by hand)."""
+        ...
+
+    # -- claims: any number of pollers share the feeds -------------------------
+    def claim_due_feeds(self, now: datetime, owner: str, limit: int, lease_seconds: float) -> list[Feed]:
+        """Lease to `owner`, in one statement, up to `limit` due active feeds whose lease (if any)
+        ended, most overdue first; no other claim gets them until the lease ends or is released."""
+        ...
+
+    def claim_active_feeds(
+        self, after_id: int, now: datetime, owner: str, limit: int, lease_seconds: float
+    ) -> list[Feed]:
+        """Like `claim_due_feeds`, but every active feed with an id above `after_id`, by id (`--once`)."""
+        ...
+
+    def release_feeds(self, owner: str, ids: Sequence[int], *, next_poll_at: datetime | None = None) -> int:
+        """Give back the leases `owner` holds on `ids` (not fetched); with `next_poll_at`, due only then."""
         ...
 
     def edit_feed(self, feed_id: int, *, interval: int | None, fulltext: bool, title: str | None) -> Feed:

@@ -264,10 +264,30 @@ MIGRATIONS.append(
 # 8: stored text is capped (ingest.clean.text.MAX_TEXT_BYTES); a cut article keeps its size before the cut.
 MIGRATIONS.append(["ALTER TABLE articles ADD COLUMN original_text_bytes $bigint"])
 
+# 9: several pollers share the feeds: a poller claims due feeds with a lease (owner, until) in one
+#    statement and records the fetch only while it still holds it; `leases` holds one row per
+#    periodic sweep (recovery, digests), taken for one period by whichever process gets it first.
+MIGRATIONS.append(
+    [
+        "ALTER TABLE feeds ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE feeds ADD COLUMN lease_until $ts",
+        "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until $ts NOT NULL)",
+    ]
+)
+
 LATEST = len(MIGRATIONS)
 
 # Data tables, children first: what a test (or a reset) empties.
-DATA_TABLES = ("pending_batches", "alerts", "seen_entries", "articles", "subscriptions", "feeds", "receivers")
+DATA_TABLES = (
+    "pending_batches",
+    "alerts",
+    "seen_entries",
+    "articles",
+    "subscriptions",
+    "feeds",
+    "receivers",
+    "leases",
+)
 
 
 def render(step: Step, dialect: str) -> str | Callable[[Cursor], None] | None:

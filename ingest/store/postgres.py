@@ -27,6 +27,7 @@ from ingest.store.sql.batches import SQLBatches
 from ingest.store.sql.claims import POSTGRES_CLAIM, postgres_params
 from ingest.store.sql.core import Cursor
 from ingest.store.sql.feeds import SQLFeeds
+from ingest.store.sql.leases import SQLLeases
 from ingest.store.sql.outbox import SQLOutbox
 from ingest.store.sql.subscriptions import SQLSubscriptions
 
@@ -70,7 +71,7 @@ class _QmarkCursor:
         return self._cur.fetchall()
 
 
-class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox):
+class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox, SQLLeases):
     """A store on a PostgreSQL database; the schema is migrated on open."""
 
     dialect = "postgresql"

@@ -26,6 +26,7 @@ from ingest.store.sql.batches import SQLBatches
 from ingest.store.sql.claims import claim_in_transaction
 from ingest.store.sql.core import Cursor
 from ingest.store.sql.feeds import SQLFeeds
+from ingest.store.sql.leases import SQLLeases
 from ingest.store.sql.outbox import SQLOutbox
 from ingest.store.sql.subscriptions import SQLSubscriptions
 
@@ -39,7 +40,7 @@ def fts_query(query: str) -> str | None:
     return " ".join(f'"{word}"' for word in words) if words else None
 
 
-class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox):
+class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox, SQLLeases):
     """The default store: a SQLite file in WAL mode, schema migrated on open."""
 
     dialect = "sqlite"

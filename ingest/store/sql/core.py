@@ -61,6 +61,10 @@ class SQLCore(ABC):
     def _read(self) -> AbstractContextManager[Cursor]:
         """A cursor for reads (no write lock taken)."""
 
+    def _statement(self) -> AbstractContextManager[Cursor]:
+        """A cursor for one statement that writes: a write transaction unless the backend has better."""
+        return self._write()
+
     def _returning_each(self, cur: Cursor, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Run `sql` once per parameter row; each run's first returned row, or None."""
         found = []

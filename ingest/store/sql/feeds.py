@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ingest.errors import NotFound, StoreError
@@ -117,14 +117,21 @@ class SQLFeeds(SQLCore):
             "ORDER BY next_poll_at IS NOT NULL, next_poll_at, id",
         )
 
-    def record_fetch(self, feed: Feed) -> None:
-        """Persist the fetch-state fields of `feed` (validators, times, errors, status, schedule, title)."""
+    def record_fetch(self, feed: Feed, *, owner: str | None = None) -> bool:
+        """Persist the fetch-state fields of `feed` and clear its lease; False if `owner` lost the lease.
+
+        With `owner`, the row is written only while that poller still holds the feed's lease (one
+        whose lease expired and was taken over writes nothing); without, it is written whatever
+        the lease (`ingest feeds refresh`), and a poller still fetching it will write nothing.
+        """
+        held = " AND lease_owner = ?" if owner is not None else ""
         with self._write() as cur:
             cur.execute(
                 "UPDATE feeds SET title = ?, etag = ?, last_modified = ?, status = ?, last_polled_at = ?, "
                 "last_success_at = ?, last_error = ?, consecutive_errors = ?, next_poll_at = ?, "
                 "redirect_url = ?, redirect_count = ?, muted_reason = ?, schedule_interval = ?, "
-                "schedule_reason = ?, last_entry_at = ?, entry_interval = ?, last_status = ? WHERE id = ?",
+                "schedule_reason = ?, last_entry_at = ?, entry_interval = ?, last_status = ?, "
+                f"lease_owner = NULL, lease_until = NULL WHERE id = ?{held}",
                 (
                     feed.title,
                     feed.etag,
@@ -144,10 +151,54 @@ class SQLFeeds(SQLCore):
                     feed.entry_interval,
                     feed.last_status,
                     feed.id,
+                    *([owner] if owner is not None else []),
                 ),
             )
-            if cur.rowcount == 0:
+            if cur.rowcount == 0 and owner is None:
                 raise NotFound(f"no feed with id {feed.id}")
+            return cur.rowcount > 0
+
+    # -- claims: several pollers share the feeds ------------------------------
+    def claim_due_feeds(self, now: datetime, owner: str, limit: int, lease_seconds: float) -> list[Feed]:
+        """Lease to `owner` up to `limit` due feeds no live lease holds, most overdue first."""
+        due = "(next_poll_at IS NULL OR next_poll_at <= ?)"
+        return self._claim(due, (self._ts(now),), "next_poll_at IS NOT NULL, next_poll_at, id",
+                           now, owner, limit, lease_seconds)  # fmt: skip
+
+    def claim_active_feeds(
+        self, after_id: int, now: datetime, owner: str, limit: int, lease_seconds: float
+    ) -> list[Feed]:
+        """Lease to `owner` up to `limit` active feeds with an id above `after_id`, due or not, by id."""
+        return self._claim("id > ?", (after_id,), "id", now, owner, limit, lease_seconds)
+
+    def _claim(self, where: str, params: Sequence[Any], order: str, now: datetime, owner: str,
+               limit: int, lease_seconds: float) -> list[Feed]:  # fmt: skip
+        """One statement: PostgreSQL skips rows another claim is locking; SQLite holds the write lock."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        until = now + timedelta(seconds=lease_seconds)
+        with self._statement() as cur:
+            cur.execute(
+                "UPDATE feeds SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM feeds "
+                f"WHERE status = 'active' AND {where} AND (lease_until IS NULL OR lease_until < ?) "
+                f"ORDER BY {order} LIMIT ?{lock}) RETURNING {FEED_COLS}",
+                (owner, self._ts(until), *params, self._ts(now), limit),
+            )
+            return [self._feed(r) for r in cur.fetchall()]
+
+    def release_feeds(self, owner: str, ids: Sequence[int], *, next_poll_at: datetime | None = None) -> int:
+        """Give back leases `owner` holds (feeds not fetched), optionally due again only at `next_poll_at`."""
+        later = ", next_poll_at = ?" if next_poll_at is not None else ""
+        extra = [self._ts(next_poll_at)] if next_poll_at is not None else []
+        released = 0
+        with self._write() as cur:
+            for part in chunks(list(ids)):
+                cur.execute(
+                    f"UPDATE feeds SET lease_owner = NULL, lease_until = NULL{later} "
+                    f"WHERE id IN ({marks(len(part))}) AND lease_owner = ?",
+                    (*extra, *part, owner),
+                )
+                released += cur.rowcount
+        return released
 
     def edit_feed(self, feed_id: int, *, interval: int | None, fulltext: bool, title: str | None) -> Feed:
         """Set what the operator chose (interval, full-text fetching, title); the next poll is now."""
