@@ -20,6 +20,7 @@ from ingest.alert.sender import WebhookSender
 from ingest.net.clients import make_webhook_session
 from ingest.services.delivery import DeliveryService
 from ingest.services.dispatch import Dispatcher
+from ingest.services.sweeps import Sweeps
 
 
 def sender_id() -> str:
@@ -45,7 +46,8 @@ def run_sender(rt: Runtime, stop: threading.Event, *, burst: bool = False,
         try:
             sender = WebhookSender(session, settings.allowed_networks, settings.webhook_timeout)
             dispatcher = Dispatcher(service, sender, rt.wakeup, max_in_flight=settings.sender_concurrency,
-                                    per_origin=settings.sender_per_receiver)  # fmt: skip
+                                    per_origin=settings.sender_per_receiver,
+                                    sweeps=Sweeps(rt.store, service.owner))  # fmt: skip
             return await dispatcher.run(stop, burst=burst, beat=beat)
         finally:
             await session.close()

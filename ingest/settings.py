@@ -234,7 +234,8 @@ SETTINGS: tuple[Setting, ...] = (
         "sweep_interval",
         "30",
         _positive_int,
-        "Seconds between two sweeps of the poller that queue again the batches whose job was lost.",
+        "Seconds between two sweeps that queue again the batches whose job was lost (one sweep per "
+        "period across all pollers).",
     ),
     Setting(
         "INGEST_RECOVERY_AFTER",
@@ -333,14 +334,23 @@ SETTINGS: tuple[Setting, ...] = (
         "fetch_concurrency",
         "100",
         _positive_int,
-        "Feeds the poller fetches at the same time, in all.",
+        "Feeds one poller fetches at the same time, in all.",
     ),
     Setting(
         "INGEST_FETCH_PER_HOST",
         "fetch_per_host",
         "4",
         _positive_int,
-        "Feeds the poller fetches at the same time from one host.",
+        "Feeds fetched at the same time from one host by all pollers together (slots shared in "
+        "Redis; each poller also keeps this many per process).",
+    ),
+    Setting(
+        "INGEST_POLL_BATCH",
+        "poll_batch",
+        "200",
+        _positive_int,
+        "Feeds one poller holds claimed at once (leased for 2 x INGEST_FETCH_TIMEOUT + 5 s); it claims "
+        "again, in one statement, when half are done. Bounds its memory and what a dead poller holds.",
     ),
     Setting(
         "INGEST_CONNECT_TIMEOUT",
@@ -446,6 +456,7 @@ class Settings:
     max_poll_interval: int = 86400
     fetch_concurrency: int = 100
     fetch_per_host: int = 4
+    poll_batch: int = 200
     connect_timeout: float = 10.0
     read_timeout: float = 15.0
     contact_url: str | None = None

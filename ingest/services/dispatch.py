@@ -6,7 +6,8 @@ order. Attempts in flight are capped in all (`max_in_flight`) and per receiver o
 unattempted), and a half-open one gets a single probe group. Outcomes are written in batches
 (every FLUSH_SECONDS or FLUSH_ITEMS), so a fast receiver costs one database write per batch,
 not per alert. The loop claims again as soon as a worker rings (`Wakeup`), a group finishes,
-or LOOK_SECONDS passed; it closes digest windows every DIGEST_SECONDS.
+or LOOK_SECONDS passed; it closes digest windows every DIGEST_SECONDS (once per period across
+all senders when given `Sweeps`).
 
 Stopping: no new claims; attempts in flight are cancelled at once and recorded as failed
 attempts (counted, retried per the schedule), alerts not yet started are given back.
@@ -29,6 +30,7 @@ from ingest.log import get_logger
 from ingest.models import utcnow
 from ingest.services.delivery import DeliveryService, Group, Send
 from ingest.services.digests import cut_digests
+from ingest.services.sweeps import Sweeps
 from ingest.store.outbox import AttemptOutcome, ReceiverState
 
 log = get_logger(__name__)
@@ -57,8 +59,9 @@ class Dispatcher:
     """Runs groups of attempts concurrently; one per sender process."""
 
     def __init__(self, service: DeliveryService, sender: Poster, waiter: Waiter, *,
-                 max_in_flight: int, per_origin: int) -> None:  # fmt: skip
+                 max_in_flight: int, per_origin: int, sweeps: Sweeps | None = None) -> None:  # fmt: skip
         self.service = service
+        self.sweeps = sweeps  # set: digests are cut once per DIGEST_SECONDS across all senders
         self.sender = sender
         self.waiter = waiter
         self.max_in_flight = max_in_flight
@@ -99,7 +102,15 @@ class Dispatcher:
 
     async def _cut_digests(self) -> None:
         try:
-            await asyncio.to_thread(cut_digests, self.service.store)
+            store = self.service.store
+
+            def cut() -> int:
+                return len(cut_digests(store).digests)
+
+            if self.sweeps is None:
+                await asyncio.to_thread(cut)
+            else:
+                await asyncio.to_thread(self.sweeps.run, "digests", DIGEST_SECONDS, cut)
         except Exception as exc:  # database down: the next look tries again
             self._failed("digests_cut_failed", exc)
 
