@@ -48,6 +48,7 @@ LEASE_MARGIN = 5.0  # seconds of a feed's lease beyond two fetch timeouts, for t
 WAIT_FIRST, WAIT_MOST = 0.05, 1.0  # pauses between two tries of a host whose shared slots are busy
 TICK = 0.05  # the pass looks at finished feeds, stop and slots to give back this often
 BACKOFF_429 = 60.0  # seconds every poller leaves a host alone after a 429 without Retry-After
+RECORD_EVERY = 1.0  # seconds a fetch record may wait to be written with others (the refresher batches)
 
 
 def lease_seconds(fetch_timeout: float) -> float:
@@ -124,6 +125,7 @@ class PollPass:
         self.refreshing: set[asyncio.Task[None]] = set()
         self.claimed = 0
         self.cursor = 0
+        self.recorded_at = time.monotonic()
         self.redis_error: redis.RedisError | None = None
 
     async def run(self) -> int:
@@ -159,6 +161,8 @@ class PollPass:
                     return
                 _, pending = await asyncio.wait(pending, timeout=TICK, return_when=asyncio.FIRST_COMPLETED)
                 await self._send_returns()
+                if time.monotonic() - self.recorded_at >= RECORD_EVERY:
+                    await self._write_records()
         finally:
             for task in pending:
                 if task not in self.refreshing:  # a refresh under way finishes: its fetch is recorded
@@ -196,9 +200,17 @@ class PollPass:
                 self._redis_down(exc)
 
     async def _settle(self) -> None:
-        """End of pass: slots and leases not used are given back."""
+        """End of pass: records still held are written, slots and leases not used are given back."""
+        await self._write_records()
         await self._send_returns()
         await asyncio.to_thread(self._release)
+
+    async def _write_records(self) -> None:
+        """Write the fetch records the refresher holds (it batches them); count leases lost meanwhile."""
+        self.recorded_at = time.monotonic()
+        lost = await asyncio.to_thread(self.rt.refresher.flush)
+        if lost:
+            self._count(lost=lost)
 
     def _redis_down(self, exc: redis.RedisError) -> None:
         if self.redis_error is None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,6 +258,7 @@ class Bench:
             results.append(result)
         child.stdin.close()
         child.wait(60)
+        shutil.rmtree(workdir, ignore_errors=True)
         return results
 
 
