@@ -89,6 +89,7 @@ class Run:
     covered: int = 0
     twice: int = 0
     load_seconds: float = 0.0
+    load: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -126,14 +127,16 @@ class Bench:
             "INGEST_ALLOWED_NETWORKS": "127.0.0.0/8",
             "INGEST_LOG_LEVEL": "error",
             "INGEST_FETCH_TIMEOUT": str(self.args.fetch_timeout),
+            "INGEST_FETCH_PER_HOST": str(self.args.per_host),
         }
 
     def run(self, name: str, pollers: int, *, kill_at: float | None = None, profile: bool = False) -> Run:
         args = self.args
-        out = Run(name, args.feeds, pollers, expected=len(self.changed))
+        out = Run(name, args.feeds, pollers, expected=len(self.changed), load=os.getloadavg()[0])
         self.redis.flushdb()
         self._farm_state()
-        with poll_rig.database(args.pg_admin, name.replace(" ", "_")) as db_url:
+        tag = "".join(c if c.isalnum() else "_" for c in name.lower())[:24]
+        with poll_rig.database(args.pg_admin, tag) as db_url:
             out.load_seconds = poll_rig.load(db_url, args.feeds, args.hosts, self.port)
             err(f"{name}: {args.feeds} feeds loaded in {out.load_seconds:.1f} s")
             children = [self._spawn(db_url, profile and n == 0) for n in range(pollers)]
@@ -262,21 +265,32 @@ class Bench:
         return results
 
 
+def cap_run(args: argparse.Namespace) -> Run:
+    """The per-host cap where it binds: 2 pollers, 2,000 feeds on 10 hosts answering in 20 ms."""
+    small = argparse.Namespace(**{**vars(args), "feeds": 2000, "hosts": 10, "latency_ms": 20.0})
+    bench = Bench(small)
+    try:
+        return bench.run("per-host cap (2,000 feeds, 10 hosts, 20 ms)", 2)
+    finally:
+        bench.close()
+
+
 def report(args: argparse.Namespace, runs: list[Run], readers: list[dict[str, Any]]) -> None:
     print(f"\n{args.feeds} feeds on {args.hosts} loopback hosts, 5 % with one new entry, 95 % 304; farm "
-          f"latency {args.latency_ms} ms; PostgreSQL; INGEST_FETCH_TIMEOUT={args.fetch_timeout}")  # fmt: skip
+          f"latency {args.latency_ms} ms; PostgreSQL; INGEST_FETCH_TIMEOUT={args.fetch_timeout}, "
+          f"INGEST_FETCH_PER_HOST={args.per_host}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(
         "| run | pollers | wall s | feeds/s | CPU ms/feed | peak RSS MiB per poller "
         "| fetches/feed min/mean/max "
-        "| entries queued (expected) | max open per host | full coverage s |"
+        "| entries queued (expected) | max open per host | full coverage s | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         cover = f"{r.coverage:.1f}" if r.coverage is not None else f"never ({r.covered} fetched)"
         print(
             f"| {r.name} | {r.pollers} | {r.wall:.1f} | {r.rate:.0f} | {r.cpu * 1000 / r.feeds:.2f} | "
             f"{' / '.join(f'{x:.0f}' for x in r.rss)} | {r.fetches[0]} / {r.fetches[1]:.3f} / {r.fetches[2]} "
-            f"({r.twice} twice) | {r.queued} ({r.expected}) | {r.cap} | {cover} |"
+            f"({r.twice} twice) | {r.queued} ({r.expected}) | {r.cap} | {cover} | {r.load:.1f} |"
         )
     if readers:
         best = max(readers, key=lambda x: x["rate"])
@@ -309,6 +323,8 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--latency-ms", type=float, default=2.0)
     parser.add_argument("--fetch-timeout", type=float, default=5.0)
+    parser.add_argument("--per-host", type=int, default=4, help="INGEST_FETCH_PER_HOST of the pollers")
+    parser.add_argument("--no-cap", action="store_true")
     parser.add_argument("--max-seconds", type=float, default=1800)
     parser.add_argument(
         "--profile", help="directory for a py-spy profile (collapsed stacks) of the 1-poller run"
@@ -336,6 +352,8 @@ def main() -> int:
             runs.append(bench.run(f"pass {n}p", n, profile=n == 1))
         if not args.no_failover:
             runs.append(bench.run("failover", 2, kill_at=0.3))
+        if not args.no_cap:
+            runs.append(cap_run(args))
         if not args.no_reader:
             readers = bench.reader()
     finally:
