@@ -48,6 +48,7 @@ LEASE_MARGIN = 5.0  # seconds of a feed's lease beyond two fetch timeouts, for t
 WAIT_FIRST, WAIT_MOST = 0.05, 1.0  # pauses between two tries of a host whose shared slots are busy
 TICK = 0.05  # the pass looks at finished feeds, stop and slots to give back this often
 BACKOFF_429 = 60.0  # seconds every poller leaves a host alone after a 429 without Retry-After
+REDIS_CONNECTIONS = 16  # the pass's connections for the shared host slots
 RECORD_EVERY = 1.0  # seconds a fetch record may wait to be written with others (the refresher batches)
 
 
@@ -130,7 +131,12 @@ class PollPass:
 
     async def run(self) -> int:
         """Poll until nothing is left to claim; the feeds claimed."""
-        aclient = aredis.Redis.from_url(self.rt.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        # every feed waiting for its host asks Redis: past a pool's connections, wait for one
+        # (redis-py's default pool refuses past 100, which 200 feeds on as many hosts exceed)
+        aclient = aredis.Redis.from_pool(aredis.BlockingConnectionPool.from_url(
+            self.rt.redis_url, max_connections=REDIS_CONNECTIONS, timeout=5,
+            socket_connect_timeout=2, socket_timeout=5,
+        ))  # fmt: skip
         s = self.rt.settings
         self.slots = HostSlots(aclient, s.redis_prefix, per_host=s.fetch_per_host, lifetime=self.lease,
                                owner=self.owner)  # fmt: skip
