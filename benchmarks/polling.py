@@ -275,7 +275,16 @@ def cap_run(args: argparse.Namespace) -> Run:
         bench.close()
 
 
-def report(args: argparse.Namespace, runs: list[Run], readers: list[dict[str, Any]]) -> None:
+def report(
+    args: argparse.Namespace, runs: list[Run], readers: list[dict[str, Any]], header: bool = True
+) -> None:
+    if header:
+        pollers_table(args, runs)
+    if readers:
+        readers_table(runs, readers)
+
+
+def pollers_table(args: argparse.Namespace, runs: list[Run]) -> None:
     print(f"\n{args.feeds} feeds on {args.hosts} loopback hosts, 5 % with one new entry, 95 % 304; farm "
           f"latency {args.latency_ms} ms; PostgreSQL; INGEST_FETCH_TIMEOUT={args.fetch_timeout}, "
           f"INGEST_FETCH_PER_HOST={args.per_host}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -292,6 +301,10 @@ def report(args: argparse.Namespace, runs: list[Run], readers: list[dict[str, An
             f"{' / '.join(f'{x:.0f}' for x in r.rss)} | {r.fetches[0]} / {r.fetches[1]:.3f} / {r.fetches[2]} "
             f"({r.twice} twice) | {r.queued} ({r.expected}) | {r.cap} | {cover} | {r.load:.1f} |"
         )
+    sys.stdout.flush()
+
+
+def readers_table(runs: list[Run], readers: list[dict[str, Any]]) -> None:
     if readers:
         best = max(readers, key=lambda x: x["rate"])
         print(f"\nreader update_feeds on {best['feeds']} of the feeds (same mix):")
@@ -354,11 +367,13 @@ def main() -> int:
             runs.append(bench.run("failover", 2, kill_at=0.3))
         if not args.no_cap:
             runs.append(cap_run(args))
+        report(args, runs, [])  # the pollers' table before reader's long warm-up
         if not args.no_reader:
             readers = bench.reader()
     finally:
         bench.close()
-    report(args, runs, readers)
+    if readers:
+        report(args, runs, readers, header=False)
     return 0
 
 
