@@ -237,8 +237,11 @@ class PollPass:
             task = asyncio.current_task()
             assert task is not None
             self.refreshing.add(task)
-            done = await asyncio.to_thread(self.rt.refresher.refresh, feed, outcome[0], outcome[1],
-                                           owner=self.owner)  # fmt: skip
+            try:
+                done = await asyncio.to_thread(self.rt.refresher.refresh, feed, outcome[0], outcome[1],
+                                               owner=self.owner)  # fmt: skip
+            finally:
+                self.refreshing.discard(task)  # kept, every finished task of a pass stayed in memory
             self._count(**done.counts)
             if done.parsed is not None and done.parsed.hub and self.rt.settings.public_url:
                 await _keep_websub(self.rt, self.client, feed, done.parsed)
