@@ -128,6 +128,7 @@ class Bench:
             "INGEST_LOG_LEVEL": "error",
             "INGEST_FETCH_TIMEOUT": str(self.args.fetch_timeout),
             "INGEST_FETCH_PER_HOST": str(self.args.per_host),
+            "INGEST_POLL_INTERVAL": "3600",  # no feed due again within a run (a slow pass outlasts 600 s)
         }
 
     def run(self, name: str, pollers: int, *, kill_at: float | None = None, profile: bool = False) -> Run:
