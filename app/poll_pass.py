@@ -3,9 +3,10 @@
 Any number of pollers run passes at once. A pass keeps at most INGEST_POLL_BATCH claimed feeds
 in hand (memory stays flat whatever the number of feeds, and a poller that dies holds at most
 that many until their leases end) and claims again, in one statement, whenever half of them are
-done. A feed's lease lasts 2 x INGEST_FETCH_TIMEOUT + LEASE_MARGIN seconds from its claim: its
-fetch must start within INGEST_FETCH_TIMEOUT (else the lease is given back unfetched, for
-whichever poller claims it next), so the fetch and the refresh end while the lease still holds.
+done. A lease lasts 2 x INGEST_FETCH_TIMEOUT + LEASE_MARGIN seconds; the leases of feeds still
+waiting for their host are renewed (one statement) every INGEST_FETCH_TIMEOUT / 2, so a fetch
+starts with at least 1.5 fetch timeouts of lease left: the fetch and the refresh end while it
+holds. A poller that dies renews nothing: its feeds are free one lease later.
 
 Before fetching, a feed takes, in order: its host's slot in this process (the per-host slot
 first, so feeds waiting for a busy host never hold a global one), its host's slot shared by
@@ -18,6 +19,7 @@ when the back-off ends. Without Redis nothing is fetched: politeness could not b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -47,8 +49,8 @@ log = get_logger(__name__)
 LEASE_MARGIN = 5.0  # seconds of a feed's lease beyond two fetch timeouts, for the refresh
 WAIT_FIRST, WAIT_MOST = 0.05, 1.0  # pauses between two tries of a host whose shared slots are busy
 TICK = 0.05  # the pass looks at finished feeds, stop and slots to give back this often
+REDIS_CONNECTIONS = 16  # a pass's connections to Redis for the shared host slots
 BACKOFF_429 = 60.0  # seconds every poller leaves a host alone after a 429 without Retry-After
-REDIS_CONNECTIONS = 16  # the pass's connections for the shared host slots
 RECORD_EVERY = 1.0  # seconds a fetch record may wait to be written with others (the refresher batches)
 
 
@@ -60,18 +62,6 @@ def lease_seconds(fetch_timeout: float) -> float:
 def host_key(url: str) -> str:
     """What the per-host limits count by: the host name (ports of one host share it)."""
     return (urlsplit(url).hostname or url).lower()
-
-
-async def _acquire_by(sem: asyncio.Semaphore, deadline: float) -> bool:
-    """Take `sem` if it frees before the monotonic `deadline`."""
-    if not sem.locked():
-        await sem.acquire()
-        return True
-    try:
-        await asyncio.wait_for(sem.acquire(), timeout=max(deadline - time.monotonic(), 0.001))
-        return True
-    except TimeoutError:
-        return False
 
 
 @dataclass
@@ -89,7 +79,7 @@ class PollSummary:
     moved: int = 0
     muted: int = 0
     deferred: int = 0  # its host backed off (429, Retry-After): due again when the back-off ends
-    released: int = 0  # not started within its lease: given back unfetched, claimed again
+    released: int = 0  # given back unfetched (stopping, Redis gone), for the next claim
     lost: int = 0  # fetched, but the lease had passed to another poller: nothing recorded
     seconds: float = 0.0
 
@@ -114,7 +104,8 @@ class PollPass:
         self.rt, self.owner, self.summary, self.only_due = rt, owner, summary, only_due
         self.stop, self.between = stop, between
         self.lease = lease_seconds(s.fetch_timeout)
-        self.start_within = self.lease - s.fetch_timeout - LEASE_MARGIN
+        self.renew_every = max(s.fetch_timeout, 1.0) / 2
+        self.waiting: set[int] = set()  # claimed feeds whose fetch has not started: their leases are renewed
         self.window = s.poll_batch
         self.overall = asyncio.Semaphore(s.fetch_concurrency)
         self.hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
@@ -131,12 +122,16 @@ class PollPass:
 
     async def run(self) -> int:
         """Poll until nothing is left to claim; the feeds claimed."""
-        # every feed waiting for its host asks Redis: past a pool's connections, wait for one
-        # (redis-py's default pool refuses past 100, which 200 feeds on as many hosts exceed)
-        aclient = aredis.Redis.from_pool(aredis.BlockingConnectionPool.from_url(
-            self.rt.redis_url, max_connections=REDIS_CONNECTIONS, timeout=5,
-            socket_connect_timeout=2, socket_timeout=5,
-        ))  # fmt: skip
+        # acquires beyond REDIS_CONNECTIONS at once wait for a connection, as long as it takes (a plain
+        # pool refuses them); a dead Redis still fails each call within the socket timeouts
+        pool = aredis.BlockingConnectionPool.from_url(
+            self.rt.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=None,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        )
+        aclient = aredis.Redis.from_pool(pool)
         s = self.rt.settings
         self.slots = HostSlots(aclient, s.redis_prefix, per_host=s.fetch_per_host, lifetime=self.lease,
                                owner=self.owner)  # fmt: skip
@@ -145,38 +140,68 @@ class PollPass:
                 self.client = client
                 await self._loop()
         finally:
-            await self._settle()
-            await aclient.aclose()
+            try:
+                await self._settle()
+            except Exception as exc:  # database down: the leases end on their own
+                log.warning("claims_not_given_back", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                await aclient.aclose()
         if self.redis_error is not None:
             raise self.redis_error
-        return self.claimed
+        return self.claimed - self.summary.released  # a claim given back and taken again counts once
 
     async def _loop(self) -> None:
         pending: set[asyncio.Task[None]] = set()
+        finished = asyncio.Event()
+
+        def done(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            self.refreshing.discard(task)  # nothing of a finished feed is kept: memory stays flat
+            finished.set()
+
         exhausted = False
+        renewed = time.monotonic()
         try:
-            while True:
-                if self.stop():
-                    return
+            while not self.stop():
+                if self.waiting and time.monotonic() - renewed >= self.renew_every:
+                    waiting = list(self.waiting)
+                    await asyncio.to_thread(
+                        self.rt.store.renew_feeds, self.owner, waiting, utcnow(), self.lease
+                    )
+                    renewed = time.monotonic()
                 if not exhausted and self.redis_error is None and len(pending) <= self.window // 2:
                     want = self.window - len(pending)
-                    feeds = await asyncio.to_thread(self._claim, want)
+                    feeds = await asyncio.to_thread(self._claim, want, *self._returns())
                     exhausted = len(feeds) < want
-                    pending |= {asyncio.create_task(self._one(f, time.monotonic())) for f in feeds}
+                    if feeds:
+                        renewed = time.monotonic() if not self.waiting else renewed
+                    self.waiting.update(f.id for f in feeds)
+                    for feed in feeds:
+                        task = asyncio.create_task(self._one(feed))
+                        pending.add(task)
+                        task.add_done_callback(done)
                 if not pending:
                     return
-                _, pending = await asyncio.wait(pending, timeout=TICK, return_when=asyncio.FIRST_COMPLETED)
-                await self._send_returns()
+                finished.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), TICK)
+                await self._send_returns(older_than=TICK)
                 if time.monotonic() - self.recorded_at >= RECORD_EVERY:
                     await self._write_records()
         finally:
-            for task in pending:
+            for task in list(pending):
                 if task not in self.refreshing:  # a refresh under way finishes: its fetch is recorded
                     task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _claim(self, count: int) -> list[Feed]:
-        self._release()
+    def _returns(self) -> tuple[list[int], dict[datetime, list[int]]]:
+        """The claims to give back, taken on the loop's thread (tasks add to them there)."""
+        ids, self.give_back = self.give_back, []
+        deferred, self.defer = self.defer, defaultdict(list)
+        return ids, deferred
+
+    def _claim(self, count: int, ids: list[int], deferred: dict[datetime, list[int]]) -> list[Feed]:
+        self._release(ids, deferred)
         self.between()
         now = utcnow()
         store = self.rt.store
@@ -188,20 +213,19 @@ class PollPass:
         self.claimed += len(feeds)
         return feeds
 
-    def _release(self) -> None:
+    def _release(self, ids: list[int], deferred: dict[datetime, list[int]]) -> None:
         """Give back the leases of feeds not fetched (some due again only after their host's back-off)."""
         store = self.rt.store
-        ids, self.give_back = self.give_back, []
         if ids:
             store.release_feeds(self.owner, ids)
-        deferred, self.defer = self.defer, defaultdict(list)
         for until, some in deferred.items():
             store.release_feeds(self.owner, some, next_poll_at=until)
 
-    async def _send_returns(self) -> None:
+    async def _send_returns(self, older_than: float = 0.0) -> None:
+        """Send the slots given back at least `older_than` seconds ago that no acquire carried."""
         if self.slots.unsent and self.redis_error is None:
             try:
-                await self.slots.flush()
+                await self.slots.flush(older_than)
             except redis.RedisError as exc:
                 self._redis_down(exc)
 
@@ -209,7 +233,7 @@ class PollPass:
         """End of pass: records still held are written, slots and leases not used are given back."""
         await self._write_records()
         await self._send_returns()
-        await asyncio.to_thread(self._release)
+        await asyncio.to_thread(self._release, *self._returns())
 
     async def _write_records(self) -> None:
         """Write the fetch records the refresher holds (it batches them); count leases lost meanwhile."""
@@ -227,51 +251,44 @@ class PollPass:
         self.summary.add(counts)
 
     # -- one feed ------------------------------------------------------------------------------
-    async def _one(self, feed: Feed, claimed_at: float) -> None:
+    async def _one(self, feed: Feed) -> None:
         host = host_key(feed.url)
-        start_by = claimed_at + self.start_within
         try:
-            outcome = await self._fetch_politely(feed, host, start_by)
+            outcome = await self._fetch_politely(feed, host)
             if outcome is None:
                 return
             task = asyncio.current_task()
             assert task is not None
             self.refreshing.add(task)
-            try:
-                done = await asyncio.to_thread(self.rt.refresher.refresh, feed, outcome[0], outcome[1],
-                                               owner=self.owner)  # fmt: skip
-            finally:
-                self.refreshing.discard(task)  # kept, every finished task of a pass stayed in memory
+            done = await asyncio.to_thread(self.rt.refresher.refresh, feed, outcome[0], outcome[1],
+                                           owner=self.owner)  # fmt: skip
             self._count(**done.counts)
             if done.parsed is not None and done.parsed.hub and self.rt.settings.public_url:
                 await _keep_websub(self.rt, self.client, feed, done.parsed)
         except asyncio.CancelledError:
-            self.give_back.append(feed.id)
+            self._skip(feed)
             raise
         except redis.RedisError as exc:
-            self.give_back.append(feed.id)
+            self._skip(feed)
             self._redis_down(exc)
         except Exception as exc:  # one feed never stops the pass; its lease ends on its own
             self._count(errors=1)
             log.error("feed_failed", feed_id=feed.id, feed_url=feed.url, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.waiting.discard(feed.id)
 
-    async def _fetch_politely(
-        self, feed: Feed, host: str, start_by: float
-    ) -> tuple[FetchResult | FetchError, float] | None:
-        """The fetch under the three limits; None when it did not happen (the lease given back)."""
+    async def _fetch_politely(self, feed: Feed, host: str) -> tuple[FetchResult | FetchError, float] | None:
+        """The fetch under the three limits; None when it did not happen (its host backed off)."""
         local = self.hosts[host]
-        if not await _acquire_by(local, start_by):
-            self._skip(feed)
-            return None
+        await local.acquire()
         try:
-            token = await self._shared_slot(feed, host, start_by)
+            token = await self._shared_slot(feed, host)
             if token is None:
                 return None
             try:
-                if not await _acquire_by(self.overall, start_by):
-                    self._skip(feed)
-                    return None
+                await self.overall.acquire()
                 try:
+                    self.waiting.discard(feed.id)
                     started = time.monotonic()
                     outcome = await _fetch(self.rt, self.client, feed)
                     seconds = time.monotonic() - started
@@ -286,12 +303,14 @@ class PollPass:
             local.release()
 
     def _skip(self, feed: Feed) -> None:
-        """Not started in time: the lease goes back, the feed is claimed again (by anyone)."""
-        self.give_back.append(feed.id)
-        self._count(released=1)
+        """Not fetched, or fetched but not recorded (stopping, Redis gone): the lease goes back, for
+        the next claim (by anyone). A refresh under way records and clears it itself."""
+        if asyncio.current_task() not in self.refreshing:
+            self.give_back.append(feed.id)
+            self._count(released=1)
 
-    async def _shared_slot(self, feed: Feed, host: str, start_by: float) -> str | None:
-        """A slot of the host shared by all pollers, waiting while they are busy; None if not fetched."""
+    async def _shared_slot(self, feed: Feed, host: str) -> str | None:
+        """A slot of the host shared by all pollers, waiting while they are busy; None if backed off."""
         wait = WAIT_FIRST
         while True:
             known = self.backed_off.get(host, 0.0) - time.monotonic()
@@ -306,9 +325,6 @@ class PollPass:
                 log.info(
                     "feed_deferred", feed_id=feed.id, feed_url=feed.url, host=host, seconds=round(backoff, 1)
                 )
-                return None
-            if time.monotonic() + wait > start_by:
-                self._skip(feed)
                 return None
             await asyncio.sleep(wait * random.uniform(0.5, 1.0))
             wait = min(wait * 2, WAIT_MOST)

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from app.lifecycle import use_daemon_threads
@@ -36,13 +37,20 @@ def poller_id() -> str:
 
 
 def poll_once(rt: Runtime, *, only_due: bool = True, owner: str | None = None,
-              stop: threading.Event | None = None, sweeps: Sweeps | None = None) -> PollSummary:  # fmt: skip
+              stop: threading.Event | None = None, sweeps: Sweeps | None = None,
+              beat: Callable[[], object] = lambda: None) -> PollSummary:  # fmt: skip
     """Claim and poll the due feeds (or, `only_due=False`, every active feed no other poller holds)
-    until none is left, queueing new and changed entries; `sweeps` run between claims."""
+    until none is left, queueing new and changed entries; `sweeps` and `beat` run between claims
+    (a pass lasts as long as feeds keep coming due: the heartbeat must not wait for its end)."""
     started = time.monotonic()
     summary = PollSummary()
     owner = owner or poller_id()
-    between = (lambda: _sweep(rt, sweeps)) if sweeps is not None else (lambda: None)
+
+    def between() -> None:
+        beat()
+        if sweeps is not None:
+            _sweep(rt, sweeps)
+
     halted = stop.is_set if stop is not None else (lambda: False)
 
     async def main() -> int:
@@ -76,7 +84,7 @@ def run_poller(rt: Runtime, stop: threading.Event, *, tick: float = 1.0,
     log.info("poller_started", owner=owner)
     while not stop.is_set():
         try:
-            poll_once(rt, only_due=True, owner=owner, stop=stop, sweeps=sweeps)
+            poll_once(rt, only_due=True, owner=owner, stop=stop, sweeps=sweeps, beat=beat)
             _sweep(rt, sweeps)
             pause = tick
         except Exception as exc:  # the loop must outlive any one failure

@@ -6,14 +6,17 @@ taken and given back by one Lua script, so a poller that dies frees its slots wh
 (the feed lease's length). A host that answered 429 or Retry-After has a back-off key; while it
 lives no poller fetches from that host.
 
-Round trips: one per acquire. Slots given back are not sent on their own: they ride along with
-the next acquire of this process, or with `flush()` (the poller calls it every few tens of
-milliseconds when nothing else is sent, and at the end of a pass).
+Round trips: one per acquire. A slot given back is not sent on its own: it rides along with the
+next acquire of its host by this process (usually at once: the next feed of that host was
+waiting for the local slot it frees), or, if none came within a few tens of milliseconds, with
+`flush()`, one round trip for all of them (the poller calls it every TICK, and at a pass's end).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
@@ -62,7 +65,8 @@ class HostSlots:
         self.lifetime_ms = max(1, int(lifetime * 1000))
         self.owner = owner
         self._serial = itertools.count()
-        self._returned: list[tuple[str, str]] = []  # (slots key, token) not yet given back
+        # slots given back, not sent yet: host -> [(token, when)]
+        self._returned: defaultdict[str, list[tuple[str, float]]] = defaultdict(list)
         self._acquire = client.register_script(ACQUIRE)
         self._back_off = client.register_script(BACK_OFF)
 
@@ -70,40 +74,52 @@ class HostSlots:
         return f"{self.prefix}{host}:slots"
 
     async def acquire(self, host: str) -> Grant:
-        """Take one of the host's slots (giving back those released since the last round trip)."""
+        """Take one of the host's slots, giving back in the same round trip those of this host this
+        process released (the feed waiting for this host's local slot is the one asking: its own
+        host's release can never be in flight in another call and make the host look full)."""
         token = f"{self.owner}:{next(self._serial)}"
-        returned, self._returned = self._returned, []
-        keys = [self._slots(host), f"{self.prefix}{host}:backoff", *(k for k, _ in returned)]
-        args: list[str | int] = [self.per_host, self.lifetime_ms, token, *(t for _, t in returned)]
+        returned = self._returned.pop(host, [])
+        keys = [self._slots(host), f"{self.prefix}{host}:backoff", *(self._slots(host) for _ in returned)]
+        args: list[str | int] = [self.per_host, self.lifetime_ms, token, *(t for t, _ in returned)]
         try:
             taken, wait = await self._acquire(keys=keys, args=args)
         except BaseException:
-            self._returned = returned + self._returned  # not given back yet: the next call tries again
+            self._returned[host][:0] = returned  # not given back yet: the next call tries again
             raise
         if int(taken) == 1:
             return Grant(token)
         return Grant(None, int(wait) / 1000 if int(taken) < 0 else 0.0)
 
     def release(self, host: str, token: str) -> None:
-        """Give the slot back with the next round trip (`acquire` or `flush`)."""
-        self._returned.append((self._slots(host), token))
+        """Give the slot back with the host's next acquire, or with `flush` once it has waited."""
+        self._returned[host].append((token, time.monotonic()))
 
     @property
     def unsent(self) -> int:
-        return len(self._returned)
+        return sum(len(r) for r in self._returned.values())
 
-    async def flush(self) -> None:
-        """Send the slots given back since the last round trip."""
-        returned, self._returned = self._returned, []
-        if not returned:
+    async def flush(self, older_than: float = 0.0) -> None:
+        """Send, in one round trip, the slots given back at least `older_than` seconds ago (no acquire
+        of their host carried them: other pollers may be waiting for them)."""
+        cutoff = time.monotonic() - older_than
+        sent: dict[str, list[tuple[str, float]]] = {}
+        for host in list(self._returned):
+            old = [r for r in self._returned[host] if r[1] <= cutoff]
+            if old:
+                sent[host] = old
+                self._returned[host] = [r for r in self._returned[host] if r[1] > cutoff]
+                if not self._returned[host]:
+                    del self._returned[host]
+        if not sent:
             return
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for key, token in returned:
-                    pipe.zrem(key, token)
+                for host, old in sent.items():
+                    pipe.zrem(self._slots(host), *(t for t, _ in old))
                 await pipe.execute()
         except BaseException:
-            self._returned = returned + self._returned
+            for host, old in sent.items():
+                self._returned[host][:0] = old
             raise
 
     async def back_off(self, host: str, seconds: float) -> None:

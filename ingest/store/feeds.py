@@ -57,6 +57,11 @@ class FeedStore(Protocol):
         """Like `claim_due_feeds`, but every active feed with an id above `after_id`, by id (`--once`)."""
         ...
 
+    def renew_feeds(self, owner: str, ids: Sequence[int], now: datetime, lease_seconds: float) -> int:
+        """Extend the leases `owner` still holds on `ids` (claimed, waiting for their host) to
+        `now + lease_seconds`; the number renewed."""
+        ...
+
     def release_feeds(self, owner: str, ids: Sequence[int], *, next_poll_at: datetime | None = None) -> int:
         """Give back the leases `owner` holds on `ids` (not fetched); with `next_poll_at`, due only then."""
         ...

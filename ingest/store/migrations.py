@@ -272,6 +272,14 @@ MIGRATIONS.append(
         "ALTER TABLE feeds ADD COLUMN lease_owner TEXT",
         "ALTER TABLE feeds ADD COLUMN lease_until $ts",
         "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until $ts NOT NULL)",
+        # the claim's order (never polled first, then most overdue) as an index it can stop in:
+        # 0.2 ms instead of a 100,000-row sort (90 ms) per claim on PostgreSQL (SQLite's planner
+        # takes the index only with `status` leading: partial, it preferred `feeds_due` and a sort)
+        {
+            "sqlite": "CREATE INDEX feeds_claim ON feeds (status, COALESCE(next_poll_at, ''), id)",
+            "postgresql": "CREATE INDEX feeds_claim ON feeds "
+            "((COALESCE(next_poll_at, '-infinity'::timestamptz)), id) WHERE status = 'active'",
+        },
     ]
 )
 

@@ -17,6 +17,8 @@ FEED_COLS = (
     "muted_reason, previous_urls, schedule_interval, schedule_reason, last_entry_at, "
     "entry_interval, last_status, fulltext"
 )
+# A never-polled feed's place in the claim order: before every time (as the `feeds_claim` index has it).
+NEVER = {"sqlite": "''", "postgresql": "'-infinity'::timestamptz"}
 WEBSUB_COLS = "feed_id, hub, topic, secret, state, lease_until, lease_seconds, last_error, updated_at"
 
 
@@ -173,9 +175,8 @@ class SQLFeeds(SQLCore):
     # -- claims: several pollers share the feeds ------------------------------
     def claim_due_feeds(self, now: datetime, owner: str, limit: int, lease_seconds: float) -> list[Feed]:
         """Lease to `owner` up to `limit` due feeds no live lease holds, most overdue first."""
-        due = "(next_poll_at IS NULL OR next_poll_at <= ?)"
-        return self._claim(due, (self._ts(now),), "next_poll_at IS NOT NULL, next_poll_at, id",
-                           now, owner, limit, lease_seconds)  # fmt: skip
+        due = f"COALESCE(next_poll_at, {NEVER[self.dialect]})"  # the `feeds_claim` index (migration 9)
+        return self._claim(f"{due} <= ?", (self._ts(now),), f"{due}, id", now, owner, limit, lease_seconds)
 
     def claim_active_feeds(
         self, after_id: int, now: datetime, owner: str, limit: int, lease_seconds: float
@@ -196,6 +197,19 @@ class SQLFeeds(SQLCore):
                 (owner, self._ts(until), *params, self._ts(now), limit),
             )
             return [self._feed(r) for r in cur.fetchall()]
+
+    def renew_feeds(self, owner: str, ids: Sequence[int], now: datetime, lease_seconds: float) -> int:
+        """Extend to `now + lease_seconds` the leases `owner` still holds on `ids` (not fetched yet)."""
+        until = self._ts(now + timedelta(seconds=lease_seconds))
+        renewed = 0
+        with self._write() as cur:
+            for part in chunks(list(ids)):
+                cur.execute(
+                    f"UPDATE feeds SET lease_until = ? WHERE id IN ({marks(len(part))}) AND lease_owner = ?",
+                    (until, *part, owner),
+                )
+                renewed += cur.rowcount
+        return renewed
 
     def release_feeds(self, owner: str, ids: Sequence[int], *, next_poll_at: datetime | None = None) -> int:
         """Give back leases `owner` holds (feeds not fetched), optionally due again only at `next_poll_at`."""
