@@ -51,6 +51,7 @@ WAIT_FIRST, WAIT_MOST = 0.05, 1.0  # pauses between two tries of a host whose sh
 TICK = 0.05  # the pass looks at finished feeds, stop and slots to give back this often
 REDIS_CONNECTIONS = 16  # a pass's connections to Redis for the shared host slots
 BACKOFF_429 = 60.0  # seconds every poller leaves a host alone after a 429 without Retry-After
+RECORD_EVERY = 1.0  # seconds a fetch record may wait to be written with others (the refresher batches)
 
 
 def lease_seconds(fetch_timeout: float) -> float:
@@ -116,6 +117,7 @@ class PollPass:
         self.refreshing: set[asyncio.Task[None]] = set()
         self.claimed = 0
         self.cursor = 0
+        self.recorded_at = time.monotonic()
         self.redis_error: redis.RedisError | None = None
 
     async def run(self) -> int:
@@ -184,6 +186,8 @@ class PollPass:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(finished.wait(), TICK)
                 await self._send_returns(older_than=TICK)
+                if time.monotonic() - self.recorded_at >= RECORD_EVERY:
+                    await self._write_records()
         finally:
             for task in list(pending):
                 if task not in self.refreshing:  # a refresh under way finishes: its fetch is recorded
@@ -226,9 +230,17 @@ class PollPass:
                 self._redis_down(exc)
 
     async def _settle(self) -> None:
-        """End of pass: slots and leases not used are given back."""
+        """End of pass: records still held are written, slots and leases not used are given back."""
+        await self._write_records()
         await self._send_returns()
         await asyncio.to_thread(self._release, *self._returns())
+
+    async def _write_records(self) -> None:
+        """Write the fetch records the refresher holds (it batches them); count leases lost meanwhile."""
+        self.recorded_at = time.monotonic()
+        lost = await asyncio.to_thread(self.rt.refresher.flush)
+        if lost:
+            self._count(lost=lost)
 
     def _redis_down(self, exc: redis.RedisError) -> None:
         if self.redis_error is None:

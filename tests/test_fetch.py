@@ -444,6 +444,59 @@ def test_async_client_keeps_one_small_pool_per_origin(settings: Settings) -> Non
             server.close()
 
 
+def test_pooled_connections_answer_readable_from_their_own_socket(
+    settings: Settings, http_server: LoopbackServer
+) -> None:
+    """The poller's streams look the raw socket up once for httpcore's "closed by the server?" check:
+    an idle kept-alive connection is not readable (reused), one the server closed is (dropped)."""
+    from ingest.net.clients import _Stream
+
+    http_server.routes["/f"] = Response(200, b"x")
+    url = http_server.url("/f")
+
+    async def run() -> None:
+        async with make_async_client(settings) as client:
+            assert (await client.get(url)).status_code == 200
+            pools = client._transport._pools  # type: ignore[attr-defined]
+            [connection] = pools[(b"http", b"127.0.0.1", http_server.port)]._pool.connections
+            stream = connection._connection._network_stream
+            assert isinstance(stream, _Stream)
+            assert stream.get_extra_info("is_readable") is False
+            assert (await client.get(url)).status_code == 200  # the same connection, reused
+            [again] = pools[(b"http", b"127.0.0.1", http_server.port)]._pool.connections
+            assert again is connection
+            stream._raw.shutdown(socket.SHUT_RD)  # as if the server had closed it: EOF is readable
+            assert stream.get_extra_info("is_readable") is True
+
+    asyncio.run(run())
+
+
+def test_origin_pools_make_room_for_many_origins_at_once() -> None:
+    """More origins than `max_pools`, requested concurrently: several requests make room at the same
+    time, each waiting while it closes a pool; none looks up a pool another one already closed."""
+    from types import SimpleNamespace
+
+    from ingest.net.clients import OriginPools
+
+    class Idle:  # a pool whose connections are all idle; closing it takes a turn of the loop
+        _pool = SimpleNamespace(connections=[])
+
+        async def aclose(self) -> None:
+            await asyncio.sleep(0)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(0)
+            return httpx.Response(200)
+
+    async def run() -> list[int]:
+        pools = OriginPools(Idle, max_pools=2)  # type: ignore[arg-type]
+        requests = [httpx.Request("GET", f"http://h{n}.example/f") for n in range(40)]
+        answers = await asyncio.gather(*(pools.handle_async_request(r) for r in requests))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(run()) == [200] * 40
+
+
 def test_async_fetches_import_nothing_once_warm(
     settings: Settings, http_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ time chosen by `ingest.feeds.schedule`.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -26,6 +27,7 @@ from ingest.store.feeds import FeedStore
 log = get_logger(__name__)
 
 MOVE_AFTER = 3  # consecutive polls that must see the same permanent redirect before the feed moves
+WRITE_BATCH = 200  # a poller's fetch states written together: one transaction, one round trip
 Bound = structlog.typing.FilteringBoundLogger
 
 
@@ -38,7 +40,12 @@ class Refreshed:
 
 
 class Refresher:
-    """Records fetch outcomes; one instance per process, safe to call from several threads."""
+    """Records fetch outcomes; one instance per process, safe to call from several threads.
+
+    A poller's records (`owner` given) are held and written WRITE_BATCH at a time, in one
+    transaction (a transaction per feed cost more than the rest of a 304 poll); the poller calls
+    `flush` when a batch of fetches is done. A record by hand is written at once.
+    """
 
     def __init__(self, store: FeedStore, intake: Intake, metrics: Metrics, settings: Settings) -> None:
         self.store = store
@@ -46,6 +53,8 @@ class Refresher:
         self.metrics = metrics
         self.settings = settings
         self.bounds = schedule.Bounds.from_settings(settings)
+        self._held: dict[str, list[Feed]] = {}
+        self._lock = threading.Lock()
 
     def refresh(
         self, feed: Feed, outcome: FetchResult | FetchError, seconds: float | None = None, *,
@@ -100,10 +109,33 @@ class Refresher:
         return done
 
     def _record(self, feed: Feed, owner: str | None, done: Refreshed) -> None:
-        """Write the feed's state; a poller whose lease was taken over writes nothing (counted `lost`)."""
-        if not self.store.record_fetch(feed, owner=owner):
-            done.counts["lost"] = 1
+        """Write the feed's state (a poller's: with the next WRITE_BATCH); a poller whose lease was
+        taken over writes nothing (counted `lost`)."""
+        if owner is None:
+            self.store.record_fetch(feed)
+            return
+        with self._lock:
+            held = self._held.setdefault(owner, [])
+            held.append(feed)
+            if len(held) < WRITE_BATCH:
+                return
+            del self._held[owner]
+        lost = self._write(owner, held)
+        if lost:
+            done.counts["lost"] = lost
+
+    def flush(self) -> int:
+        """Write the states held for pollers; returns how many were not (their lease was lost)."""
+        with self._lock:
+            held, self._held = self._held, {}
+        return sum(self._write(owner, feeds) for owner, feeds in held.items())
+
+    def _write(self, owner: str, feeds: list[Feed]) -> int:
+        written = self.store.record_fetches(feeds, owner=owner)
+        lost = [feed for feed, ok in zip(feeds, written, strict=True) if not ok]
+        for feed in lost:
             log.warning("feed_lease_lost", feed_id=feed.id, feed_url=feed.url, owner=owner)
+        return len(lost)
 
     def _follow_redirect(self, feed: Feed, result: FetchResult, bound: Bound, done: Refreshed) -> Feed:
         """Count consecutive polls that see the same permanent redirect; at MOVE_AFTER, move the feed."""

@@ -41,6 +41,10 @@ class FeedStore(Protocol):
         without: whatever the lease (a refresh by hand)."""
         ...
 
+    def record_fetches(self, feeds: Sequence[Feed], *, owner: str | None = None) -> list[bool]:
+        """`record_fetch` for many feeds at once, in one transaction; for each, whether it was written."""
+        ...
+
     # -- claims: any number of pollers share the feeds -------------------------
     def claim_due_feeds(self, now: datetime, owner: str, limit: int, lease_seconds: float) -> list[Feed]:
         """Lease to `owner`, in one statement, up to `limit` due active feeds whose lease (if any)

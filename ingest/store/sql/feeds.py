@@ -126,39 +126,51 @@ class SQLFeeds(SQLCore):
         whose lease expired and was taken over writes nothing); without, it is written whatever
         the lease (`ingest feeds refresh`), and a poller still fetching it will write nothing.
         """
+        [written] = self.record_fetches([feed], owner=owner)
+        if not written and owner is None:
+            raise NotFound(f"no feed with id {feed.id}")
+        return written
+
+    def record_fetches(self, feeds: Sequence[Feed], *, owner: str | None = None) -> list[bool]:
+        """`record_fetch` for many feeds in one transaction (PostgreSQL: one pipelined round trip for
+        all the statements); for each feed, whether its row was written."""
+        if not feeds:
+            return []
         held = " AND lease_owner = ?" if owner is not None else ""
         with self._write() as cur:
-            cur.execute(
+            found = self._returning_each(
+                cur,
                 "UPDATE feeds SET title = ?, etag = ?, last_modified = ?, status = ?, last_polled_at = ?, "
                 "last_success_at = ?, last_error = ?, consecutive_errors = ?, next_poll_at = ?, "
                 "redirect_url = ?, redirect_count = ?, muted_reason = ?, schedule_interval = ?, "
                 "schedule_reason = ?, last_entry_at = ?, entry_interval = ?, last_status = ?, "
-                f"lease_owner = NULL, lease_until = NULL WHERE id = ?{held}",
-                (
-                    feed.title,
-                    feed.etag,
-                    feed.last_modified,
-                    feed.status,
-                    self._ts(feed.last_polled_at),
-                    self._ts(feed.last_success_at),
-                    feed.last_error,
-                    feed.consecutive_errors,
-                    self._ts(feed.next_poll_at),
-                    feed.redirect_url,
-                    feed.redirect_count,
-                    feed.muted_reason,
-                    feed.schedule_interval,
-                    feed.schedule_reason,
-                    self._ts(feed.last_entry_at),
-                    feed.entry_interval,
-                    feed.last_status,
-                    feed.id,
-                    *([owner] if owner is not None else []),
-                ),
+                f"lease_owner = NULL, lease_until = NULL WHERE id = ?{held} RETURNING id",
+                [(*self._state(feed), *([owner] if owner is not None else [])) for feed in feeds],
             )
-            if cur.rowcount == 0 and owner is None:
-                raise NotFound(f"no feed with id {feed.id}")
-            return cur.rowcount > 0
+        return [row is not None for row in found]
+
+    def _state(self, feed: Feed) -> tuple[Any, ...]:
+        """The fetch-state columns of `record_fetches`, then the id."""
+        return (
+            feed.title,
+            feed.etag,
+            feed.last_modified,
+            feed.status,
+            self._ts(feed.last_polled_at),
+            self._ts(feed.last_success_at),
+            feed.last_error,
+            feed.consecutive_errors,
+            self._ts(feed.next_poll_at),
+            feed.redirect_url,
+            feed.redirect_count,
+            feed.muted_reason,
+            feed.schedule_interval,
+            feed.schedule_reason,
+            self._ts(feed.last_entry_at),
+            feed.entry_interval,
+            feed.last_status,
+            feed.id,
+        )
 
     # -- claims: several pollers share the feeds ------------------------------
     def claim_due_feeds(self, now: datetime, owner: str, limit: int, lease_seconds: float) -> list[Feed]:
