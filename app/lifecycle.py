@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
@@ -57,7 +58,14 @@ def heartbeat_age(path: str) -> float | None:
 
 
 def exit_when_done(code: int) -> int:
-    """Return `code`, unless non-daemon threads outlive EXIT_GRACE: then flush and leave at once."""
+    """Return `code`, unless non-daemon threads outlive EXIT_GRACE: then flush and leave at once.
+
+    Stop signals are ignored from here on: the exit is bounded already, and the interpreter's
+    shutdown resets Python handlers to the default, so a SIGTERM forwarded by `ingest up` just
+    after a Ctrl-C would otherwise kill the process half-way through its exit.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     deadline = time.monotonic() + EXIT_GRACE
     for thread in threading.enumerate():
         if thread is threading.main_thread() or thread.daemon:

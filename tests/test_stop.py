@@ -114,6 +114,27 @@ def test_ctrl_c_exits_130(settings: Settings, tmp_path: Path, processes: list[Pr
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("args", ROLES, ids=lambda a: a[0])
+def test_ctrl_c_and_a_forwarded_sigterm_are_one_stop(
+    settings: Settings, tmp_path: Path, processes: list[Process], args: list[str]
+) -> None:
+    """Ctrl-C reaches the whole group and `ingest up` forwards SIGTERM: a clean stop, no traceback."""
+    valkey = Valkey(tmp_path / "valkey")
+    valkey.start()
+    try:
+        process = Process(args, _env(settings, valkey.url, tmp_path), tmp_path / "role.log")
+        processes.append(process)
+        wait_for(lambda: (tmp_path / "alive").exists(), 60, process.text)
+        process.proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        code, seconds = process.stop(signal.SIGTERM)
+        assert code == 130 and seconds < STOP_WITHIN, process.text()
+        assert "Traceback" not in process.text() and "Exception ignored" not in process.text()
+    finally:
+        valkey.kill()
+
+
+@pytest.mark.slow
 def test_up_says_which_child_died_and_exits_non_zero(
     settings: Settings, tmp_path: Path, processes: list[Process]
 ) -> None:

@@ -54,8 +54,7 @@ class IngestWorker(SimpleWorker):
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         """RQ's warm shutdown, which writes to Redis: with Redis down, stop without the write."""
         if self.stop_flag is not None:
-            self.stop_flag.signal = self.stop_flag.signal or signum
-            self.stop_flag.event.set()
+            self.stop_flag.request(signum)
         try:
             super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
         except (redis.ConnectionError, redis.TimeoutError):
@@ -158,7 +157,7 @@ def run_worker(queue: Queue, *, prefix: str, burst: bool = False, stop: Stop | N
     `on_beat` (metrics flush, liveness file). If Redis goes away the worker waits and starts
     over once it answers, unless a stop was asked meanwhile; `burst` gives up at once.
     """
-    stop = stop or Stop()
+    stop = stop if stop is not None else Stop()  # a Stop not yet requested is falsy
     while not stop:
         stop.install()
         try:
