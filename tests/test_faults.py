@@ -233,13 +233,24 @@ def test_redis_lost_entirely(rig: Rig) -> None:
     rig.start()
     rig.farm.add(30)
     wait_for(lambda: counts(rig.store)["articles"] > 0, 60, rig.state)
+    for worker in ("worker-1", "worker-2"):  # paused: the next batches wait in the queue Redis loses
+        rig.service.signal(worker, signal.SIGSTOP)
+    rig.farm.add(30)
+    wait_for(lambda: _queued_jobs(rig.redis) > 0, 60, rig.state)
     rig.valkey.kill(signal.SIGKILL)
     rig.valkey.wipe()
-    rig.farm.add(30)
+    for worker in ("worker-1", "worker-2"):
+        rig.service.signal(worker, signal.SIGCONT)
     time.sleep(3)
     rig.valkey.start()
     rig.settle()
     assert "batch_requeued" in rig.log("poller")
+
+
+def _queued_jobs(client: redis.Redis) -> int:
+    """Jobs waiting in RQ's queues."""
+    keys = [k for k in client.scan_iter("rq:queue:*") if client.type(k) == b"list"]
+    return sum(int(client.llen(k)) for k in keys)
 
 
 @pytest.mark.slow
