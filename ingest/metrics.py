@@ -58,18 +58,22 @@ class Buffer:
             self.flush()
 
     def flush(self) -> None:
-        """Send what is pending now (one pipeline); a Redis error drops those counts with a warning."""
+        """Send what is pending now (one MULTI/EXEC: all or nothing); on a Redis error the counts
+        stay pending for the next flush, so a Redis restart does not lose them (their number is
+        bounded by the metrics' label sets, not by time)."""
         with self._lock:
             pending, self._pending = self._pending, defaultdict(float)
             self._sent_at = time.monotonic()
             if not pending:
                 return
             try:
-                with self.client.pipeline(transaction=False) as pipe:
+                with self.client.pipeline(transaction=True) as pipe:
                     for (key, field), amount in pending.items():
                         pipe.hincrbyfloat(key, field, amount)
                     pipe.execute()
             except redis.RedisError as exc:
+                for item, amount in pending.items():
+                    self._pending[item] += amount
                 log.warning("metrics.flush_failed", error=str(exc), counts=len(pending))
 
 

@@ -110,3 +110,17 @@ def test_buffer_with_redis_down_drops_counts_without_raising() -> None:
     buffer = metrics.Buffer(redis.Redis(port=1, socket_connect_timeout=0.2), every=0)
     metrics.record(buffer, PREFIX, "ingest_alerts_delivered_total")  # flushes at once: fails quietly
     buffer.flush()
+
+
+def test_counts_kept_across_a_failed_flush(redis_client: redis.Redis) -> None:
+    """Counts a flush could not send (Redis restarting) go out with the next flush, once."""
+    from tests.conftest import free_port
+
+    buffer = metrics.Buffer(redis.Redis(port=free_port(), socket_connect_timeout=1), every=60)
+    key = f"{PREFIX}metrics:ingest_articles_stored_total"
+    metrics.record(buffer, PREFIX, "ingest_articles_stored_total", value=3)
+    buffer.flush()  # Redis away: nothing raised, nothing lost
+    buffer.client = redis_client  # Redis back
+    buffer.flush()
+    buffer.flush()
+    assert float(redis_client.hget(key, "[]") or 0) == 3
