@@ -21,13 +21,13 @@ import psycopg
 from ingest.errors import StoreError
 from ingest.log import get_logger
 from ingest.store.migrations import DATA_TABLES, PG_MIGRATION_LOCK
-from ingest.store.sql import migrate
 from ingest.store.sql.articles import SQLArticles
 from ingest.store.sql.batches import SQLBatches
 from ingest.store.sql.claims import POSTGRES_CLAIM, postgres_params
 from ingest.store.sql.core import Cursor
 from ingest.store.sql.feeds import SQLFeeds
 from ingest.store.sql.leases import SQLLeases
+from ingest.store.sql.lifecycle import SQLLifecycle
 from ingest.store.sql.outbox import SQLOutbox
 from ingest.store.sql.subscriptions import SQLSubscriptions
 
@@ -71,7 +71,7 @@ class _QmarkCursor:
         return self._cur.fetchall()
 
 
-class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox, SQLLeases):
+class PostgresStore(SQLLifecycle, SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox, SQLLeases):
     """A store on a PostgreSQL database; the schema is migrated on open."""
 
     dialect = "postgresql"
@@ -81,7 +81,7 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
         self.url = url
         self._password = password  # apart from the URL, so no character needs escaping
         self._lock = threading.RLock()
-        self._conn = self._connect()
+        self._conn: psycopg.Connection[Any] = self._connect()
         self._last_used = time.monotonic()
         if upgrade:
             self.upgrade()
@@ -159,14 +159,6 @@ class PostgresStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutb
         return bool(cur.fetchone()[0])
 
     # -- lifecycle -------------------------------------------------------------
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def upgrade(self, target: int | None = None) -> int:
-        """Apply pending migrations (up to `target`, default all); return the schema version."""
-        return migrate.upgrade(self, target)
-
     def reset(self) -> None:
         """Empty every data table (tests); the schema stays."""
         with self._write() as cur:

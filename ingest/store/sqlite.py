@@ -20,13 +20,13 @@ from typing import Any
 
 from ingest.errors import StoreError
 from ingest.store.migrations import DATA_TABLES
-from ingest.store.sql import migrate
 from ingest.store.sql.articles import SQLArticles
 from ingest.store.sql.batches import SQLBatches
 from ingest.store.sql.claims import claim_in_transaction
 from ingest.store.sql.core import Cursor
 from ingest.store.sql.feeds import SQLFeeds
 from ingest.store.sql.leases import SQLLeases
+from ingest.store.sql.lifecycle import SQLLifecycle
 from ingest.store.sql.outbox import SQLOutbox
 from ingest.store.sql.subscriptions import SQLSubscriptions
 
@@ -40,7 +40,7 @@ def fts_query(query: str) -> str | None:
     return " ".join(f'"{word}"' for word in words) if words else None
 
 
-class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox, SQLLeases):
+class SQLiteStore(SQLLifecycle, SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox, SQLLeases):
     """The default store: a SQLite file in WAL mode, schema migrated on open."""
 
     dialect = "sqlite"
@@ -51,7 +51,7 @@ class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(
+            self._conn: sqlite3.Connection = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -114,14 +114,6 @@ class SQLiteStore(SQLFeeds, SQLBatches, SQLArticles, SQLSubscriptions, SQLOutbox
         return bool(cur.fetchone()[0])
 
     # -- lifecycle -------------------------------------------------------------
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def upgrade(self, target: int | None = None) -> int:
-        """Apply pending migrations (up to `target`, default all); return the schema version."""
-        return migrate.upgrade(self, target)
-
     def reset(self) -> None:
         """Empty every data table (tests); the schema stays."""
         with self._write() as cur:
