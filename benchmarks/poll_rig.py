@@ -172,11 +172,11 @@ def reader_child(db: str, urls_file: str) -> None:
     print(json.dumps({"ready": True, "entries": lib.get_entry_counts().total}), flush=True)
     for line in sys.stdin:
         workers = int(line)
-        before_entries = lib.get_entry_counts().total
+        before_entries = lib.get_entry_counts().total or 0
         started, cpu = time.perf_counter(), time.process_time()
         lib.update_feeds(workers=workers, scheduled=False)  # every feed, due or not
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        new = lib.get_entry_counts().total - before_entries
+        new = (lib.get_entry_counts().total or 0) - before_entries
         print(json.dumps({"workers": workers, "seconds": seconds, "cpu": cpu, "new": new,
                           "rss_mib": _vmhwm()}), flush=True)  # fmt: skip
     lib.close()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
 
 @dataclass
@@ -61,7 +62,7 @@ class HostFarm:
 
             def do_GET(self) -> None:
                 t = farm.tally
-                url = f"http://{address}:{self.server.server_address[1]}{self.path}"
+                url = f"http://{address}:{cast(tuple[str, int], self.server.server_address)[1]}{self.path}"
                 with t.lock:
                     t.requests[url].append(time.time())
                     t.per_host[address] += 1
