@@ -78,69 +78,59 @@ def test_stops_with_redis_unreachable_from_the_start(
     assert code == 0 and seconds < STOP_WITHIN, process.text()
 
 
+@pytest.fixture()
+def valkey(tmp_path: Path) -> Iterator[Valkey]:
+    server = Valkey(tmp_path / "valkey")
+    server.start()
+    yield server
+    server.kill()
+
+
+def _running(args: list[str], settings: Settings, valkey: Valkey, tmp_path: Path,
+             processes: list[Process]) -> Process:  # fmt: skip
+    """`ingest ARGS` started on `valkey`, once its main loop has beaten."""
+    process = Process(args, _env(settings, valkey.url, tmp_path), tmp_path / "role.log")
+    processes.append(process)
+    wait_for(lambda: (tmp_path / "alive").exists(), 60, process.text)
+    return process
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("args", ROLES, ids=lambda a: a[0])
 def test_stops_after_redis_dies_under_it(
-    settings: Settings, tmp_path: Path, processes: list[Process], args: list[str]
+    settings: Settings, tmp_path: Path, processes: list[Process], valkey: Valkey, args: list[str]
 ) -> None:
     """Redis killed while the role runs: SIGTERM still ends it within seconds."""
-    valkey = Valkey(tmp_path / "valkey")
-    valkey.start()
-    try:
-        process = Process(args, _env(settings, valkey.url, tmp_path), tmp_path / "role.log")
-        processes.append(process)
-        wait_for(lambda: (tmp_path / "alive").exists(), 60, process.text)
-        valkey.kill()
-        time.sleep(3)
-        code, seconds = process.stop()
-        assert code == 0 and seconds < STOP_WITHIN, process.text()
-    finally:
-        valkey.kill()
+    process = _running(args, settings, valkey, tmp_path, processes)
+    valkey.kill()
+    time.sleep(3)
+    code, seconds = process.stop()
+    assert code == 0 and seconds < STOP_WITHIN, process.text()
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130(settings: Settings, tmp_path: Path, processes: list[Process]) -> None:
-    """SIGINT (Ctrl-C) ends a role with status 130, as shells expect."""
-    valkey = Valkey(tmp_path / "valkey")
-    valkey.start()
-    try:
-        process = Process(["send"], _env(settings, valkey.url, tmp_path), tmp_path / "send.log")
-        processes.append(process)
-        wait_for(lambda: (tmp_path / "alive").exists(), 60, process.text)
-        code, seconds = process.stop(signal.SIGINT)
-        assert code == 130 and seconds < STOP_WITHIN, process.text()
-    finally:
-        valkey.kill()
-
-
-@pytest.mark.slow
+@pytest.mark.parametrize("forwarded", [False, True], ids=["ctrl-c", "ctrl-c+forwarded-sigterm"])
 @pytest.mark.parametrize("args", ROLES, ids=lambda a: a[0])
-def test_ctrl_c_and_a_forwarded_sigterm_are_one_stop(
-    settings: Settings, tmp_path: Path, processes: list[Process], args: list[str]
-) -> None:
-    """Ctrl-C reaches the whole group and `ingest up` forwards SIGTERM: a clean stop, no traceback."""
-    valkey = Valkey(tmp_path / "valkey")
-    valkey.start()
-    try:
-        process = Process(args, _env(settings, valkey.url, tmp_path), tmp_path / "role.log")
-        processes.append(process)
-        wait_for(lambda: (tmp_path / "alive").exists(), 60, process.text)
+def test_ctrl_c_exits_130(
+    settings: Settings, tmp_path: Path, processes: list[Process], valkey: Valkey, args: list[str],
+    forwarded: bool,
+) -> None:  # fmt: skip
+    """SIGINT (Ctrl-C) ends a role with status 130, as shells expect; the SIGTERM `ingest up`
+    forwards just after it (Ctrl-C reaches the whole group) is the same stop: no traceback."""
+    process = _running(args, settings, valkey, tmp_path, processes)
+    if forwarded:
         process.proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
-        code, seconds = process.stop(signal.SIGTERM)
-        assert code == 130 and seconds < STOP_WITHIN, process.text()
-        assert "Traceback" not in process.text() and "Exception ignored" not in process.text()
-    finally:
-        valkey.kill()
+    code, seconds = process.stop(signal.SIGTERM if forwarded else signal.SIGINT)
+    assert code == 130 and seconds < STOP_WITHIN, process.text()
+    assert "Traceback" not in process.text() and "Exception ignored" not in process.text()
 
 
 @pytest.mark.slow
 def test_up_says_which_child_died_and_exits_non_zero(
-    settings: Settings, tmp_path: Path, processes: list[Process]
+    settings: Settings, tmp_path: Path, processes: list[Process], valkey: Valkey
 ) -> None:
     """`ingest up` whose rq-dashboard cannot bind its port stops everything and names the child."""
-    valkey = Valkey(tmp_path / "valkey")
-    valkey.start()
     import socket
 
     taken = socket.create_server(("127.0.0.1", 0))
@@ -154,4 +144,3 @@ def test_up_says_which_child_died_and_exits_non_zero(
         assert "rq-dashboard exited with status" in process.text()
     finally:
         taken.close()
-        valkey.kill()
