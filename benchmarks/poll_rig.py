@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.e2e.common import vmhwm
 from benchmarks.poll_farm import document, etag, feed_url
+from testkit.postgres import admin_or_throwaway, fresh_database
 
 READY_KEY, GO_KEY, IDLE_KEY = "bench:poll:ready", "bench:poll:go", "bench:poll:idle"
 
@@ -40,24 +42,11 @@ def changed(f: int, hosts: int) -> bool:
 @contextmanager
 def database(pg_admin: str, tag: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one run; its URL."""
-    import psycopg
-
-    stop: Callable[[], None] | None = None
+    admin, stop = admin_or_throwaway(pg_admin)
     try:
-        psycopg.connect(pg_admin, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        from testkit.postgres import start_postgres
-
-        pg_admin, stop = start_postgres()
-    name = f"bench_poll_{os.getpid()}_{tag}"
-    with psycopg.connect(pg_admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{pg_admin.rsplit('/', 1)[0]}/{name}"
+        with fresh_database(admin, f"bench_poll_{os.getpid()}_{tag}") as url:
+            yield url
     finally:
-        with psycopg.connect(pg_admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         if stop:
             stop()
 
@@ -106,14 +95,6 @@ def queued_entries(db_url: str) -> int:
         return int(row[0]) if row else 0
 
 
-def _vmhwm() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def poller_child() -> None:
     """The poller loop from the start signal until SIGTERM; JSON figures on stdout."""
     import app.poller as poller
@@ -149,7 +130,7 @@ def poller_child() -> None:
     figures = {
         "pid": os.getpid(),
         "cpu": cpu,
-        "rss_mib": _vmhwm(),
+        "rss_mib": vmhwm(os.getpid()),
         "feeds": polled[0],
         "last_work": last_work[0],
     }
@@ -178,5 +159,5 @@ def reader_child(db: str, urls_file: str) -> None:
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         new = (lib.get_entry_counts().total or 0) - before_entries
         print(json.dumps({"workers": workers, "seconds": seconds, "cpu": cpu, "new": new,
-                          "rss_mib": _vmhwm()}), flush=True)  # fmt: skip
+                          "rss_mib": vmhwm(os.getpid())}), flush=True)  # fmt: skip
     lib.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from testkit.servers import free_port
@@ -61,3 +62,29 @@ def start_postgres() -> tuple[str, Callable[[], None]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
+def admin_or_throwaway(admin: str) -> tuple[str, Callable[[], None] | None]:
+    """`admin` if it answers, else a throwaway server's admin URL and its stopper."""
+    import psycopg
+
+    try:
+        psycopg.connect(admin, connect_timeout=3).close()
+        return admin, None
+    except psycopg.OperationalError:
+        return start_postgres()
+
+
+@contextmanager
+def fresh_database(admin: str, name: str) -> Iterator[str]:
+    """A database `name` created empty on `admin`'s server (dropped first if left over), dropped after."""
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

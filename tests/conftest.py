@@ -4,7 +4,7 @@ and loopback HTTP servers the tests start themselves (defined in testkit/, share
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import redis
 
 from ingest.settings import Settings
 from ingest.store.base import Store
-from testkit.postgres import start_postgres
+from testkit.postgres import admin_or_throwaway, fresh_database
 from testkit.servers import LoopbackServer, RawServer, RecordedRequest, Response, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -98,24 +98,15 @@ def postgres_url() -> Iterator[str]:
     Created on the machine's PostgreSQL (TEST_POSTGRES_URL, default 127.0.0.1:5432 db `test`),
     or, if that does not answer, on a throwaway server started here.
     """
-    import psycopg
-
-    admin = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    stop: Callable[[], None] | None = None
+    admin, stop = admin_or_throwaway(
+        os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     try:
-        psycopg.connect(admin, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        admin, stop = start_postgres()
-    name = f"ingest_test_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    base = admin.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    if stop:
-        stop()
+        with fresh_database(admin, f"ingest_test_{os.getpid()}") as url:
+            yield url
+    finally:
+        if stop:
+            stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

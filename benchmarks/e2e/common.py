@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from testkit.postgres import admin_or_throwaway, fresh_database
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET = "whsec_" + base64.b64encode(b"benchmark-receiver-shared-secret").decode()
 STAGES_KEY = "bench:stages"
@@ -127,6 +129,7 @@ class Database:
     def __init__(self, backend: str, workdir: Path, pg_admin: str) -> None:
         self.backend, self.workdir, self.pg_admin = backend, workdir, pg_admin
         self._stop_cluster: Callable[[], None] | None = None
+        self._admin_url: str | None = None
 
     @contextmanager
     def fresh(self, tag: str) -> Iterator[str]:
@@ -136,31 +139,13 @@ class Database:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             return
-        import psycopg
-
-        admin = self._admin()
-        name = f"bench_ingest_{os.getpid()}_{tag}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        try:
-            yield f"{admin.rsplit('/', 1)[0]}/{name}"
-        finally:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        with fresh_database(self._admin(), f"bench_ingest_{os.getpid()}_{tag}") as url:
+            yield url
 
     def _admin(self) -> str:
-        import psycopg
-
-        try:
-            psycopg.connect(self.pg_admin, connect_timeout=3).close()
-            return self.pg_admin
-        except psycopg.OperationalError:
-            if self._stop_cluster is None:
-                from testkit.postgres import start_postgres  # a throwaway cluster, as the tests start one
-
-                self.pg_admin, self._stop_cluster = start_postgres()
-            return self.pg_admin
+        if self._admin_url is None:  # one throwaway cluster for every run, if it comes to that
+            self._admin_url, self._stop_cluster = admin_or_throwaway(self.pg_admin)
+        return self._admin_url
 
     def close(self) -> None:
         if self._stop_cluster:
